@@ -1,0 +1,46 @@
+"""Runtime settings shared by every service, read from the environment once at start-up."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "cadenza"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the servers are and how Cadenza names its things on them.
+
+    `namespace` prefixes everything Cadenza creates on NATS, so several installations (or test
+    sessions) can share one server: stream `<NAMESPACE>` (upper case), subjects `<namespace>.>`,
+    object-store buckets `<namespace>-clips`, `<namespace>-adapters`, `<namespace>-checkpoints`.
+    """
+
+    nats_url: str = ""
+    database_url: str = ""
+    namespace: str = "cadenza"
+    data_dir: Path = field(default_factory=default_data_dir)
+    max_upload_bytes: int = 200 * 1024 * 1024
+    cache_dir: Path = field(default_factory=lambda: default_data_dir() / "cache")
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "Settings":
+        """Settings from `NATS_URL`, `DATABASE_URL`, `CADENZA_*`; keyword overrides win."""
+        env = os.environ
+        data_dir = Path(env.get("CADENZA_DATA_DIR") or default_data_dir())
+        settings = cls(
+            nats_url=env.get("NATS_URL", ""),
+            database_url=env.get("DATABASE_URL", ""),
+            namespace=env.get("CADENZA_NAMESPACE", "cadenza"),
+            data_dir=data_dir,
+            max_upload_bytes=int(env.get("CADENZA_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)),
+            cache_dir=Path(env.get("CADENZA_CACHE_DIR") or data_dir / "cache"),
+        )
+        return replace(settings, **overrides)
+
+    def with_servers(self, nats_url: str, database_url: str) -> "Settings":
+        return replace(self, nats_url=nats_url, database_url=database_url)
