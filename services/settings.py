@@ -7,6 +7,9 @@ from pathlib import Path
 
 
 def default_data_dir() -> Path:
+    # As root the embedded PostgreSQL runs as the `postgres` user, which cannot enter /root.
+    if os.geteuid() == 0:
+        return Path("/var/lib/cadenza")
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "cadenza"
 
