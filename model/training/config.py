@@ -1,0 +1,103 @@
+"""Every training hyperparameter, with its default, range and meaning.
+
+Only pydantic and the standard library are imported here: the HTTP API validates run
+configurations with this class (and answers 422 naming the field and the reason) without
+loading torch.
+"""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
+
+
+class TrainingConfig(BaseModel):
+    """Hyperparameters of one LoRA fine-tuning run of MusicGen."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # What to train on.
+    dataset_type: Literal["supervised", "preference"] = Field(
+        "supervised",
+        description="'supervised': rows of prompt + audio_path, trained with cross-entropy on the "
+        "audio codes. 'preference': rows of prompt + chosen_path + rejected_path, trained with DPO.",
+    )
+    base_model: str = Field(
+        "facebook/musicgen-small",
+        min_length=1,
+        description="Hub id or local folder (saved with save_pretrained) of the MusicGen to adapt.",
+    )
+
+    # How long and how hard.
+    num_epochs: int = Field(3, ge=1, le=1000, description="Passes over the training set.")
+    max_steps: int | None = Field(
+        None, ge=1, description="Stop after this many optimizer steps even if epochs remain (None: no cap)."
+    )
+    batch_size: int = Field(
+        2, ge=1, le=256, description="Examples per forward pass (preference: pairs per forward pass)."
+    )
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, le=1024, description="Forward passes whose gradients are summed into one optimizer step."
+    )
+    learning_rate: float = Field(1e-4, gt=0, le=1.0, description="Peak AdamW learning rate, reached after warmup.")
+    warmup_steps: int = Field(
+        0, ge=0, description="Optimizer steps of linear warmup from 0 to the peak rate; cosine decay to 0 follows."
+    )
+    weight_decay: float = Field(0.0, ge=0, le=1.0, description="AdamW decoupled weight decay on the LoRA weights.")
+    max_grad_norm: float = Field(
+        1.0, ge=0, description="Clip the global gradient norm to this before each step (0: no clipping)."
+    )
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seeds LoRA init, data order, split and dropout.")
+
+    # The adapter.
+    lora_r: int = Field(16, ge=1, le=1024, description="LoRA rank.")
+    lora_alpha: int = Field(32, ge=1, le=4096, description="LoRA scaling numerator: updates are scaled by alpha / r.")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA branch's input.")
+    target_modules: list[str] = Field(
+        list(DEFAULT_TARGET_MODULES),
+        min_length=1,
+        description="Names of the decoder's Linear layers that get LoRA (self- and cross-attention projections "
+        "and the feed-forward layers by default; only decoder modules carry these names).",
+    )
+
+    # The data.
+    window_seconds: float = Field(
+        30.0,
+        ge=1.0,
+        le=300.0,
+        description="Clips longer than this are cut into windows of this length (MusicGen was trained on 30 s); "
+        "a remainder shorter than 1 s is dropped.",
+    )
+    validation_split: float = Field(
+        0.0, ge=0, lt=1, description="Fraction of examples held out for validation loss (0: no validation)."
+    )
+    condition_dropout: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Probability of replacing an example's text condition with the null condition, which "
+        "trains the unconditional branch that classifier-free guidance uses (0: off; MusicGen used 0.1).",
+    )
+
+    # Preference training.
+    dpo_beta: float = Field(
+        0.01,
+        gt=0,
+        le=10.0,
+        description="DPO temperature on the summed log-probability ratios. Summed over ~1000 audio tokens per "
+        "5 s of audio (4 codebooks at 50 Hz), the ratios are ~10x those of a text reply of a few hundred "
+        "tokens, for which 0.1 is usual; 0.01 keeps the same per-token strength and does not saturate "
+        "the sigmoid within a handful of steps.",
+    )
+
+    # Bookkeeping and hardware.
+    checkpoint_every: int = Field(
+        100, ge=1, description="Save a resumable checkpoint every this many optimizer steps (and always at the end)."
+    )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="'bf16': autocast the decoder to bfloat16 (text encoder and loss stay fp32). 'auto': bf16 "
+        "on GPUs that support it and on CPUs with native bf16 matrix units (AVX512-BF16/AMX), else fp32.",
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto': CUDA when available, else CPU.")
