@@ -1,0 +1,51 @@
+"""The HTTP API's composition root: `create_app(settings)` wires the bus, the database pool and the
+routers; `uvicorn` (or `cadenza api`) serves the result."""
+from __future__ import annotations
+
+import json
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+import asyncpg
+from fastapi import FastAPI
+
+from events.bus import Bus
+from services.api.context import Context
+from services.api.errors import install_error_handlers
+from services.api.routers import adapters, datasets, experiments, runs
+from services.registry.migrate import migrate
+from services.settings import Settings
+
+
+async def decode_json_columns(connection: asyncpg.Connection) -> None:
+    for type_name in ("json", "jsonb"):
+        await connection.set_type_codec(type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        bus = await Bus.connect(settings.nats_url, settings.namespace)
+        try:
+            await bus.ensure()
+            pool = await asyncpg.create_pool(settings.database_url, init=decode_json_columns)
+            try:
+                await migrate(pool)
+                app.state.context = Context(settings=settings, bus=bus, pool=pool)
+                yield
+            finally:
+                await pool.close()
+        finally:
+            await bus.close()
+
+    app = FastAPI(
+        title="Cadenza",
+        description="Fine-tune MusicGen with LoRA adapters: datasets, experiments, runs and adapters.",
+        lifespan=lifespan,
+        # Bounds every request body while it is read, uploads included (413 past it).
+        max_body_size=settings.max_upload_bytes,
+    )
+    install_error_handlers(app, settings.max_upload_bytes)
+    for module in (datasets, experiments, runs, adapters):
+        app.include_router(module.router)
+    return app

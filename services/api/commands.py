@@ -1,0 +1,206 @@
+"""Commands: validate, publish the event(s), wait until the registry has applied them, read back.
+
+Nothing is written anywhere but the stream (and the object store, whose objects are named by their
+sha256, so a failed publish leaves at most an unreferenced blob): a refused command leaves no record.
+"""
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from events.base import AudioFile, Event
+from events.catalogue import (
+    ClipAdded, DatasetCreated, ExperimentCreated, ExperimentUpdated, PreferencePairAdded,
+    RunCancelled, RunCancelRequested, RunRequested,
+)
+from model.training.config import TrainingConfig
+from services.api import queries
+from services.api.audio import AudioInfo, UndecodableAudio, inspect_audio
+from services.api.context import Context
+from services.api.errors import Conflict, invalid, invalid_from
+from services.api.schemas import (
+    Clip, Dataset, DatasetCreate, Experiment, ExperimentCreate, ExperimentPatch, Pair, Run, RunCreate,
+)
+from services.registry.progress import wait_until_projected
+
+FINISHED = ("completed", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One uploaded file, read whole (the app's body limit bounds its size)."""
+
+    field: str
+    filename: str
+    data: bytes
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+async def publish(ctx: Context, *events: Event) -> None:
+    """Publish in order and return once the read models include the last of them."""
+    sequences = await ctx.bus.publish_many(list(events))
+    await wait_until_projected(ctx.pool, max(sequences))
+
+
+# --- datasets -----------------------------------------------------------------------------------
+async def create_dataset(ctx: Context, body: DatasetCreate) -> Dataset:
+    dataset_id = new_id()
+    await publish(ctx, DatasetCreated(dataset_id=dataset_id, **body.model_dump()))
+    return await queries.dataset(ctx.pool, dataset_id)
+
+
+async def add_clip(ctx: Context, dataset_id: str, prompt: str, upload: Upload) -> Clip:
+    await require_kind(ctx, dataset_id, "supervised", "clips", "pairs")
+    audio = await store_audio(ctx, upload, inspect_upload(upload))
+    clip_id = new_id()
+    await publish(ctx, ClipAdded(dataset_id=dataset_id, clip_id=clip_id, prompt=prompt, audio=audio))
+    return await queries.clip(ctx.pool, clip_id)
+
+
+async def add_pair(ctx: Context, dataset_id: str, prompt: str, chosen: Upload, rejected: Upload) -> Pair:
+    await require_kind(ctx, dataset_id, "preference", "pairs", "clips")
+    # Both files are checked before either is stored.
+    chosen_info, rejected_info = inspect_upload(chosen), inspect_upload(rejected)
+    pair = PreferencePairAdded(
+        dataset_id=dataset_id,
+        pair_id=new_id(),
+        prompt=prompt,
+        chosen_clip_id=new_id(),
+        chosen=await store_audio(ctx, chosen, chosen_info),
+        rejected_clip_id=new_id(),
+        rejected=await store_audio(ctx, rejected, rejected_info),
+    )
+    await publish(ctx, pair)
+    [stored] = await queries.pairs_of(ctx.pool, dataset_id, pair.pair_id)
+    return stored
+
+
+async def require_kind(ctx: Context, dataset_id: str, kind: str, adding: str, instead: str) -> None:
+    dataset = await queries.dataset(ctx.pool, dataset_id)
+    if dataset.kind != kind:
+        raise Conflict(
+            f"dataset '{dataset_id}' is a {dataset.kind} dataset: it takes {instead}, not {adding} "
+            f"(POST /api/datasets/{dataset_id}/{instead})"
+        )
+
+
+def inspect_upload(upload: Upload) -> AudioInfo:
+    try:
+        return inspect_audio(upload.data)
+    except UndecodableAudio as error:
+        raise invalid(("body", upload.field), f"{upload.filename}: {error}", "audio_undecodable") from error
+
+
+async def store_audio(ctx: Context, upload: Upload, info: AudioInfo) -> AudioFile:
+    # Named by content: storing the same bytes twice, or retrying, writes the same object.
+    name = f"{hashlib.sha256(upload.data).hexdigest()}.{info.extension}"
+    ref = await ctx.bus.put_object(ctx.bus.clips_bucket, name, upload.data)
+    return AudioFile(
+        **ref.model_dump(),
+        filename=upload.filename,
+        format=info.format,
+        duration_seconds=info.duration_seconds,
+        sample_rate=info.sample_rate,
+        channels=info.channels,
+    )
+
+
+# --- experiments --------------------------------------------------------------------------------
+def with_num_epochs(config: dict[str, Any]) -> dict[str, Any]:
+    """The seed's `epochs` is TrainingConfig's `num_epochs`."""
+    if "epochs" in config and "num_epochs" not in config:
+        config = {key: value for key, value in config.items() if key != "epochs"} | {"num_epochs": config["epochs"]}
+    return config
+
+
+def training_config(config: dict[str, Any], dataset_kind: str) -> dict[str, Any]:
+    """The full TrainingConfig for `config` on a dataset of `dataset_kind`, or a 422 naming the field."""
+    if config.get("dataset_type", dataset_kind) != dataset_kind:
+        raise invalid(
+            ("body", "config", "dataset_type"),
+            f"comes from the dataset's kind ('{dataset_kind}'); leave it out",
+        )
+    try:
+        validated = TrainingConfig.model_validate(config | {"dataset_type": dataset_kind})
+    except ValidationError as error:
+        raise invalid_from(error, ("body", "config")) from error
+    return validated.model_dump(mode="json")
+
+
+async def create_experiment(ctx: Context, body: ExperimentCreate) -> Experiment:
+    dataset = await queries.dataset(ctx.pool, body.dataset_id)
+    config = with_num_epochs(body.config)
+    training_config(config, dataset.kind)
+    experiment_id = new_id()
+    await publish(
+        ctx,
+        ExperimentCreated(
+            experiment_id=experiment_id,
+            name=body.name,
+            dataset_id=body.dataset_id,
+            description=body.description,
+            config=config,
+        ),
+    )
+    return await queries.experiment(ctx.pool, experiment_id)
+
+
+async def update_experiment(ctx: Context, experiment_id: str, patch: ExperimentPatch) -> Experiment:
+    current = await queries.experiment(ctx.pool, experiment_id)
+    changes = patch.model_dump(exclude_none=True)
+    if not changes:
+        return current
+    dataset = await queries.dataset(ctx.pool, changes.get("dataset_id", current.dataset_id))
+    if "config" in changes:
+        changes["config"] = with_num_epochs(changes["config"])
+    # The default config must stay valid for the (possibly new) dataset.
+    training_config(changes.get("config", current.config), dataset.kind)
+    await publish(ctx, ExperimentUpdated(experiment_id=experiment_id, update_id=new_id(), **changes))
+    return await queries.experiment(ctx.pool, experiment_id)
+
+
+# --- runs ---------------------------------------------------------------------------------------
+async def request_run(ctx: Context, experiment_id: str, body: RunCreate) -> Run:
+    experiment = await queries.experiment(ctx.pool, experiment_id)
+    dataset = await queries.dataset(ctx.pool, experiment.dataset_id)
+    config = training_config(with_num_epochs(experiment.config) | with_num_epochs(body.config), dataset.kind)
+    examples = dataset.clip_count if dataset.kind == "supervised" else dataset.pair_count
+    if examples == 0:
+        items = "clips" if dataset.kind == "supervised" else "pairs"
+        raise invalid(
+            ("body",),
+            f"dataset '{dataset.id}' of experiment '{experiment_id}' has no {items} yet: add some first",
+            "dataset_empty",
+        )
+    run_id = new_id()
+    await publish(
+        ctx,
+        RunRequested(
+            run_id=run_id,
+            experiment_id=experiment_id,
+            dataset_id=dataset.id,
+            name=body.name or f"run-{len(experiment.runs) + 1}",
+            config=config,
+        ),
+    )
+    return await queries.run(ctx.pool, run_id)
+
+
+async def cancel_run(ctx: Context, run_id: str) -> Run:
+    """A queued run is cancelled at once (it will never be trained); a running one is asked to stop,
+    and its trainer publishes RunCancelled once the process has stopped."""
+    run = await queries.run(ctx.pool, run_id)
+    if run.status in FINISHED:
+        raise Conflict(f"run '{run_id}' is already {run.status}")
+    events: list[Event] = [RunCancelRequested(run_id=run_id)]
+    if run.status == "queued":
+        events.append(RunCancelled(run_id=run_id, attempt=0))
+    await publish(ctx, *events)
+    return await queries.run(ctx.pool, run_id)

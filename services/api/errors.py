@@ -1,0 +1,66 @@
+"""The errors command and query functions raise, and how the app turns them into HTTP answers.
+
+422 answers keep FastAPI's own shape (`{"detail": [{"loc", "msg", "type"}]}`) whether pydantic or a
+command found the problem, so a client reads every validation error the same way.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+
+class NotFound(Exception):
+    """An id in the path or the body names nothing (404)."""
+
+    def __init__(self, kind: str, id: str) -> None:
+        super().__init__(f"{kind} '{id}' not found")
+
+
+class Conflict(Exception):
+    """The request is well formed but the current state forbids it (409)."""
+
+
+def invalid(loc: Sequence[str | int], msg: str, type: str = "value_error") -> RequestValidationError:
+    """A 422 naming the field (`loc`) and what is wrong with it (`msg`)."""
+    return RequestValidationError([{"loc": tuple(loc), "msg": msg, "type": type}])
+
+
+def invalid_from(error: ValidationError, prefix: Sequence[str]) -> RequestValidationError:
+    """A pydantic error from a model validated inside a command, located under `prefix`."""
+    return RequestValidationError(
+        [
+            {"loc": (*prefix, *item["loc"]), "msg": item["msg"], "type": item["type"], "input": item.get("input")}
+            for item in error.errors(include_url=False, include_context=False)
+        ]
+    )
+
+
+def install_error_handlers(app: FastAPI, max_upload_bytes: int) -> None:
+    def detail(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"detail": message}, status_code=status)
+
+    async def not_found(_: Request, exc: Exception) -> JSONResponse:
+        return detail(404, str(exc))
+
+    async def conflict(_: Request, exc: Exception) -> JSONResponse:
+        return detail(409, str(exc))
+
+    async def too_large(_: Request, exc: Exception) -> JSONResponse:
+        return detail(413, f"request body is larger than the upload limit of {max_upload_bytes} bytes")
+
+    async def not_projected(_: Request, exc: Exception) -> JSONResponse:
+        # The event is on the stream (it will be applied); only the read-your-write wait gave up.
+        return detail(503, f"the registry has not applied the event yet; retry the read shortly ({exc})")
+
+    handlers: dict[Any, Any] = {
+        NotFound: not_found,
+        Conflict: conflict,
+        413: too_large,
+        TimeoutError: not_projected,
+    }
+    for key, handler in handlers.items():
+        app.add_exception_handler(key, handler)

@@ -1,0 +1,158 @@
+"""Reads: plain SQL on the registry's read models, answered as the response models."""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import asyncpg
+
+from services.api.errors import NotFound
+from services.api.schemas import (
+    Adapter, Clip, Dataset, DatasetDetail, Experiment, LogLine, Metric, Pair, Run, RunSummary,
+)
+
+DATASET_SQL = """
+    SELECT d.*,
+           (SELECT count(*) FROM clips c WHERE c.dataset_id = d.id) AS clip_count,
+           (SELECT count(*) FROM preference_pairs p WHERE p.dataset_id = d.id) AS pair_count
+    FROM datasets d
+"""
+RUN_SUMMARY_COLUMNS = "id, experiment_id, name, status, attempt, final_loss, adapter_id, requested_at, finished_at"
+
+
+def clip_from(row: asyncpg.Record | dict[str, Any]) -> Clip:
+    return Clip(**{**row, "audio_url": f"/api/clips/{row['id']}/audio"})
+
+
+def adapter_from(row: asyncpg.Record) -> Adapter:
+    return Adapter(**{**row, "download_url": f"/api/adapters/{row['id']}/download"})
+
+
+async def list_datasets(pool: asyncpg.Pool) -> list[Dataset]:
+    rows = await pool.fetch(DATASET_SQL + " ORDER BY d.created_at, d.id")
+    return [Dataset(**row) for row in rows]
+
+
+async def dataset(pool: asyncpg.Pool, dataset_id: str) -> Dataset:
+    row = await pool.fetchrow(DATASET_SQL + " WHERE d.id = $1", dataset_id)
+    if row is None:
+        raise NotFound("dataset", dataset_id)
+    return Dataset(**row)
+
+
+async def dataset_detail(pool: asyncpg.Pool, dataset_id: str) -> DatasetDetail:
+    found = await dataset(pool, dataset_id)
+    if found.kind == "supervised":
+        return DatasetDetail(**found.model_dump(), clips=await clips_of(pool, dataset_id), pairs=[])
+    return DatasetDetail(**found.model_dump(), clips=[], pairs=await pairs_of(pool, dataset_id))
+
+
+async def clip(pool: asyncpg.Pool, clip_id: str) -> Clip:
+    row = await pool.fetchrow("SELECT * FROM clips WHERE id = $1", clip_id)
+    if row is None:
+        raise NotFound("clip", clip_id)
+    return clip_from(row)
+
+
+async def clips_of(pool: asyncpg.Pool, dataset_id: str) -> list[Clip]:
+    rows = await pool.fetch("SELECT * FROM clips WHERE dataset_id = $1 ORDER BY created_at, id", dataset_id)
+    return [clip_from(row) for row in rows]
+
+
+async def pairs_of(pool: asyncpg.Pool, dataset_id: str, pair_id: str | None = None) -> list[Pair]:
+    """The dataset's pairs with their two clips (only `pair_id` when given)."""
+    rows = await pool.fetch(
+        """
+        SELECT p.id, p.dataset_id, p.prompt, p.created_at,
+               to_jsonb(chosen) AS chosen, to_jsonb(rejected) AS rejected
+        FROM preference_pairs p
+        JOIN clips chosen ON chosen.id = p.chosen_clip_id
+        JOIN clips rejected ON rejected.id = p.rejected_clip_id
+        WHERE p.dataset_id = $1 AND ($2::text IS NULL OR p.id = $2)
+        ORDER BY p.created_at, p.id
+        """,
+        dataset_id,
+        pair_id,
+    )
+    return [
+        Pair(**{**row, "chosen": clip_from(row["chosen"]), "rejected": clip_from(row["rejected"])})
+        for row in rows
+    ]
+
+
+def export_rows(pairs_or_clips: list[Clip] | list[Pair]) -> Iterator[dict[str, str]]:
+    """The JSONL rows the trainer reads. Audio paths are the object names in the clips bucket
+    (`<sha256>.<ext>`): relative paths that resolve to a local file once the objects are fetched into
+    a folder (the trainer's content-addressed cache) under the same names."""
+    for item in pairs_or_clips:
+        if isinstance(item, Pair):
+            yield {
+                "prompt": item.prompt,
+                "chosen_path": item.chosen.object_name,
+                "rejected_path": item.rejected.object_name,
+            }
+        else:
+            yield {"prompt": item.prompt, "audio_path": item.object_name}
+
+
+async def experiments(pool: asyncpg.Pool, experiment_id: str | None = None) -> list[Experiment]:
+    """Every experiment (or the one named) with a summary of its runs, newest run first."""
+    rows = await pool.fetch(
+        "SELECT * FROM experiments WHERE $1::text IS NULL OR id = $1 ORDER BY created_at, id", experiment_id
+    )
+    run_rows = await pool.fetch(
+        f"SELECT {RUN_SUMMARY_COLUMNS} FROM runs WHERE $1::text IS NULL OR experiment_id = $1"
+        " ORDER BY requested_at DESC, id",
+        experiment_id,
+    )
+    runs: dict[str, list[RunSummary]] = {}
+    for run in run_rows:
+        runs.setdefault(run["experiment_id"], []).append(RunSummary(**run))
+    return [Experiment(**row, runs=runs.get(row["id"], [])) for row in rows]
+
+
+async def experiment(pool: asyncpg.Pool, experiment_id: str) -> Experiment:
+    found = await experiments(pool, experiment_id)
+    if not found:
+        raise NotFound("experiment", experiment_id)
+    return found[0]
+
+
+async def run(pool: asyncpg.Pool, run_id: str) -> Run:
+    row = await pool.fetchrow("SELECT * FROM runs WHERE id = $1", run_id)
+    if row is None:
+        raise NotFound("run", run_id)
+    return Run(**row)
+
+
+async def runs(pool: asyncpg.Pool, experiment_id: str | None = None) -> list[Run]:
+    rows = await pool.fetch(
+        "SELECT * FROM runs WHERE $1::text IS NULL OR experiment_id = $1 ORDER BY requested_at DESC, id",
+        experiment_id,
+    )
+    return [Run(**row) for row in rows]
+
+
+async def metrics(pool: asyncpg.Pool, run_id: str) -> list[Metric]:
+    await run(pool, run_id)
+    rows = await pool.fetch("SELECT * FROM run_metrics WHERE run_id = $1 ORDER BY split, step", run_id)
+    return [Metric(**row) for row in rows]
+
+
+async def logs(pool: asyncpg.Pool, run_id: str) -> list[LogLine]:
+    await run(pool, run_id)
+    rows = await pool.fetch(
+        "SELECT * FROM run_logs WHERE run_id = $1 ORDER BY attempt, chunk, line_no", run_id
+    )
+    return [LogLine(**row) for row in rows]
+
+
+async def adapters(pool: asyncpg.Pool) -> list[Adapter]:
+    rows = await pool.fetch("SELECT * FROM adapters ORDER BY created_at, id")
+    return [adapter_from(row) for row in rows]
+
+
+async def adapter(pool: asyncpg.Pool, adapter_id: str) -> Adapter:
+    row = await pool.fetchrow("SELECT * FROM adapters WHERE id = $1", adapter_id)
+    if row is None:
+        raise NotFound("adapter", adapter_id)
+    return adapter_from(row)

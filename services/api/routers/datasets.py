@@ -1,0 +1,78 @@
+"""Datasets, their clips and preference pairs, and the stored audio."""
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Response, UploadFile
+
+from events.base import ObjectRef
+from services.api import commands, queries
+from services.api.audio import content_type
+from services.api.context import ContextDep
+from services.api.responses import download
+from services.api.schemas import Clip, Dataset, DatasetCreate, DatasetDetail, Pair
+
+router = APIRouter(prefix="/api", tags=["datasets"])
+
+Prompt = Annotated[str, Form(min_length=1, description="The text the audio answers")]
+
+
+async def read_upload(field: str, file: UploadFile) -> commands.Upload:
+    return commands.Upload(field=field, filename=file.filename or field, data=await file.read())
+
+
+@router.post("/datasets", status_code=201)
+async def create_dataset(body: DatasetCreate, ctx: ContextDep) -> Dataset:
+    return await commands.create_dataset(ctx, body)
+
+
+@router.get("/datasets")
+async def list_datasets(ctx: ContextDep) -> list[Dataset]:
+    return await queries.list_datasets(ctx.pool)
+
+
+@router.get("/datasets/{dataset_id}")
+async def get_dataset(dataset_id: str, ctx: ContextDep) -> DatasetDetail:
+    return await queries.dataset_detail(ctx.pool, dataset_id)
+
+
+@router.get(
+    "/datasets/{dataset_id}/export",
+    response_class=Response,
+    responses={200: {"content": {"application/jsonl": {}}, "description": "One JSON object per line"}},
+)
+async def export_dataset(dataset_id: str, ctx: ContextDep) -> Response:
+    """The JSONL the trainer reads: supervised rows `{"prompt", "audio_path"}`, preference rows
+    `{"prompt", "chosen_path", "rejected_path"}`; paths are object names in the clips bucket."""
+    detail = await queries.dataset_detail(ctx.pool, dataset_id)
+    rows = queries.export_rows(detail.clips if detail.kind == "supervised" else detail.pairs)
+    body = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    return download(body.encode(), "application/jsonl", f"{dataset_id}.jsonl")
+
+
+@router.post("/datasets/{dataset_id}/clips", status_code=201)
+async def add_clip(
+    dataset_id: str, ctx: ContextDep, prompt: Prompt, file: Annotated[UploadFile, File()]
+) -> Clip:
+    return await commands.add_clip(ctx, dataset_id, prompt, await read_upload("file", file))
+
+
+@router.post("/datasets/{dataset_id}/pairs", status_code=201)
+async def add_pair(
+    dataset_id: str,
+    ctx: ContextDep,
+    prompt: Prompt,
+    chosen: Annotated[UploadFile, File(description="The preferred audio")],
+    rejected: Annotated[UploadFile, File(description="The audio liked less")],
+) -> Pair:
+    return await commands.add_pair(
+        ctx, dataset_id, prompt, await read_upload("chosen", chosen), await read_upload("rejected", rejected)
+    )
+
+
+@router.get("/clips/{clip_id}/audio", response_class=Response, responses={200: {"content": {"audio/*": {}}}})
+async def clip_audio(clip_id: str, ctx: ContextDep) -> Response:
+    clip = await queries.clip(ctx.pool, clip_id)
+    data = await ctx.bus.get_object(ObjectRef(bucket=clip.bucket, name=clip.object_name, sha256=clip.sha256, size=clip.size))
+    return download(data, content_type(clip.format), clip.filename, disposition="inline")

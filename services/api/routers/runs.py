@@ -1,0 +1,86 @@
+"""Runs: requested on an experiment, trained by the trainer service, cancelled here."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
+from fastapi.responses import StreamingResponse
+
+from services.api import commands, queries
+from services.api.context import ContextDep
+from services.api.live import run_events
+from services.api.schemas import LogLine, Metric, Run, RunCreate, RunEvent
+
+router = APIRouter(prefix="/api", tags=["runs"])
+
+
+@router.post("/experiments/{experiment_id}/runs", status_code=201)
+async def request_run(experiment_id: str, body: RunCreate, ctx: ContextDep) -> Run:
+    return await commands.request_run(ctx, experiment_id, body)
+
+
+@router.get("/runs")
+async def list_runs(ctx: ContextDep, experiment_id: str | None = None) -> list[Run]:
+    return await queries.runs(ctx.pool, experiment_id)
+
+
+@router.get("/runs/{run_id}")
+async def get_run(run_id: str, ctx: ContextDep) -> Run:
+    return await queries.run(ctx.pool, run_id)
+
+
+@router.get("/runs/{run_id}/metrics")
+async def run_metrics(run_id: str, ctx: ContextDep) -> list[Metric]:
+    return await queries.metrics(ctx.pool, run_id)
+
+
+@router.get("/runs/{run_id}/logs")
+async def run_logs(run_id: str, ctx: ContextDep) -> list[LogLine]:
+    return await queries.logs(ctx.pool, run_id)
+
+
+@router.post(
+    "/runs/{run_id}/cancel",
+    responses={202: {"model": Run, "description": "Running: the trainer was asked to stop"},
+               409: {"description": "The run is already finished"}},
+)
+async def cancel_run(run_id: str, ctx: ContextDep, response: Response) -> Run:
+    """A queued run is cancelled at once (200); a running one is asked to stop (202) and becomes
+    `cancelled` once its trainer has stopped the process."""
+    run = await commands.cancel_run(ctx, run_id)
+    response.status_code = 200 if run.status == "cancelled" else 202
+    return run
+
+
+@router.get("/runs/{run_id}/events")
+async def run_history(run_id: str, ctx: ContextDep) -> list[RunEvent]:
+    """The run's full history as stored on the stream: the audit view."""
+    await queries.run(ctx.pool, run_id)
+    return [
+        RunEvent(
+            seq=stored.seq,
+            type=stored.envelope.type,
+            version=stored.envelope.version,
+            occurred_at=stored.envelope.occurred_at,
+            payload=stored.envelope.payload,
+        )
+        for stored in await ctx.bus.history("run", run_id)
+    ]
+
+
+@router.get(
+    "/runs/{run_id}/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
+)
+async def run_stream(
+    run_id: str, ctx: ContextDep, last_event_id: Annotated[int | None, Header()] = None
+) -> StreamingResponse:
+    """The run's new events as server-sent events (`id` is the stream sequence, `event` the type,
+    `data` a RunEvent); ends after the run's final event."""
+    await queries.run(ctx.pool, run_id)
+    return StreamingResponse(
+        run_events(ctx, run_id, last_event_id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache"},
+    )

@@ -1,0 +1,179 @@
+"""Request and response bodies of the public HTTP contract (issue 2): keep these names."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from events.catalogue import DatasetKind
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- requests -----------------------------------------------------------------------------------
+class DatasetCreate(Body):
+    name: str = Field(min_length=1)
+    kind: DatasetKind
+    description: str = ""
+
+
+class ExperimentCreate(Body):
+    name: str = Field(min_length=1)
+    dataset_id: str
+    description: str = ""
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Default training config of its runs: any TrainingConfig fields (`epochs` is read as "
+        "`num_epochs`); `dataset_type` always comes from the dataset's kind.",
+    )
+
+
+class ExperimentPatch(Body):
+    """Fields left out (or null) stay as they are; `config` replaces the whole default config."""
+
+    name: str | None = Field(None, min_length=1)
+    description: str | None = None
+    dataset_id: str | None = None
+    config: dict[str, Any] | None = None
+
+
+class RunCreate(Body):
+    name: str | None = Field(None, min_length=1, description="Default: `run-<n>`, n counting the experiment's runs")
+    config: dict[str, Any] = Field(default_factory=dict, description="Overrides merged over the experiment's config")
+
+
+# --- responses ----------------------------------------------------------------------------------
+class Clip(BaseModel):
+    id: str
+    dataset_id: str
+    prompt: str
+    filename: str
+    format: str
+    duration_seconds: float
+    sample_rate: int
+    channels: int
+    bucket: str
+    object_name: str
+    sha256: str
+    size: int
+    audio_url: str
+    created_at: datetime
+
+
+class Pair(BaseModel):
+    id: str
+    dataset_id: str
+    prompt: str
+    chosen: Clip
+    rejected: Clip
+    created_at: datetime
+
+
+class Dataset(BaseModel):
+    id: str
+    name: str
+    kind: DatasetKind
+    description: str
+    clip_count: int = Field(description="Audio files stored in it (a pair holds two)")
+    pair_count: int
+    created_at: datetime
+
+
+class DatasetDetail(Dataset):
+    clips: list[Clip] = Field(description="Supervised clips (empty for a preference dataset)")
+    pairs: list[Pair] = Field(description="Preference pairs (empty for a supervised dataset)")
+
+
+class Run(BaseModel):
+    id: str
+    experiment_id: str
+    dataset_id: str
+    name: str
+    dataset_type: DatasetKind
+    status: str = Field(description="queued | running | completed | failed | cancelled")
+    cancel_requested: bool
+    attempt: int
+    trainer_id: str | None
+    config: dict[str, Any] = Field(description="The full, validated TrainingConfig the run trains with")
+    dataset_rows: int | None
+    dataset_digest: str | None
+    final_loss: float | None
+    best_validation_loss: float | None
+    steps: int | None
+    error: str | None
+    adapter_id: str | None
+    requested_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class RunSummary(BaseModel):
+    id: str
+    name: str
+    status: str
+    attempt: int
+    final_loss: float | None
+    adapter_id: str | None
+    requested_at: datetime
+    finished_at: datetime | None
+
+
+class Experiment(BaseModel):
+    id: str
+    name: str
+    description: str
+    dataset_id: str
+    config: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    runs: list[RunSummary]
+
+
+class Metric(BaseModel):
+    split: str
+    step: int
+    attempt: int
+    epoch: float
+    loss: float
+    learning_rate: float | None
+    grad_norm: float | None
+    metrics: dict[str, float]
+    reported_at: datetime
+
+
+class LogLine(BaseModel):
+    attempt: int
+    chunk: int
+    line_no: int
+    line: str
+    logged_at: datetime
+
+
+class RunEvent(BaseModel):
+    """One event of a run's history as stored on the stream (upcast to the current version)."""
+
+    seq: int
+    type: str
+    version: int
+    occurred_at: datetime
+    payload: dict[str, Any]
+
+
+class Adapter(BaseModel):
+    id: str
+    run_id: str
+    experiment_id: str
+    name: str
+    bucket: str
+    object_name: str
+    sha256: str
+    size: int
+    base_model: str
+    dataset_type: DatasetKind
+    lora_config: dict[str, Any]
+    final_loss: float | None
+    download_url: str
+    created_at: datetime
