@@ -1,0 +1,271 @@
+"""The `cadenza` command: the whole system on embedded servers, or one service at a time.
+
+Service modules are imported inside the subcommands that need them, so the command starts fast
+and `cadenza api` never loads torch.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+
+from services import embedded
+from services.settings import Settings
+
+Service = Callable[[Settings, asyncio.Event], Awaitable[None]]
+TRAINER_LATER = "the trainer service arrives with issue 4: runs stay queued until then"
+
+log = logging.getLogger("cadenza")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command != "train" and extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command is None:
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "train":
+        return train(extra)
+    return args.run(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cadenza", description="Fine-tune MusicGen with LoRA adapters.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    up_parser = commands.add_parser(
+        "up", help="run everything in one process; private NATS/PostgreSQL unless NATS_URL/DATABASE_URL are set")
+    up_parser.add_argument("--data-dir", type=Path,
+                           help="where the private servers keep their data (default: CADENZA_DATA_DIR or "
+                                f"{Settings.from_env().data_dir})")
+    _add_http_arguments(up_parser)
+    up_parser.set_defaults(run=up)
+
+    api_parser = commands.add_parser("api", help="run the HTTP API (needs NATS_URL and DATABASE_URL)")
+    _add_http_arguments(api_parser)
+    api_parser.set_defaults(run=api)
+    commands.add_parser("registry", help="run the registry projector (needs NATS_URL and DATABASE_URL)"
+                        ).set_defaults(run=registry)
+    commands.add_parser("trainer", help="run a trainer (needs NATS_URL and DATABASE_URL)").set_defaults(run=trainer)
+    commands.add_parser("rebuild", help="empty the read models and replay the stream from sequence 1"
+                        ).set_defaults(run=rebuild)
+
+    events_parser = commands.add_parser("events", help="print the audit log (needs NATS_URL)")
+    which = events_parser.add_mutually_exclusive_group()
+    which.add_argument("--run", metavar="RUN_ID", help="one run's events")
+    which.add_argument("--aggregate", help="one kind of aggregate: dataset, experiment, run")
+    events_parser.add_argument("--id", help="with --aggregate: one aggregate's events")
+    events_parser.add_argument("--follow", action="store_true", help="keep printing new events")
+    events_parser.set_defaults(run=events)
+
+    # add_help=False: `cadenza train --help` is the model CLI's help.
+    commands.add_parser("train", add_help=False, help="train an adapter: `python -m model.training.cli train …`")
+    tiny_parser = commands.add_parser("tiny-model", help="write a tiny random MusicGen (for tests and demos)")
+    tiny_parser.add_argument("dir", type=Path)
+    tiny_parser.set_defaults(run=tiny_model)
+    return parser
+
+
+def _add_http_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="address the API listens on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8000, help="port of the API (default: %(default)s)")
+
+
+# --- commands ------------------------------------------------------------------------------------
+
+def up(args: argparse.Namespace) -> int:
+    if args.data_dir:
+        os.environ["CADENZA_DATA_DIR"] = str(args.data_dir.absolute())
+    settings = Settings.from_env()
+    # Until the services' loop handles signals, SIGTERM stops start-up like Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with contextlib.ExitStack() as servers:
+        try:
+            settings = _start_missing_servers(settings, servers)
+        except (embedded.EmbeddedServerError, KeyboardInterrupt) as error:
+            print(f"cadenza up: {error or 'interrupted'}", file=sys.stderr)
+            return 1
+        services: dict[str, Service] = {
+            "api": partial(serve_api, host=args.host, port=args.port),
+            "registry": _projector(),
+        }
+        if run_trainer := _trainer():
+            services["trainer"] = run_trainer
+        else:
+            log.info(TRAINER_LATER)
+        return asyncio.run(run_services(settings, services))
+
+
+def _start_missing_servers(settings: Settings, servers: contextlib.ExitStack) -> Settings:
+    """Start a private nats-server and PostgreSQL for whichever of NATS_URL/DATABASE_URL is unset;
+    they stop when `servers` closes."""
+    nats_url, database_url = settings.nats_url, settings.database_url
+    if not nats_url:
+        nats = embedded.start_nats(settings.data_dir)
+        servers.callback(nats.stop)
+        nats_url = nats.url
+        print(f"NATS: {nats_url}  (private, data in {settings.data_dir / 'nats'})", flush=True)
+    if not database_url:
+        postgres = embedded.start_postgres(settings.data_dir)
+        servers.callback(postgres.stop)
+        database_url = postgres.url
+        print(f"PostgreSQL: {database_url}  (private, data in {settings.data_dir / 'postgres'})", flush=True)
+    return settings.with_servers(nats_url, database_url)
+
+
+def api(args: argparse.Namespace) -> int:
+    settings = _settings_with_servers("api")
+    return asyncio.run(run_services(settings, {"api": partial(serve_api, host=args.host, port=args.port)}))
+
+
+def registry(args: argparse.Namespace) -> int:
+    settings = _settings_with_servers("registry")
+    return asyncio.run(run_services(settings, {"registry": _projector()}))
+
+
+def trainer(args: argparse.Namespace) -> int:
+    run_trainer = _trainer()
+    if run_trainer is None:
+        print(f"cadenza trainer: {TRAINER_LATER}", file=sys.stderr)
+        return 1
+    settings = _settings_with_servers("trainer")
+    return asyncio.run(run_services(settings, {"trainer": run_trainer}))
+
+
+def rebuild(args: argparse.Namespace) -> int:
+    from services.registry.rebuild import rebuild as rebuild_read_models
+
+    settings = _settings_with_servers("rebuild")
+    applied = asyncio.run(rebuild_read_models(settings))
+    print(f"rebuilt the read models from {applied} events")
+    return 0
+
+
+def events(args: argparse.Namespace) -> int:
+    if args.id and not args.aggregate:
+        print("cadenza events: --id needs --aggregate (or use --run RUN_ID)", file=sys.stderr)
+        return 2
+    settings = Settings.from_env()
+    if not settings.nats_url:
+        print("cadenza events needs NATS_URL (`cadenza up` prints it)", file=sys.stderr)
+        return 2
+    aggregate, aggregate_id = ("run", args.run) if args.run else (args.aggregate, args.id)
+    try:
+        asyncio.run(print_events(settings, aggregate, aggregate_id, args.follow))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+async def print_events(settings: Settings, aggregate: str | None, aggregate_id: str | None, follow: bool) -> None:
+    from events.bus import Bus
+
+    subject = ".".join([settings.namespace, *(part for part in (aggregate, aggregate_id) if part), ">"])
+    bus = await Bus.connect(settings.nats_url, settings.namespace)
+    try:
+        await bus.ensure()
+        async for stored in bus.events(subject, follow=follow):
+            envelope = stored.envelope
+            print(f"{stored.seq:>7}  {envelope.occurred_at:%Y-%m-%d %H:%M:%S}  {envelope.aggregate} "
+                  f"{envelope.aggregate_id}  {envelope.type} v{envelope.version}  "
+                  f"{json.dumps(stored.event.model_dump(mode='json'))}", flush=True)
+    finally:
+        await bus.close()
+
+
+def train(arguments: list[str]) -> int:
+    command = [sys.executable, "-m", "model.training.cli", "train", *arguments]
+    os.execv(sys.executable, command)
+
+
+def tiny_model(args: argparse.Namespace) -> int:
+    from model.tiny import build_tiny_model
+
+    print(build_tiny_model(args.dir))
+    return 0
+
+
+# --- running services ----------------------------------------------------------------------------
+
+def _settings_with_servers(command: str) -> Settings:
+    settings = Settings.from_env()
+    missing = [name for name, value in (("NATS_URL", settings.nats_url), ("DATABASE_URL", settings.database_url))
+               if not value]
+    if missing:
+        print(f"cadenza {command} needs {' and '.join(missing)} (`cadenza up` runs everything "
+              f"on private servers instead)", file=sys.stderr)
+        raise SystemExit(2)
+    return settings
+
+
+def _projector() -> Service:
+    from services.registry.projector import run_projector
+
+    return run_projector
+
+
+def _trainer() -> Service | None:
+    """The trainer service, or None while services/trainer does not provide it yet."""
+    try:
+        from services.trainer.worker import run_trainer
+    except ModuleNotFoundError as error:
+        if error.name != "services.trainer.worker":
+            raise
+        return None
+    return run_trainer
+
+
+async def run_services(settings: Settings, services: dict[str, Service]) -> int:
+    """Run the services until SIGINT/SIGTERM, or until one of them ends (then stop the others).
+    Returns the exit status: 0 after a signal, 1 if a service ended on its own."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    tasks = {asyncio.create_task(service(settings, stop), name=name): name for name, service in services.items()}
+    stopping = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
+    status = 0
+    for task in done - {stopping}:
+        log.error("%s stopped on its own", tasks[task], exc_info=task.exception())
+        status = 1
+    stop.set()
+    for task, name in tasks.items():
+        try:
+            await task
+        except Exception:
+            if task not in done:
+                log.exception("%s failed while stopping", name)
+                status = 1
+    return status
+
+
+async def serve_api(settings: Settings, stop: asyncio.Event, host: str, port: int) -> None:
+    import uvicorn
+
+    from services.api.app import create_app
+
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port))
+    server.capture_signals = contextlib.nullcontext  # run_services owns SIGINT/SIGTERM and stops it
+    serving = asyncio.create_task(server.serve())
+    while not server.started and not serving.done():
+        await asyncio.sleep(0.05)
+    if server.started:
+        url = f"http://{host}:{port}"
+        print(f"Cadenza API: {url}  (docs: {url}/docs)", flush=True)
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([serving, stopping], return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    server.should_exit = True
+    await serving

@@ -1,0 +1,105 @@
+"""Fixtures every test can use: real NATS and PostgreSQL servers, and per test a namespace and a
+database of its own on them.
+
+With NATS_URL / DATABASE_URL set the tests use those servers (CI machines are reused, so nothing a
+test creates may leak into the next run); otherwise private servers are started for the session.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import nats
+import pytest
+
+from services.embedded import start_nats, start_postgres
+from services.settings import Settings
+
+
+@dataclass(frozen=True)
+class Servers:
+    nats_url: str
+    database_url: str  # an admin URL: its user may create and drop databases
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[Servers]:
+    nats_url = os.environ.get("NATS_URL", "")
+    database_url = os.environ.get("DATABASE_URL", "")
+    with ExitStack() as stack:
+        if not (nats_url and database_url):
+            data_dir = Path(tempfile.mkdtemp(prefix="cadenza-test-"))
+            stack.callback(shutil.rmtree, data_dir, ignore_errors=True)
+        if not nats_url:
+            nats_server = start_nats(data_dir)
+            stack.callback(nats_server.stop)
+            nats_url = nats_server.url
+        if not database_url:
+            postgres = start_postgres(data_dir, fsync=False)
+            stack.callback(postgres.stop)
+            database_url = postgres.url
+        yield Servers(nats_url=nats_url, database_url=database_url)
+
+
+@pytest.fixture
+def settings(servers: Servers, tmp_path: Path) -> Iterator[Settings]:
+    """Settings for one test: a unique namespace on NATS and a fresh, empty database, both removed
+    afterwards."""
+    namespace = f"t{uuid.uuid4().hex[:12]}"
+    database = f"cadenza_{namespace}"
+    in_thread(_execute(servers.database_url, f'CREATE DATABASE "{database}"'))
+    try:
+        yield Settings(
+            nats_url=servers.nats_url,
+            database_url=database_url_for(servers.database_url, database),
+            namespace=namespace,
+            data_dir=tmp_path / "data",
+            cache_dir=tmp_path / "cache",
+        )
+    finally:
+        in_thread(_execute(servers.database_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        in_thread(delete_namespace(servers.nats_url, namespace))
+
+
+def database_url_for(url: str, database: str) -> str:
+    """`url` pointing at another database on the same server."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+async def delete_namespace(nats_url: str, namespace: str) -> None:
+    """Delete the namespace's stream and buckets (object stores and key-value buckets are streams
+    too). The stream denies deleting messages, not deleting the whole stream."""
+    connection = await nats.connect(nats_url)
+    try:
+        js = connection.jsm()
+        for info in await js.streams_info():
+            if namespace.lower() in info.config.name.lower():
+                await js.delete_stream(info.config.name)
+    finally:
+        await connection.close()
+
+
+def in_thread(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine to completion on its own loop, from sync code that may be called while the
+    tests' session loop exists (it must not be disturbed)."""
+    with ThreadPoolExecutor(1) as executor:
+        return executor.submit(asyncio.run, coroutine).result()
+
+
+async def _execute(url: str, statement: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
