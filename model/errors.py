@@ -1,4 +1,6 @@
-"""Errors a user can act on; the command lines turn them into exit code 2."""
+"""Exceptions the command lines turn into exit codes: InputError 2, Stopped 3."""
+
+from pathlib import Path
 
 
 class InputError(ValueError):
@@ -9,3 +11,12 @@ class InputError(ValueError):
 class AdapterMismatchError(InputError):
     """An adapter's saved keys do not match the LoRA modules created for it on the model: loading it
     would silently leave some (or all) of it unused."""
+
+
+class Stopped(Exception):
+    """A stop was requested (SIGTERM). `checkpoint` is where training can resume from, or None if it
+    stopped before the first step (the feature cache keeps what was already encoded)."""
+
+    def __init__(self, checkpoint: Path | None = None):
+        super().__init__(f"stopped; checkpoint: {checkpoint}")
+        self.checkpoint = checkpoint

@@ -20,6 +20,7 @@ from transformers import MusicgenForConditionalGeneration, MusicgenProcessor
 
 from model.audio import load_audio, split_windows
 from model.data import Row, file_sha256
+from model.errors import Stopped
 
 
 def default_cache_dir() -> Path:
@@ -36,10 +37,6 @@ class Example:
     row: int  # index of the dataset row it came from (the validation split is by row)
     text: torch.Tensor  # (text tokens, text hidden size) float32
     codes: tuple[torch.Tensor, ...]  # each (codebooks, frames) int64
-
-
-class Stopped(Exception):
-    """A stop was requested (SIGTERM) while the features were being computed."""
 
 
 def module_digest(module: torch.nn.Module) -> str:

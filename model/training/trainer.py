@@ -1,0 +1,203 @@
+"""The training loop, top to bottom: data, model, optimizer, then steps until done.
+
+Progress goes to `emit` as plain dicts (the CLI prints them as JSON lines); `should_stop` is polled
+after every optimizer step (the CLI sets it on SIGTERM).
+"""
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from peft import PeftModel
+from tqdm import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from model.data import dataset_digest, file_sha256, read_rows
+from model.errors import InputError, Stopped
+from model.loading import add_lora, load_adapter, load_base_model, resolve_device, resolve_precision
+from model.training.batches import codebook_delays, collate, dpo_loss, supervised_loss, token_logprobs
+from model.training.checkpoint import Progress, read_checkpoint, restore_training_state, save_adapter, save_checkpoint
+from model.training.config import TrainingConfig
+from model.training.features import Example, FeatureCache, compute_features
+
+log = logging.getLogger("cadenza.model")
+
+
+class TrainingError(RuntimeError):
+    """Training itself went wrong (e.g. the loss diverged): not the input's fault."""
+
+
+def split_examples(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+    """Hold out whole dataset rows, so no window of a validation clip is trained on."""
+    if fraction == 0:
+        return examples, []
+    rows = sorted({e.row for e in examples})
+    held = max(1, round(fraction * len(rows)))
+    if held >= len(rows):
+        raise InputError(f"validation_split {fraction} leaves no rows to train on ({len(rows)} rows)")
+    held_rows = set(np.random.default_rng([seed, 1]).permutation(rows)[:held].tolist())
+    return [e for e in examples if e.row not in held_rows], [e for e in examples if e.row in held_rows]
+
+
+def set_training(model: PeftModel, training: bool) -> None:
+    """The frozen base model always runs in eval mode: its dropout would only add noise, and in DPO it
+    would make the policy and the reference forward differ at step 0. Only LoRA's dropout trains."""
+    model.eval()
+    if training:
+        for name, module in model.named_modules():
+            if name.endswith("lora_dropout"):
+                module.train()
+
+
+def train(
+    config: TrainingConfig,
+    dataset: Path,
+    output: Path,
+    name: str,
+    emit: Callable[[dict], None],
+    cache_dir: Path,
+    resume: Path | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> dict:
+    started = time.perf_counter()
+    device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
+    preference = config.dataset_type == "preference"
+
+    # Data: every row and audio file is checked before anything heavy happens.
+    rows = read_rows(dataset, config.dataset_type)
+    audio_sha256 = {path: file_sha256(path) for row in rows for path in row.audio}
+    digest = dataset_digest(rows, audio_sha256)
+    checkpoint = read_checkpoint(resume) if resume else None
+    if checkpoint and checkpoint.dataset_digest != digest:
+        raise InputError(f"{dataset}: not the dataset checkpoint {resume} was trained on (digest differs)")
+
+    model, processor = load_base_model(config.base_model, device)
+    log.info("encoding %d rows (cache: %s)", len(rows), cache_dir)
+    examples = compute_features(
+        model, processor, rows, audio_sha256, config.window_seconds, FeatureCache(cache_dir), should_stop
+    )
+    train_set, validation_set = split_examples(examples, config.validation_split, config.seed)
+
+    # Model: LoRA on the whole MusicGen (so the saved keys load back onto it), or the checkpoint's.
+    torch.manual_seed(config.seed)
+    if checkpoint:
+        model = load_adapter(model, checkpoint.folder, trainable=True)
+    else:
+        model = add_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.target_modules)
+    decoder_config = model.base_model.model.config.decoder
+    delays = codebook_delays(decoder_config.num_codebooks, decoder_config.audio_channels)
+    pad_id, start_id = decoder_config.pad_token_id, decoder_config.decoder_start_token_id
+    parameters = [p for p in model.parameters() if p.requires_grad]
+
+    # Schedule: warmup then cosine, per optimizer step; the last group of an epoch may be short.
+    batches_per_epoch = math.ceil(len(train_set) / config.batch_size)
+    steps_per_epoch = math.ceil(batches_per_epoch / config.gradient_accumulation_steps)
+    total_steps = config.num_epochs * steps_per_epoch
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps, total_steps)
+    progress = Progress()
+    if checkpoint:
+        restore_training_state(checkpoint.folder, optimizer, scheduler)
+        progress = checkpoint.progress
+
+    emit({
+        "type": "started", "name": name, "config": config.model_dump(), "device": str(device),
+        "precision": precision, "dataset": str(dataset), "dataset_digest": digest, "rows": len(rows),
+        "train_examples": len(train_set), "validation_examples": len(validation_set),
+        "total_steps": total_steps, "start_step": progress.step,
+        "resumed_from": str(resume) if resume else None,
+        "trainable_parameters": sum(p.numel() for p in parameters),
+    })
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+
+    def forward(examples: list[Example], training: bool) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss of one micro-batch (fp32), plus the DPO rewards."""
+        dropout = config.condition_dropout if training else 0.0
+        batch = collate(examples, delays, pad_id, dropout).to(device)
+        with autocast:
+            logprobs, valid = token_logprobs(model, batch, pad_id, start_id)
+        if not preference:
+            return supervised_loss(logprobs, valid), {}
+        with torch.no_grad(), model.disable_adapter(), autocast:
+            reference, _ = token_logprobs(model, batch, pad_id, start_id)
+        return dpo_loss(logprobs.sum((1, 2)), reference.sum((1, 2)), config.dpo_beta)
+
+    @torch.no_grad()
+    def validate() -> float:
+        """Mean loss per validation example (supervised: per example's tokens)."""
+        set_training(model, False)
+        total = 0.0
+        for start in range(0, len(validation_set), config.batch_size):
+            chunk = validation_set[start : start + config.batch_size]
+            total += forward(chunk, training=False)[0].item() * len(chunk)
+        return total / len(validation_set)
+
+    def save() -> Path:
+        path = save_checkpoint(output, model, optimizer, scheduler, progress, config, name, digest)
+        emit({"type": "checkpoint", "step": progress.step, "path": str(path)})
+        return path
+
+    bar = tqdm(total=total_steps, initial=progress.step, desc=name, unit="step", dynamic_ncols=True)
+    while progress.step < total_steps:
+        if not progress.order:
+            progress.order = np.random.default_rng([config.seed, progress.epoch]).permutation(len(train_set)).tolist()
+        batches = [progress.order[i : i + config.batch_size] for i in range(0, len(progress.order), config.batch_size)]
+        group = batches[progress.batch_index : progress.batch_index + config.gradient_accumulation_steps]
+
+        set_training(model, True)
+        learning_rate = scheduler.get_last_lr()[0]
+        losses, rewards = [], []
+        for indices in group:
+            loss, metrics = forward([train_set[i] for i in indices], training=True)
+            (loss / len(group)).backward()
+            losses.append(loss.item())
+            rewards.append(metrics)
+        max_norm = config.max_grad_norm if config.max_grad_norm > 0 else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm).item()
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        epoch = progress.epoch
+        progress.step += 1
+        progress.batch_index += len(group)
+        if progress.batch_index >= len(batches):
+            progress.epoch, progress.batch_index, progress.order = progress.epoch + 1, 0, []
+        progress.loss = sum(losses) / len(losses)
+        if not math.isfinite(progress.loss):
+            raise TrainingError(f"loss became {progress.loss} at step {progress.step}; try a lower learning rate")
+        event = {"type": "step", "step": progress.step, "epoch": epoch + 1, "loss": progress.loss,
+                 "learning_rate": learning_rate, "grad_norm": grad_norm}
+        for key in rewards[0]:
+            event[key] = sum(r[key] for r in rewards) / len(rewards)
+        emit(event)
+        bar.update(1)
+        bar.set_postfix(loss=f"{progress.loss:.4f}")
+
+        saved = None
+        if progress.step % config.checkpoint_every == 0 or progress.step == total_steps:
+            if validation_set:
+                loss = validate()
+                best = progress.best_validation_loss
+                progress.best_validation_loss = loss if best is None else min(best, loss)
+                emit({"type": "validation", "step": progress.step, "loss": loss,
+                      "best_loss": progress.best_validation_loss})
+            saved = save()
+        if should_stop() and progress.step < total_steps:
+            raise Stopped(saved or save())
+    bar.close()
+
+    adapter, sha256 = save_adapter(output, model, config, name, digest, progress)
+    emit({"type": "adapter", "path": str(adapter), "sha256": sha256})
+    result = {"type": "completed", "final_loss": progress.loss, "best_validation_loss": progress.best_validation_loss,
+              "steps": progress.step, "seconds": round(time.perf_counter() - started, 3), "adapter": str(adapter)}
+    emit(result)
+    return result
