@@ -1,0 +1,309 @@
+"""The JetStream stream (Cadenza's audit log and source of truth) and the object-store buckets.
+
+One `Bus` per process: `await Bus.connect(url, namespace)`, then `await bus.ensure()` once at start.
+Everything Cadenza creates is named after the namespace, so installations and test sessions can
+share a server: stream `<NAMESPACE>`, subjects `<namespace>.>`, buckets `<namespace>-clips`,
+`<namespace>-adapters`, `<namespace>-checkpoints`.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import os
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext, api
+from nats.js.errors import BadRequestError
+from nats.js.object_store import ObjectStore
+
+from events.base import Envelope, Event, ObjectRef
+from events.codec import decode, encode
+
+log = logging.getLogger(__name__)
+
+# JetStream drops a publish whose Nats-Msg-Id it has seen within this window, and answers with the
+# original's sequence. It covers what retries a client makes on its own (a publish timeout, a
+# reconnect, a request retried by a user) at the cost of the server keeping every id of the last
+# two minutes in memory. A duplicate arriving later (a trainer restarted after a long outage) is
+# stored again; the projector folds it harmlessly, since every read-model write is keyed by the
+# ids the event carries and statuses never move backwards.
+DUPLICATE_WINDOW_SECONDS = 120.0
+PUBLISH_BATCH = 1_000
+REQUEST_TIMEOUT = 10.0
+STREAM_CONFIG_CONFLICT = 10058  # "stream name already in use with a different configuration"
+
+
+class PublishError(RuntimeError):
+    pass
+
+
+class ObjectCorrupted(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One event as read back from the stream, upcast to the current version."""
+
+    seq: int
+    subject: str
+    envelope: Envelope
+    event: Event
+
+
+class EventReader:
+    """An ephemeral pull consumer without acks, reading the stream in order from a sequence.
+
+    The reader's position lives in the caller (the projector keeps it in PostgreSQL), so acks
+    would be a second copy of it that nothing reads; a reader that dies is simply opened again
+    from the caller's position.
+    """
+
+    def __init__(self, js: JetStreamContext, stream: str, subscription: JetStreamContext.PullSubscription,
+                 pending_at_start: int) -> None:
+        self._js = js
+        self._stream = stream
+        self._subscription = subscription
+        self.pending_at_start = pending_at_start
+
+    async def next_batch(self, max_events: int = 1_000, wait: float = 1.0) -> list[tuple[StoredEvent, int]]:
+        """Up to `max_events` events, each with the number still pending after it; [] when none
+        arrived within `wait` seconds."""
+        try:
+            messages = await self._subscription.fetch(max_events, timeout=wait)
+        except asyncio.TimeoutError:  # nats' FetchTimeoutError is one too
+            return []
+        batch = []
+        for message in messages:
+            envelope, event = decode(message.data)
+            metadata = message.metadata
+            stored = StoredEvent(seq=metadata.sequence.stream, subject=message.subject, envelope=envelope, event=event)
+            batch.append((stored, metadata.num_pending))
+        return batch
+
+    async def check_alive(self) -> None:
+        """Raise if the server no longer knows this consumer (e.g. it restarted and lost it)."""
+        await self._subscription.consumer_info()
+
+    async def close(self) -> None:
+        try:
+            await self._subscription.unsubscribe()
+            await self._js.delete_consumer(self._stream, self._subscription._consumer)
+        except Exception as error:  # the server reaps it after its inactive threshold anyway
+            log.debug("could not delete reader consumer: %s", error)
+
+
+class Bus:
+    def __init__(self, nc: NATS, namespace: str) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream(timeout=REQUEST_TIMEOUT)
+        self.subject_root = namespace
+        self.stream = namespace.upper()
+        self.clips_bucket = f"{namespace}-clips"
+        self.adapters_bucket = f"{namespace}-adapters"
+        self.checkpoints_bucket = f"{namespace}-checkpoints"
+        self._object_stores: dict[str, ObjectStore] = {}
+
+    @classmethod
+    async def connect(cls, nats_url: str, namespace: str) -> "Bus":
+        async def on_error(error: Exception) -> None:
+            log.warning("nats: %s", error)
+
+        async def on_disconnected() -> None:
+            log.warning("nats: disconnected from %s", nats_url)
+
+        async def on_reconnected() -> None:
+            log.info("nats: reconnected to %s", nats_url)
+
+        nc = await nats.connect(
+            nats_url,
+            name=f"cadenza-{namespace}",
+            max_reconnect_attempts=-1,  # a service outlives server restarts
+            reconnect_time_wait=0.5,
+            error_cb=on_error,
+            disconnected_cb=on_disconnected,
+            reconnected_cb=on_reconnected,
+        )
+        return cls(nc, namespace)
+
+    async def close(self) -> None:
+        await self.nc.drain()
+
+    # --- declaring -------------------------------------------------------------------------------
+    def stream_config(self) -> api.StreamConfig:
+        return api.StreamConfig(
+            name=self.stream,
+            subjects=[f"{self.subject_root}.>"],
+            retention=api.RetentionPolicy.LIMITS,
+            storage=api.StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            deny_delete=True,
+            deny_purge=True,
+        )
+
+    async def ensure(self) -> None:
+        """Declare the stream and the buckets; safe to call from every service at every start."""
+        config = self.stream_config()
+        try:
+            await self.js.add_stream(config)
+        except BadRequestError as error:
+            if error.err_code != STREAM_CONFIG_CONFLICT:
+                raise
+            await self.js.update_stream(config)
+        for bucket in (self.clips_bucket, self.adapters_bucket, self.checkpoints_bucket):
+            self._object_stores[bucket] = await self.js.create_object_store(
+                bucket, config=api.ObjectStoreConfig(storage=api.StorageType.FILE)
+            )
+
+    # --- publishing ------------------------------------------------------------------------------
+    def _message(self, event: Event) -> tuple[str, bytes, dict[str, str]]:
+        return event.subject(self.subject_root), encode(Envelope.wrap(event)), {"Nats-Msg-Id": event.idempotency_key()}
+
+    def _checked(self, ack: api.PubAck, event: Event) -> int:
+        if ack.stream != self.stream:
+            raise PublishError(f"{event.event_type()} was stored in stream {ack.stream!r}, expected {self.stream!r}")
+        return ack.seq
+
+    async def publish(self, event: Event) -> int:
+        """Store one event; return its stream sequence (the original's, if it is a duplicate)."""
+        subject, data, headers = self._message(event)
+        ack = await self.js.publish(subject, data, stream=self.stream, headers=headers)
+        return self._checked(ack, event)
+
+    async def publish_many(self, events: Iterable[Event]) -> list[int]:
+        """Store events in order, pipelined: acks are awaited per batch of 1,000, not one by one.
+
+        If any publish fails this raises after its batch; the events before it may be stored.
+        Publishing the same list again is safe: the stored ones come back as duplicates.
+        """
+        events = list(events)
+        sequences: list[int] = []
+        for start in range(0, len(events), PUBLISH_BATCH):
+            batch = events[start:start + PUBLISH_BATCH]
+            futures = []
+            for event in batch:
+                subject, data, headers = self._message(event)
+                futures.append(await self.js.publish_async(subject, data, stream=self.stream, headers=headers))
+            done, pending = await asyncio.wait(futures, timeout=REQUEST_TIMEOUT)
+            for future in pending:
+                future.cancel()
+            if pending:
+                raise PublishError(f"{len(pending)} of {len(batch)} publishes got no ack within {REQUEST_TIMEOUT} s")
+            for future, event in zip(futures, batch):
+                sequences.append(self._checked(future.result(), event))
+        return sequences
+
+    # --- reading ---------------------------------------------------------------------------------
+    async def reader(self, start_seq: int = 1, subject_filter: str | None = None) -> EventReader:
+        """Open an `EventReader` on `subject_filter` (default: the whole stream) from `start_seq`."""
+        subject_filter = subject_filter or f"{self.subject_root}.>"
+        config = api.ConsumerConfig(
+            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=max(start_seq, 1),
+            ack_policy=api.AckPolicy.NONE,
+            inactive_threshold=30.0,
+            mem_storage=True,
+        )
+        subscription = await self.js.pull_subscribe(subject_filter, stream=self.stream, config=config)
+        info = await subscription.consumer_info()
+        return EventReader(self.js, self.stream, subscription, info.num_pending)
+
+    async def events(self, subject_filter: str | None = None, start_seq: int = 1,
+                     follow: bool = False) -> AsyncIterator[StoredEvent]:
+        """Every event on `subject_filter` from `start_seq` in stream order; without `follow`, stop
+        at the end of the stream as it was when reading began."""
+        reader = await self.reader(start_seq, subject_filter)
+        try:
+            if reader.pending_at_start == 0 and not follow:
+                return
+            while True:
+                batch = await reader.next_batch()
+                for stored, pending_after in batch:
+                    yield stored
+                    if pending_after == 0 and not follow:
+                        return
+                if not batch:
+                    await reader.check_alive()
+        finally:
+            await reader.close()
+
+    async def history(self, aggregate: str, aggregate_id: str) -> list[StoredEvent]:
+        """One aggregate's events in order (the audit view), e.g. `history("run", run_id)`."""
+        return [stored async for stored in self.events(f"{self.subject_root}.{aggregate}.{aggregate_id}.>")]
+
+    async def last_seq(self) -> int:
+        info = await self.js.stream_info(self.stream)
+        return info.state.last_seq
+
+    # --- objects ---------------------------------------------------------------------------------
+    async def _object_store(self, bucket: str) -> ObjectStore:
+        if bucket not in self._object_stores:
+            self._object_stores[bucket] = await self.js.object_store(bucket)
+        return self._object_stores[bucket]
+
+    @staticmethod
+    def _ref(bucket: str, info: api.ObjectInfo) -> ObjectRef:
+        # nats stores "SHA-256=<urlsafe base64>"; events carry the hex digest everyone else uses
+        digest = base64.urlsafe_b64decode(info.digest.split("=", 1)[1]).hex()
+        return ObjectRef(bucket=bucket, name=info.name, sha256=digest, size=info.size)
+
+    async def put_object(self, bucket: str, name: str, data: bytes) -> ObjectRef:
+        store = await self._object_store(bucket)
+        return self._ref(bucket, await store.put(name, data))
+
+    async def put_file(self, bucket: str, name: str, path: Path) -> ObjectRef:
+        """Upload a file in 128 KiB chunks without reading it whole into memory."""
+        store = await self._object_store(bucket)
+        with open(path, "rb") as file:
+            return self._ref(bucket, await store.put(name, file))
+
+    async def get_object(self, ref: ObjectRef) -> bytes:
+        """The object's bytes, checked against the size and sha256 the reference carries."""
+        store = await self._object_store(ref.bucket)
+        data = (await store.get(ref.name)).data
+        _verify(ref, len(data), hashlib.sha256(data).hexdigest())
+        return data
+
+    async def get_file(self, ref: ObjectRef, path: Path) -> Path:
+        """Stream the object into `path` (written under a temporary name, renamed once verified)."""
+        store = await self._object_store(ref.bucket)
+        partial = path.with_name(f".{path.name}.partial")
+        with open(partial, "wb") as file:
+            writer = _HashingWriter(file)
+            await store.get(ref.name, writeinto=writer)
+        try:
+            _verify(ref, writer.size, writer.sha256.hexdigest())
+        except ObjectCorrupted:
+            partial.unlink()
+            raise
+        os.replace(partial, path)
+        return path
+
+
+class _HashingWriter:
+    """A file wrapper that hashes what nats' object store writes through it."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self._file.write(data)
+
+
+def _verify(ref: ObjectRef, size: int, sha256: str) -> None:
+    if size != ref.size or sha256 != ref.sha256:
+        raise ObjectCorrupted(
+            f"object {ref.bucket}/{ref.name}: expected {ref.size} bytes with sha256 {ref.sha256}, "
+            f"got {size} bytes with sha256 {sha256}"
+        )

@@ -1,0 +1,68 @@
+"""Folding a batch of stored events into the read models together with the projector checkpoint.
+
+The checkpoint row (`projector_checkpoint`, name 'registry') holds the stream sequence of the last
+event folded. It is read FOR UPDATE first, the batch's effects and the new sequence are written
+after, all in the caller's transaction: effects and position commit together or not at all, an
+event at or below the checkpoint is skipped, and whoever else folds (a second projector, a
+rebuild) waits for the row instead of interleaving.
+"""
+from __future__ import annotations
+
+import asyncpg
+
+from events.bus import StoredEvent
+from events.catalogue import LossReported
+from services.registry import handlers
+
+CHECKPOINT = "registry"
+NOTIFY_CHANNEL = "projector_checkpoint"
+
+
+class PositionMoved(Exception):
+    """The checkpoint is not where this projector left it: someone else (a rebuild) moved it."""
+
+    def __init__(self, checkpoint: int) -> None:
+        super().__init__(f"the projector checkpoint moved to {checkpoint}")
+        self.checkpoint = checkpoint
+
+
+async def read_checkpoint(conn: asyncpg.Connection | asyncpg.Pool) -> int:
+    value = await conn.fetchval("SELECT last_seq FROM projector_checkpoint WHERE name = $1", CHECKPOINT)
+    return value or 0
+
+
+async def lock_checkpoint(conn: asyncpg.Connection) -> int:
+    """Lock the checkpoint row until the transaction ends and return the sequence it holds."""
+    await conn.execute(
+        "INSERT INTO projector_checkpoint (name, last_seq) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING", CHECKPOINT
+    )
+    return await conn.fetchval("SELECT last_seq FROM projector_checkpoint WHERE name = $1 FOR UPDATE", CHECKPOINT)
+
+
+async def apply_batch(conn: asyncpg.Connection, batch: list[StoredEvent], expected: int | None = None) -> int:
+    """Fold the events of `batch` the checkpoint has not seen, in stream order, and advance it.
+
+    Must run inside a transaction. With `expected` (the checkpoint the caller last committed),
+    raise `PositionMoved` if the checkpoint is elsewhere. Returns the checkpoint afterwards.
+    """
+    checkpoint = await lock_checkpoint(conn)
+    if expected is not None and checkpoint != expected:
+        raise PositionMoved(checkpoint)
+    fresh = [stored for stored in batch if stored.seq > checkpoint]
+    if not fresh:
+        return checkpoint
+    reports: list = []  # consecutive LossReported events go in one statement
+    for stored in fresh:
+        if isinstance(stored.event, LossReported):
+            reports.append((stored.envelope, stored.event))
+            continue
+        if reports:
+            await handlers.loss_reported(conn, reports)
+            reports = []
+        await handlers.apply(conn, stored.envelope, stored.event)
+    if reports:
+        await handlers.loss_reported(conn, reports)
+    checkpoint = fresh[-1].seq
+    await conn.execute("UPDATE projector_checkpoint SET last_seq = $2 WHERE name = $1", CHECKPOINT, checkpoint)
+    await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(checkpoint))
+    return checkpoint

@@ -1,0 +1,86 @@
+"""The registry projector: folds the stream into the PostgreSQL read models, batch by batch.
+
+Where it reads from: the checkpoint in PostgreSQL is the projector's only position. It opens an
+ephemeral, ack-less pull consumer at checkpoint + 1 and, for each batch it fetches (up to 1,000
+events), folds the events and the new checkpoint in one transaction. It keeps no durable consumer
+because a durable consumer's ack floor would be a second copy of the position, committed apart
+from the read models: after a crash between commit and ack it lags the database, and `rebuild`
+would have to reset it too. With the database as the one position, a crash, a nats-server restart
+that loses the consumer, or a rebuild that moves the checkpoint all end the same way: the reader
+is dropped and opened again at checkpoint + 1.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+import nats.errors
+
+from events.bus import Bus, StoredEvent
+from services.registry.fold import PositionMoved, apply_batch, read_checkpoint
+from services.registry.migrate import migrate
+from services.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BATCH = 1_000
+IDLE_WAIT = 1.0  # seconds a fetch waits for new events before the reader is checked
+RETRY_AFTER = 0.5
+
+# Trouble that passes (a server restarting, a connection dropped): open the reader again and go on.
+# Anything else (an event no handler can fold) stops the projector loudly rather than skip an event.
+TRANSIENT = (
+    nats.errors.Error, asyncio.TimeoutError, OSError,
+    asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.exceptions.OperatorInterventionError,
+)
+
+
+async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
+    """Fold the stream into the read models until `stop` is set."""
+    bus = await Bus.connect(settings.nats_url, settings.namespace)
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    try:
+        await bus.ensure()
+        await migrate(pool)
+        while not stop.is_set():
+            try:
+                await _follow(bus, pool, stop)
+            except TRANSIENT as error:
+                log.warning("projector: %s: %s; reading again from the checkpoint", type(error).__name__, error)
+                await _sleep_unless_stopped(stop, RETRY_AFTER)
+    finally:
+        await pool.close()
+        await bus.close()
+
+
+async def _follow(bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+    """Fold from the checkpoint on until stopped, or until the checkpoint moves under us."""
+    position = await read_checkpoint(pool)
+    reader = await bus.reader(start_seq=position + 1)
+    try:
+        while not stop.is_set():
+            batch = await reader.next_batch(BATCH, wait=IDLE_WAIT)
+            if not batch:
+                await reader.check_alive()
+                continue
+            try:
+                position = await _fold(pool, [stored for stored, _ in batch], position)
+            except PositionMoved as moved:
+                log.info("projector: %s; reading again from there", moved)
+                return
+    finally:
+        await reader.close()
+
+
+async def _fold(pool: asyncpg.Pool, batch: list[StoredEvent], position: int) -> int:
+    async with pool.acquire() as conn, conn.transaction():
+        return await apply_batch(conn, batch, expected=position)
+
+
+async def _sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except asyncio.TimeoutError:
+        pass
+

@@ -1,0 +1,52 @@
+"""`cadenza rebuild`: empty the read models and fold the whole stream again from sequence 1.
+
+It all happens in one transaction that first locks the projector checkpoint. Rows are DELETEd,
+not TRUNCATEd: TRUNCATE would lock every reader out until the end, while with DELETE readers keep
+seeing the old read models until the rebuilt ones commit. A projector running meanwhile waits on
+the checkpoint row, then finds it moved and reads on from where the rebuild stopped.
+"""
+from __future__ import annotations
+
+import asyncpg
+
+from events.bus import Bus
+from services.registry.fold import CHECKPOINT, apply_batch, lock_checkpoint
+from services.registry.migrate import migrate
+from services.settings import Settings
+
+# children before parents, for the foreign keys
+READ_MODELS = (
+    "run_metrics", "run_logs", "adapters", "runs", "experiments", "preference_pairs", "clips", "datasets",
+)
+BATCH = 1_000
+FETCH_WAIT = 10.0
+
+
+async def rebuild(settings: Settings) -> int:
+    """Replay the stream into empty read models; return the number of events folded."""
+    bus = await Bus.connect(settings.nats_url, settings.namespace)
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await bus.ensure()
+        await migrate(conn)
+        async with conn.transaction():
+            await lock_checkpoint(conn)
+            for table in READ_MODELS:
+                await conn.execute(f"DELETE FROM {table}")
+            await conn.execute("UPDATE projector_checkpoint SET last_seq = 0 WHERE name = $1", CHECKPOINT)
+            end = await bus.last_seq()
+            position, folded = 0, 0
+            reader = await bus.reader(start_seq=1)
+            try:
+                while position < end:
+                    batch = [stored for stored, _ in await reader.next_batch(BATCH, wait=FETCH_WAIT)]
+                    if not batch:
+                        raise RuntimeError(f"the stream stopped delivering at sequence {position} of {end}")
+                    position = await apply_batch(conn, batch, expected=position)
+                    folded += len(batch)
+            finally:
+                await reader.close()
+        return folded
+    finally:
+        await conn.close()
+        await bus.close()
