@@ -8,7 +8,7 @@ from fastapi.responses import StreamingResponse
 
 from services.api import commands, queries
 from services.api.context import ContextDep
-from services.api.live import run_events
+from services.api.live import run_event, run_events
 from services.api.schemas import LogLine, Metric, Run, RunCreate, RunEvent
 
 router = APIRouter(prefix="/api", tags=["runs"])
@@ -56,16 +56,7 @@ async def cancel_run(run_id: str, ctx: ContextDep, response: Response) -> Run:
 async def run_history(run_id: str, ctx: ContextDep) -> list[RunEvent]:
     """The run's full history as stored on the stream: the audit view."""
     await queries.run(ctx.pool, run_id)
-    return [
-        RunEvent(
-            seq=stored.seq,
-            type=stored.envelope.type,
-            version=stored.envelope.version,
-            occurred_at=stored.envelope.occurred_at,
-            payload=stored.envelope.payload,
-        )
-        for stored in await ctx.bus.history("run", run_id)
-    ]
+    return [run_event(stored) for stored in await ctx.bus.history("run", run_id)]
 
 
 @router.get(
