@@ -1,0 +1,30 @@
+"""`python -m services.trainer [flags]`: one trainer process (what `cadenza trainer` runs), with the
+trainer's own flags. Needs NATS_URL (and CADENZA_NAMESPACE when not `cadenza`)."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from functools import partial
+
+from services.cli import run_services
+from services.settings import Settings
+from services.trainer.config import add_arguments, from_arguments
+from services.trainer.worker import run_trainer
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.trainer", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    trainer = from_arguments(parser.parse_args(argv))
+    settings = Settings.from_env()
+    if not settings.nats_url:
+        print("the trainer needs NATS_URL", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return asyncio.run(run_services(settings, {"trainer": partial(run_trainer, trainer=trainer)}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

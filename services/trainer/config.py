@@ -1,0 +1,91 @@
+"""What a trainer process is configured with, beyond the shared `Settings` (env or flags)."""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+# Every trainer binds the same durable consumer: together they form one work queue.
+DURABLE_NAME = "trainer"
+
+
+def default_trainer_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """How one trainer process takes and runs training jobs.
+
+    `max_attempts` bounds how often a run request is delivered for training: the consumer allows
+    one delivery more, so that a trainer sees the request after the last attempt died and can
+    fail the run with that reason instead of the request silently running out of deliveries.
+    `ack_wait` is how long JetStream waits without an ack or heartbeat before it redelivers the
+    request to another trainer, i.e. how soon a crashed trainer's run is resumed; heartbeats are
+    sent every `ack_wait / 4` while a run is in hand.
+    """
+
+    trainer_id: str = field(default_factory=default_trainer_id)
+    concurrency: int = 1
+    device: str | None = None  # overrides the run config's device ("cpu", "cuda", "auto")
+    python: str = sys.executable
+    cache_dir: Path | None = None  # None: the shared Settings.cache_dir
+    max_attempts: int = 3
+    ack_wait: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if self.ack_wait < 1:
+            raise ValueError(f"ack_wait must be at least 1 second, got {self.ack_wait}")
+
+    @property
+    def max_deliver(self) -> int:
+        return self.max_attempts + 1
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        return self.ack_wait / 4
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "TrainerConfig":
+        """From `CADENZA_TRAINER_*` variables; keyword overrides that are not None win."""
+        env = os.environ
+        config = cls(
+            trainer_id=env.get("CADENZA_TRAINER_ID") or default_trainer_id(),
+            concurrency=int(env.get("CADENZA_TRAINER_CONCURRENCY", 1)),
+            device=env.get("CADENZA_TRAINER_DEVICE") or None,
+            python=env.get("CADENZA_TRAINER_PYTHON") or sys.executable,
+            cache_dir=Path(env["CADENZA_TRAINER_CACHE_DIR"]) if env.get("CADENZA_TRAINER_CACHE_DIR") else None,
+            max_attempts=int(env.get("CADENZA_TRAINER_MAX_ATTEMPTS", 3)),
+            ack_wait=float(env.get("CADENZA_TRAINER_ACK_WAIT", 60.0)),
+        )
+        return replace(config, **{name: value for name, value in overrides.items() if value is not None})
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The trainer's flags; each defaults to its `CADENZA_TRAINER_*` variable."""
+    parser.add_argument("--trainer-id", help="name in RunStarted events (default: host-pid)")
+    parser.add_argument("--concurrency", type=int, help="runs trained at once by this process (default 1)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="override every run's device")
+    parser.add_argument("--python", help="python executable that runs the model CLI (default: this one)")
+    parser.add_argument("--cache-dir", type=Path, help="audio cache and run folders (default: <data dir>/cache)")
+    parser.add_argument("--max-attempts", type=int, help="trainings of one run before it is failed (default 3)")
+    parser.add_argument("--ack-wait", type=float, help="seconds before a silent trainer's run is redelivered (default 60)")
+
+
+def from_arguments(arguments: argparse.Namespace) -> TrainerConfig:
+    return TrainerConfig.from_env(
+        trainer_id=arguments.trainer_id,
+        concurrency=arguments.concurrency,
+        device=arguments.device,
+        python=arguments.python,
+        cache_dir=arguments.cache_dir,
+        max_attempts=arguments.max_attempts,
+        ack_wait=arguments.ack_wait,
+    )

@@ -1,0 +1,105 @@
+"""A run's dataset, exported from the stream to the JSONL the model CLI reads, with local audio.
+
+The trainer depends on the stream only (not on the registry's PostgreSQL): the dataset is the
+`ClipAdded` (supervised) or `PreferencePairAdded` (preference) events of its history up to the run
+request, so a run trains on exactly what its dataset held when it was requested, on every attempt.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from events.base import AudioFile, ObjectRef
+from events.bus import Bus, StoredEvent
+from events.catalogue import ClipAdded, DatasetKind, PreferencePairAdded
+from model.data import Row, dataset_digest
+
+
+class ObjectCache:
+    """Objects fetched from the object store into `<root>/<sha256>`, shared by runs and processes.
+
+    Content-addressed: a file is only ever renamed into place once its sha256 was verified, so one
+    that exists is correct. Each download goes to its own temporary folder first, so concurrent
+    fetches of the same object (two runs, two trainers on one disk) never write the same file.
+    """
+
+    def __init__(self, bus: Bus, root: Path) -> None:
+        self._bus = bus
+        self.root = root
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def fetch(self, ref: ObjectRef) -> Path:
+        path = self.root / ref.sha256
+        async with self._locks.setdefault(ref.sha256, asyncio.Lock()):
+            if path.exists():
+                return path
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=self.root, prefix=".download-") as folder:
+                downloaded = await self._bus.get_file(ref, Path(folder) / ref.sha256)
+                os.replace(downloaded, path)
+        return path
+
+
+@dataclass(frozen=True)
+class ExportedDataset:
+    path: Path
+    rows: int
+    digest: str
+
+
+def _audio_rows(history: list[StoredEvent], dataset_type: DatasetKind, up_to_seq: int) -> list[dict]:
+    """The dataset's rows as (prompt, audio files) records, in the order they were added."""
+    rows = []
+    for stored in history:
+        if stored.seq >= up_to_seq:
+            break
+        event = stored.event
+        if dataset_type == "supervised" and isinstance(event, ClipAdded):
+            rows.append({"id": event.clip_id, "prompt": event.prompt, "audio": {"audio_path": event.audio}})
+        elif dataset_type == "preference" and isinstance(event, PreferencePairAdded):
+            audio = {"chosen_path": event.chosen, "rejected_path": event.rejected}
+            rows.append({"id": event.pair_id, "prompt": event.prompt, "audio": audio})
+    return rows
+
+
+def digest(rows: list[dict]) -> str:
+    """The model's own dataset digest (prompts and audio content hashes, not paths), so the digest
+    in DatasetExported is the one in the checkpoints and the adapter's manifest."""
+    model_rows, audio_sha256 = [], {}
+    for number, row in enumerate(rows, start=1):
+        paths = tuple(Path(f"{number}/{key}") for key in row["audio"])
+        audio_sha256.update({path: audio.sha256 for path, audio in zip(paths, row["audio"].values())})
+        model_rows.append(Row(line=number, prompt=row["prompt"], audio=paths))
+    return dataset_digest(model_rows, audio_sha256)
+
+
+def _link_name(row_id: str, audio: AudioFile) -> str:
+    # The model names the file in its errors: keep the user's file name (and its extension, which
+    # tells the decoder the format) under a folder per row so names never collide.
+    return f"{row_id}/{Path(audio.filename).name or audio.sha256}"
+
+
+async def export_dataset(bus: Bus, cache: ObjectCache, dataset_id: str, dataset_type: DatasetKind,
+                         up_to_seq: int, folder: Path) -> ExportedDataset:
+    """Write `<folder>/dataset.jsonl` with audio paths into `<folder>/audio/`, linked to the cache."""
+    history = await bus.history("dataset", dataset_id)
+    rows = _audio_rows(history, dataset_type, up_to_seq)
+    audio_folder = folder / "audio"
+    lines = []
+    for row in rows:
+        line = {"id": row["id"], "prompt": row["prompt"]}
+        for key, audio in row["audio"].items():
+            cached = await cache.fetch(audio)
+            link = audio_folder / _link_name(f"{row['id']}-{key.removesuffix('_path')}", audio)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.unlink(missing_ok=True)
+            link.symlink_to(cached)
+            line[key] = str(link)
+        lines.append(json.dumps(line))
+    path = folder / "dataset.jsonl"
+    path.write_text("".join(f"{line}\n" for line in lines))
+    return ExportedDataset(path=path, rows=len(rows), digest=digest(rows))

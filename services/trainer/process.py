@@ -1,0 +1,78 @@
+"""The model CLI as a child process of the trainer.
+
+The child is tied to the trainer's life (Linux `PR_SET_PDEATHSIG`): if the trainer is killed, its
+training process dies with it instead of training on, unseen, beside the trainer that resumes the
+run. A stopped trainer (SIGTERM) instead asks the child to checkpoint and exit (`terminate`).
+"""
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+# The CLI's exit codes (model/training/cli.py).
+EXIT_OK = 0
+EXIT_TRAINING_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_STOPPED = 3
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def training_command(python: str, dataset: Path, dataset_type: str, output: Path, name: str,
+                     config: Path, cache_dir: Path, resume: Path | None) -> list[str]:
+    command = [
+        python, "-m", "model.training.cli", "train",
+        "--dataset", str(dataset), "--type", dataset_type, "--output", str(output), "--name", name,
+        "--config", str(config), "--cache-dir", str(cache_dir),
+    ]
+    if resume is not None:
+        command += ["--resume", str(resume)]
+    return command
+
+
+async def start(command: list[str], cwd: Path) -> asyncio.subprocess.Process:
+    # `cwd` holds the `model` package. The progress bar on stderr becomes run log lines: one redraw
+    # per 10 s is plenty there. A session of its own keeps a terminal's Ctrl-C (sent to the whole
+    # foreground group) away from the child: the trainer decides how it stops.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_MININTERVAL": "10"}
+    return await asyncio.create_subprocess_exec(
+        *command,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        preexec_fn=_die_with_parent,
+        start_new_session=True,
+        limit=1 << 20,
+    )
+
+
+def terminate(process: asyncio.subprocess.Process) -> None:
+    """Ask the CLI to save a checkpoint and stop (it exits with EXIT_STOPPED)."""
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+
+
+async def lines(stream: asyncio.StreamReader) -> AsyncIterator[str]:
+    """Lines of a child's output. A progress bar redraws itself with carriage returns: each redraw
+    counts as a line, so it cannot grow one unbounded line."""
+    pending = b""
+    while chunk := await stream.read(1 << 16):
+        pending += chunk
+        *complete, pending = pending.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+        for line in complete:
+            if line.strip():
+                yield line.decode(errors="replace")
+    if pending.strip():
+        yield pending.decode(errors="replace")

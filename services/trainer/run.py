@@ -1,0 +1,255 @@
+"""One delivery of a run request: decide whether to train, train, and say what happened as events.
+
+The trainer reads everything it needs from the stream (the run's, its dataset's and its
+experiment's histories), never from the registry's PostgreSQL, so it only depends on NATS.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import importlib.util
+import json
+import logging
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from events.bus import Bus, StoredEvent
+from events.catalogue import (
+    AdapterSaved, CheckpointSaved, DatasetExported, ExperimentCreated, ExperimentUpdated,
+    RunCancelled, RunCancelRequested, RunCompleted, RunFailed, RunRequested, RunStarted,
+)
+from services.trainer import process
+from services.trainer.archive import pack_tar, pack_zip, unpack_tar
+from services.trainer.config import TrainerConfig
+from services.trainer.export import ObjectCache, export_dataset
+from services.trainer.outbox import RunOutbox
+from services.trainer.progress import Adapter, Checkpoint, Completed, Failed, Other, parse_line
+
+log = logging.getLogger(__name__)
+
+ADAPTER_ID_NAMESPACE = uuid.UUID("3b0f6f0e-2d7c-4a8e-9a57-0c5e1f4d8b21")
+FINISHED = (RunCompleted, RunFailed, RunCancelled)
+STDERR_TAIL = 20  # lines quoted in RunFailed when the process died without saying why
+
+
+class Outcome(enum.Enum):
+    DONE = "done"  # the run reached a final state (or already had one): ack the request
+    REQUEUE = "requeue"  # this trainer is stopping; another one resumes from the last checkpoint
+
+
+@dataclass(frozen=True)
+class Delivery:
+    request: RunRequested
+    request_seq: int  # the request's stream sequence: the dataset is exported as it was then
+    attempt: int  # deliveries of this request so far, this one included
+
+
+def adapter_id_for(run_id: str) -> str:
+    """One adapter per run, whichever attempt registers it."""
+    return str(uuid.uuid5(ADAPTER_ID_NAMESPACE, run_id))
+
+
+def experiment_name(history: list[StoredEvent]) -> str:
+    name = ""
+    for stored in history:
+        if isinstance(stored.event, (ExperimentCreated, ExperimentUpdated)) and stored.event.name is not None:
+            name = stored.event.name
+    return name
+
+
+def _model_source_root() -> Path:
+    """The folder that holds the `model` package, so the child finds it whatever its cwd."""
+    spec = importlib.util.find_spec("model")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the `model` package is not importable: install cadenza or run from its source folder")
+    return Path(spec.origin).parent.parent
+
+
+class RunAttempt:
+    """Everything one attempt at one run needs, and its steps in order."""
+
+    def __init__(self, bus: Bus, trainer: TrainerConfig, cache_root: Path, delivery: Delivery,
+                 stop: asyncio.Event) -> None:
+        self.bus = bus
+        self.trainer = trainer
+        self.cache_root = cache_root
+        self.request = delivery.request
+        self.run_id = delivery.request.run_id
+        self.request_seq = delivery.request_seq
+        self.attempt = delivery.attempt
+        self.stop = stop  # the trainer is shutting down
+        self.cancelled = asyncio.Event()  # the user cancelled this run
+        self.folder = cache_root / "runs" / self.run_id / f"attempt-{self.attempt}"
+        self.outbox = RunOutbox(bus, self.run_id, self.attempt)
+
+    # --- deciding -------------------------------------------------------------------------------
+    async def handle(self) -> Outcome:
+        async with self._watching_cancel():
+            history = await self.bus.history("run", self.run_id)
+            events = [stored.event for stored in history]
+            if any(isinstance(event, FINISHED) for event in events):
+                log.info("run %s is already finished; skipping its request", self.run_id)
+                return Outcome.DONE
+            last_attempt = max((e.attempt for e in events if isinstance(e, RunStarted)), default=0)
+            if self.cancelled.is_set() or any(isinstance(event, RunCancelRequested) for event in events):
+                await self.bus.publish(RunCancelled(run_id=self.run_id, attempt=last_attempt))
+                return Outcome.DONE
+            if self.attempt > self.trainer.max_attempts:
+                error = (f"gave up after {self.trainer.max_attempts} attempts: each trainer that took this "
+                         "run stopped before finishing it (crashed, killed or lost its connection)")
+                await self.bus.publish(RunFailed(run_id=self.run_id, attempt=last_attempt, error=error))
+                return Outcome.DONE
+            checkpoints = [e for e in events if isinstance(e, CheckpointSaved)]
+            try:
+                return await self._train(checkpoints[-1] if checkpoints else None)
+            finally:
+                shutil.rmtree(self.folder, ignore_errors=True)
+
+    @contextlib.asynccontextmanager
+    async def _watching_cancel(self) -> AsyncIterator[None]:
+        """Listen for a cancel from before reading the history on, so none falls in between. The API
+        publishes RunCancelled itself for a run it still saw queued, so that counts too."""
+        subjects = [f"{self.bus.subject_root}.run.{self.run_id}.{name}"
+                    for name in (RunCancelRequested.event_name(), RunCancelled.event_name())]
+
+        async def on_cancel(_message: object) -> None:
+            self.cancelled.set()
+
+        subscriptions = [await self.bus.nc.subscribe(subject, cb=on_cancel) for subject in subjects]
+        try:
+            yield
+        finally:
+            for subscription in subscriptions:
+                await subscription.unsubscribe()
+
+    # --- training -------------------------------------------------------------------------------
+    async def _train(self, checkpoint: CheckpointSaved | None) -> Outcome:
+        config = dict(self.request.config)
+        if self.trainer.device:
+            config["device"] = self.trainer.device
+        await self.bus.publish(RunStarted(run_id=self.run_id, attempt=self.attempt, trainer_id=self.trainer.trainer_id))
+        log.info("run %s: attempt %d on %s", self.run_id, self.attempt, self.trainer.trainer_id)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        async with self.outbox.flushing():
+            cache = ObjectCache(self.bus, self.cache_root / "objects")
+            exported = await export_dataset(self.bus, cache, self.request.dataset_id, config["dataset_type"],
+                                            self.request_seq, self.folder)
+            await self.outbox.publish(DatasetExported(run_id=self.run_id, attempt=self.attempt,
+                                                      rows=exported.rows, digest=exported.digest))
+            resume = await self._fetch_checkpoint(checkpoint) if checkpoint else None
+            if self.cancelled.is_set():
+                await self.outbox.publish(RunCancelled(run_id=self.run_id, attempt=self.attempt))
+                return Outcome.DONE
+            config_path = self.folder / "config.json"
+            config_path.write_text(json.dumps(config))
+            name = await self._adapter_name()
+            command = process.training_command(
+                self.trainer.python, exported.path, config["dataset_type"], self.folder / "output", name,
+                config_path, self.cache_root / "features", resume)
+            return await self._supervise(await process.start(command, _model_source_root()), config, name)
+
+    async def _fetch_checkpoint(self, checkpoint: CheckpointSaved) -> Path:
+        archive = await self.bus.get_file(checkpoint.checkpoint, self.folder / "resume.tar")
+        folder = await asyncio.to_thread(unpack_tar, archive, self.folder / "resume")
+        archive.unlink()
+        self.outbox.add_log(f"[trainer] resuming from the checkpoint of step {checkpoint.step}")
+        return folder
+
+    async def _adapter_name(self) -> str:
+        experiment = experiment_name(await self.bus.history("experiment", self.request.experiment_id))
+        return f"{experiment}-{self.request.name}" if experiment else self.request.name
+
+    async def _supervise(self, child: asyncio.subprocess.Process, config: dict, name: str) -> Outcome:
+        """Turn the child's output into events until it exits; stop it on cancel or shutdown."""
+        stderr_tail: list[str] = []
+
+        async def read_stderr() -> None:
+            async for line in process.lines(child.stderr):
+                self.outbox.add_log(line)
+                stderr_tail[:] = [*stderr_tail[-(STDERR_TAIL - 1):], line]
+
+        async def stop_on_request() -> None:
+            waits = [asyncio.create_task(self.cancelled.wait()), asyncio.create_task(self.stop.wait())]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for wait in waits:
+                    wait.cancel()
+            process.terminate(child)
+
+        stderr_task = asyncio.create_task(read_stderr())
+        stopper = asyncio.create_task(stop_on_request())
+        adapter: Adapter | None = None
+        completed: Completed | None = None
+        failed: Failed | None = None
+        try:
+            async for line in process.lines(child.stdout):
+                item = parse_line(line, self.run_id, self.attempt)
+                if isinstance(item, Checkpoint) and not self.cancelled.is_set():
+                    await self._upload_checkpoint(item)
+                elif isinstance(item, Adapter):
+                    adapter = item
+                elif isinstance(item, Completed):
+                    completed = item
+                elif isinstance(item, Failed):
+                    failed = item
+                elif isinstance(item, Other):
+                    self.outbox.add_log(item.text)
+                elif not isinstance(item, Checkpoint):
+                    self.outbox.add_loss(item)
+            await stderr_task
+            exit_code = await child.wait()
+        finally:
+            stopper.cancel()
+            if child.returncode is None:  # we are being cancelled ourselves: take the child along
+                child.kill()
+                await child.wait()
+        log.info("run %s: training process exited with %s", self.run_id, exit_code)
+
+        if exit_code == process.EXIT_OK and completed and adapter:
+            await self._register_adapter(adapter, completed, config, name)
+            return Outcome.DONE
+        if self.cancelled.is_set():
+            await self.outbox.publish(RunCancelled(run_id=self.run_id, attempt=self.attempt))
+            return Outcome.DONE
+        if self.stop.is_set():
+            return Outcome.REQUEUE
+        if failed is not None:
+            error = failed.error
+        else:
+            error = f"training process exited with code {exit_code}"
+            if stderr_tail:
+                error += ":\n" + "\n".join(stderr_tail)
+        await self.outbox.publish(RunFailed(run_id=self.run_id, attempt=self.attempt, error=error))
+        return Outcome.DONE
+
+    # --- uploads --------------------------------------------------------------------------------
+    async def _upload_checkpoint(self, checkpoint: Checkpoint) -> None:
+        archive = await asyncio.to_thread(pack_tar, checkpoint.path, self.folder / f"{checkpoint.path.name}.tar")
+        # Named per attempt: an object an event refers to is never overwritten by a later attempt.
+        name = f"{self.run_id}/attempt-{self.attempt}/{checkpoint.path.name}.tar"
+        ref = await self.bus.put_file(self.bus.checkpoints_bucket, name, archive)
+        archive.unlink()
+        await self.outbox.publish(CheckpointSaved(run_id=self.run_id, attempt=self.attempt,
+                                                  step=checkpoint.step, checkpoint=ref))
+
+    async def _register_adapter(self, adapter: Adapter, completed: Completed, config: dict, name: str) -> None:
+        adapter_id = adapter_id_for(self.run_id)
+        archive = await asyncio.to_thread(pack_zip, adapter.path, self.folder / "adapter.zip")
+        ref = await self.bus.put_file(self.bus.adapters_bucket, f"{adapter_id}/attempt-{self.attempt}.zip", archive)
+        lora_config = {key: config.get(key) for key in ("lora_r", "lora_alpha", "lora_dropout", "target_modules")}
+        await self.outbox.publish(AdapterSaved(
+            run_id=self.run_id, adapter_id=adapter_id, experiment_id=self.request.experiment_id, name=name,
+            adapter=ref, base_model=config["base_model"], dataset_type=config["dataset_type"],
+            lora_config=lora_config, final_loss=completed.final_loss,
+        ))
+        await self.outbox.publish(RunCompleted(
+            run_id=self.run_id, attempt=self.attempt, final_loss=completed.final_loss,
+            best_validation_loss=completed.best_validation_loss, steps=completed.steps,
+            seconds=completed.seconds, adapter_id=adapter_id,
+        ))
+
