@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import logging
 import os
 from collections.abc import AsyncIterator, Iterable
@@ -19,8 +20,9 @@ from typing import BinaryIO
 
 import nats
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
-from nats.js.errors import BadRequestError
+from nats.js.errors import APIError, BadRequestError, NoStreamResponseError
 from nats.js.object_store import ObjectStore
 
 from events.base import Envelope, Event, ObjectRef
@@ -186,19 +188,34 @@ class Bus:
         events = list(events)
         sequences: list[int] = []
         for start in range(0, len(events), PUBLISH_BATCH):
-            batch = events[start:start + PUBLISH_BATCH]
-            futures = []
-            for event in batch:
-                subject, data, headers = self._message(event)
-                futures.append(await self.js.publish_async(subject, data, stream=self.stream, headers=headers))
-            done, pending = await asyncio.wait(futures, timeout=REQUEST_TIMEOUT)
-            for future in pending:
-                future.cancel()
-            if pending:
-                raise PublishError(f"{len(pending)} of {len(batch)} publishes got no ack within {REQUEST_TIMEOUT} s")
-            for future, event in zip(futures, batch):
-                sequences.append(self._checked(future.result(), event))
+            sequences += await self._publish_batch(events[start:start + PUBLISH_BATCH])
         return sequences
+
+    async def _publish_batch(self, batch: list[Event]) -> list[int]:
+        # nats-py's publish_async never resolves the future of a publish the server rejects (its
+        # reply handler raises instead), so acks are collected here: message i asks for its ack
+        # on <inbox>.<i>.
+        inbox = self.nc.new_inbox()
+        acks = await self.nc.subscribe(f"{inbox}.*", max_msgs=len(batch))
+        try:
+            for index, event in enumerate(batch):
+                subject, data, headers = self._message(event)
+                headers[api.Header.EXPECTED_STREAM] = self.stream
+                await self.nc.publish(subject, data, reply=f"{inbox}.{index}", headers=headers)
+            replies: dict[int, Msg] = {}
+            deadline = asyncio.get_running_loop().time() + REQUEST_TIMEOUT
+            while len(replies) < len(batch):
+                remaining = deadline - asyncio.get_running_loop().time()
+                try:
+                    reply = await acks.next_msg(timeout=max(remaining, 0.001))
+                except nats.errors.TimeoutError:
+                    raise PublishError(
+                        f"{len(batch) - len(replies)} of {len(batch)} publishes got no ack within {REQUEST_TIMEOUT} s"
+                    ) from None
+                replies[int(reply.subject.rsplit(".", 1)[1])] = reply
+        finally:
+            await acks.unsubscribe()
+        return [self._checked(_pub_ack(replies[index]), event) for index, event in enumerate(batch)]
 
     # --- reading ---------------------------------------------------------------------------------
     async def reader(self, start_seq: int = 1, subject_filter: str | None = None) -> EventReader:
@@ -285,6 +302,15 @@ class Bus:
             raise
         os.replace(partial, path)
         return path
+
+
+def _pub_ack(reply: Msg) -> api.PubAck:
+    if reply.headers and reply.headers.get(api.Header.STATUS) == "503":
+        raise NoStreamResponseError
+    response = json.loads(reply.data)
+    if "error" in response:
+        APIError.from_error(response["error"])  # raises the matching nats error
+    return api.PubAck.from_response(response)
 
 
 class _HashingWriter:

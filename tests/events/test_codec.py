@@ -1,0 +1,53 @@
+"""Reading stored events: every version ever written stays readable as the current one."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from events.base import Envelope
+from events.catalogue import DatasetCreated, RunRequested
+from events.codec import UnknownEventType, decode, encode
+from events.upcast import UnknownEventVersion
+from model.training.config import TrainingConfig
+
+V1_FIXTURE = Path(__file__).parent / "fixtures" / "run_requested_v1.json"
+
+
+def test_a_stored_v1_run_request_reads_as_the_current_version():
+    envelope, event = decode(V1_FIXTURE.read_bytes())
+
+    assert isinstance(event, RunRequested)
+    assert envelope.version == RunRequested.version == 2
+    assert event.config["num_epochs"] == 5 and "epochs" not in event.config
+    assert (event.run_id, event.experiment_id, event.dataset_id, event.name) == ("run-v1", "exp-v1", "ds-v1", "first light")
+    assert envelope.payload == event.model_dump(mode="json")
+    # the upcast config is a valid TrainingConfig (what v1 did not carry takes the defaults)
+    config = TrainingConfig(**event.config)
+    assert (config.num_epochs, config.batch_size, config.learning_rate, config.lora_r, config.lora_alpha) == (5, 4, 2e-4, 8, 16)
+
+
+def test_current_events_round_trip_unchanged():
+    original = Envelope.wrap(DatasetCreated(dataset_id="d1", name="drums", kind="supervised"))
+
+    envelope, event = decode(encode(original))
+
+    assert envelope == original
+    assert event == DatasetCreated(dataset_id="d1", name="drums", kind="supervised")
+
+
+def test_an_unknown_event_type_is_a_clear_error():
+    stored = json.loads(V1_FIXTURE.read_text())
+    stored["type"] = "RunTeleported"
+
+    with pytest.raises(UnknownEventType, match="unknown event type 'RunTeleported'"):
+        decode(json.dumps(stored).encode())
+
+
+def test_a_version_newer_than_the_code_is_a_clear_error():
+    stored = json.loads(V1_FIXTURE.read_text())
+    stored["version"] = 3
+
+    with pytest.raises(UnknownEventVersion, match="RunRequested version 3 is newer than this code knows"):
+        decode(json.dumps(stored).encode())
