@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "train":
         return train(extra)
-    return args.run(args)
+    return args.handler(args)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,16 +50,16 @@ def _parser() -> argparse.ArgumentParser:
                            help="where the private servers keep their data (default: CADENZA_DATA_DIR or "
                                 f"{Settings.from_env().data_dir})")
     _add_http_arguments(up_parser)
-    up_parser.set_defaults(run=up)
+    up_parser.set_defaults(handler=up)
 
     api_parser = commands.add_parser("api", help="run the HTTP API (needs NATS_URL and DATABASE_URL)")
     _add_http_arguments(api_parser)
-    api_parser.set_defaults(run=api)
+    api_parser.set_defaults(handler=api)
     commands.add_parser("registry", help="run the registry projector (needs NATS_URL and DATABASE_URL)"
-                        ).set_defaults(run=registry)
-    commands.add_parser("trainer", help="run a trainer (needs NATS_URL and DATABASE_URL)").set_defaults(run=trainer)
+                        ).set_defaults(handler=registry)
+    commands.add_parser("trainer", help="run a trainer (needs NATS_URL and DATABASE_URL)").set_defaults(handler=trainer)
     commands.add_parser("rebuild", help="empty the read models and replay the stream from sequence 1"
-                        ).set_defaults(run=rebuild)
+                        ).set_defaults(handler=rebuild)
 
     events_parser = commands.add_parser("events", help="print the audit log (needs NATS_URL)")
     which = events_parser.add_mutually_exclusive_group()
@@ -67,13 +67,13 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--aggregate", help="one kind of aggregate: dataset, experiment, run")
     events_parser.add_argument("--id", help="with --aggregate: one aggregate's events")
     events_parser.add_argument("--follow", action="store_true", help="keep printing new events")
-    events_parser.set_defaults(run=events)
+    events_parser.set_defaults(handler=events)
 
     # add_help=False: `cadenza train --help` is the model CLI's help.
     commands.add_parser("train", add_help=False, help="train an adapter: `python -m model.training.cli train …`")
     tiny_parser = commands.add_parser("tiny-model", help="write a tiny random MusicGen (for tests and demos)")
     tiny_parser.add_argument("dir", type=Path)
-    tiny_parser.set_defaults(run=tiny_model)
+    tiny_parser.set_defaults(handler=tiny_model)
     return parser
 
 

@@ -1,0 +1,52 @@
+"""The rest of the `cadenza` command line, run as a user runs it."""
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from events.bus import Bus
+from events.catalogue import DatasetCreated, ExperimentCreated
+from services.settings import Settings
+
+ROOT = Path(__file__).parents[2]
+
+
+def cadenza(*arguments: str, **variables: str) -> subprocess.CompletedProcess[str]:
+    env = {name: value for name, value in os.environ.items() if name not in ("NATS_URL", "DATABASE_URL")}
+    return subprocess.run([sys.executable, "-m", "services", *arguments], cwd=ROOT, env=env | variables,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_a_single_service_says_which_server_addresses_it_needs() -> None:
+    result = cadenza("registry")
+    assert result.returncode == 2
+    assert "NATS_URL and DATABASE_URL" in result.stderr
+
+    result = cadenza("api", NATS_URL="nats://127.0.0.1:4222")
+    assert result.returncode == 2
+    assert "needs DATABASE_URL" in result.stderr
+
+
+async def test_events_prints_one_aggregates_history_in_stream_order(settings: Settings) -> None:
+    dataset_id, other_id = str(uuid.uuid4()), str(uuid.uuid4())
+    bus = await Bus.connect(settings.nats_url, settings.namespace)
+    await bus.ensure()
+    await bus.publish_many([
+        DatasetCreated(dataset_id=dataset_id, name="drum loops", kind="supervised"),
+        DatasetCreated(dataset_id=other_id, name="strings", kind="preference"),
+        ExperimentCreated(experiment_id=str(uuid.uuid4()), name="first", dataset_id=dataset_id, config={}),
+    ])
+    await bus.close()
+
+    result = cadenza("events", "--aggregate", "dataset", "--id", dataset_id,
+                     NATS_URL=settings.nats_url, CADENZA_NAMESPACE=settings.namespace)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1
+    assert dataset_id in lines[0] and "DatasetCreated v1" in lines[0] and "drum loops" in lines[0]
+
+    result = cadenza("events", NATS_URL=settings.nats_url, CADENZA_NAMESPACE=settings.namespace)
+    assert [line.split()[0] for line in result.stdout.splitlines()] == ["1", "2", "3"]
+    assert ["DatasetCreated", "DatasetCreated", "ExperimentCreated"] == [
+        line.split()[5] for line in result.stdout.splitlines()]

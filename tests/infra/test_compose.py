@@ -1,0 +1,81 @@
+"""compose.yaml cannot run here (no Docker): check that its pieces fit together."""
+import re
+import tomllib
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+from services.cli import _parser
+
+ROOT = Path(__file__).parents[2]
+SERVICES = ("api", "registry", "trainer")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "compose.yaml").read_text())
+
+
+def named_volume(service: dict, mount_path: str, compose: dict) -> str:
+    """The named volume mounted at `mount_path` (fails if it is a bind mount or undeclared)."""
+    for volume in service.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if target == mount_path:
+            assert source in compose["volumes"], f"{source} is not a named volume"
+            return source
+    raise AssertionError(f"nothing is mounted at {mount_path}")
+
+
+def test_nats_keeps_jetstream_on_a_named_volume(compose: dict) -> None:
+    nats = compose["services"]["nats"]
+    command = nats["command"]
+    assert "-js" in command
+    store = command[command.index("-sd") + 1]
+    named_volume(nats, store, compose)
+
+
+def test_postgres_keeps_its_data_on_a_named_volume_and_reports_health(compose: dict) -> None:
+    postgres = compose["services"]["postgres"]
+    named_volume(postgres, "/var/lib/postgresql/data", compose)
+    assert "pg_isready" in str(postgres["healthcheck"]["test"])
+
+
+def test_every_cadenza_service_runs_from_one_image_built_here(compose: dict) -> None:
+    services = compose["services"]
+    assert {services[name]["image"] for name in SERVICES} == {"cadenza:latest"}
+    assert {services[name]["build"] for name in SERVICES} == {"."}
+    assert (ROOT / "Dockerfile").exists()
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_service_runs_its_cadenza_command_against_the_compose_servers(compose: dict, name: str) -> None:
+    services = compose["services"]
+    service = services[name]
+    program, *arguments = service["command"]
+    assert program == "cadenza" and arguments[0] == name
+    _parser().parse_args(arguments)  # a command line the CLI accepts
+
+    nats_url = urlsplit(service["environment"]["NATS_URL"])
+    assert (nats_url.scheme, nats_url.hostname, nats_url.port) == ("nats", "nats", 4222)
+    database_url = urlsplit(service["environment"]["DATABASE_URL"])
+    postgres_env = services["postgres"]["environment"]
+    assert (database_url.hostname, database_url.port) == ("postgres", 5432)
+    assert (database_url.username, database_url.password, database_url.path) == (
+        postgres_env["POSTGRES_USER"], postgres_env["POSTGRES_PASSWORD"], "/" + postgres_env["POSTGRES_DB"])
+    assert set(service["depends_on"]) == {"nats", "postgres"}
+
+
+def test_the_api_is_published_on_the_port_it_listens_on(compose: dict) -> None:
+    api = compose["services"]["api"]
+    command = api["command"]
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    port = command[command.index("--port") + 1]
+    assert f"{port}:{port}" in api["ports"]
+
+
+def test_the_image_installs_the_torch_the_project_pins() -> None:
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pinned = next(dependency for dependency in dependencies if dependency.startswith("torch=="))
+    assert re.search(rf"pip install .*{re.escape(pinned)}", (ROOT / "Dockerfile").read_text())
