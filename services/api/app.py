@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from events.bus import Bus
 from services.api.context import Context
 from services.api.errors import install_error_handlers
+from services.api.limits import BodyLimit
 from services.api.routers import adapters, datasets, experiments, runs
 from services.registry.migrate import migrate
 from services.settings import Settings
@@ -42,10 +43,10 @@ def create_app(settings: Settings) -> FastAPI:
         title="Cadenza",
         description="Fine-tune MusicGen with LoRA adapters: datasets, experiments, runs and adapters.",
         lifespan=lifespan,
-        # Bounds every request body while it is read, uploads included (413 past it).
-        max_body_size=settings.max_upload_bytes,
     )
-    install_error_handlers(app, settings.max_upload_bytes)
+    # Bounds every request body while it is read, uploads included.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    install_error_handlers(app)
     for module in (datasets, experiments, runs, adapters):
         app.include_router(module.router)
     return app

@@ -39,7 +39,7 @@ def invalid_from(error: ValidationError, prefix: Sequence[str]) -> RequestValida
     )
 
 
-def install_error_handlers(app: FastAPI, max_upload_bytes: int) -> None:
+def install_error_handlers(app: FastAPI) -> None:
     def detail(status: int, message: str) -> JSONResponse:
         return JSONResponse({"detail": message}, status_code=status)
 
@@ -49,9 +49,6 @@ def install_error_handlers(app: FastAPI, max_upload_bytes: int) -> None:
     async def conflict(_: Request, exc: Exception) -> JSONResponse:
         return detail(409, str(exc))
 
-    async def too_large(_: Request, exc: Exception) -> JSONResponse:
-        return detail(413, f"request body is larger than the upload limit of {max_upload_bytes} bytes")
-
     async def not_projected(_: Request, exc: Exception) -> JSONResponse:
         # The event is on the stream (it will be applied); only the read-your-write wait gave up.
         return detail(503, f"the registry has not applied the event yet; retry the read shortly ({exc})")
@@ -59,7 +56,6 @@ def install_error_handlers(app: FastAPI, max_upload_bytes: int) -> None:
     handlers: dict[Any, Any] = {
         NotFound: not_found,
         Conflict: conflict,
-        413: too_large,
         TimeoutError: not_projected,
     }
     for key, handler in handlers.items():

@@ -125,3 +125,29 @@ async def test_unknown_ids_are_404_with_a_message(client):
                        ("/api/adapters/nope", "adapter"), ("/api/adapters/nope/download", "adapter")]:
         response = await client.get(path)
         assert (response.status_code, response.json()) == (404, {"detail": f"{kind} 'nope' not found"}), path
+
+
+async def test_the_public_contract_is_described_at_docs(client):
+    assert (await client.get("/docs")).status_code == 200
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert {path: sorted(paths[path]) for path in paths} == {
+        "/api/datasets": ["get", "post"],
+        "/api/datasets/{dataset_id}": ["get"],
+        "/api/datasets/{dataset_id}/export": ["get"],
+        "/api/datasets/{dataset_id}/clips": ["post"],
+        "/api/datasets/{dataset_id}/pairs": ["post"],
+        "/api/clips/{clip_id}/audio": ["get"],
+        "/api/experiments": ["get", "post"],
+        "/api/experiments/{experiment_id}": ["get", "patch"],
+        "/api/experiments/{experiment_id}/runs": ["post"],
+        "/api/runs": ["get"],
+        "/api/runs/{run_id}": ["get"],
+        "/api/runs/{run_id}/metrics": ["get"],
+        "/api/runs/{run_id}/logs": ["get"],
+        "/api/runs/{run_id}/cancel": ["post"],
+        "/api/runs/{run_id}/events": ["get"],
+        "/api/runs/{run_id}/stream": ["get"],
+        "/api/adapters": ["get"],
+        "/api/adapters/{adapter_id}": ["get"],
+        "/api/adapters/{adapter_id}/download": ["get"],
+    }
