@@ -67,6 +67,7 @@ def load_adapter(model: MusicgenForConditionalGeneration, adapter_dir: Path, tra
     """Put the adapter saved in `adapter_dir` onto `model`. Raises AdapterMismatchError if any saved
     key has no LoRA module to go to, or any LoRA module created for it gets no saved weights: peft
     only warns about either, and the adapter would then not do what it was trained to do."""
+    adapter_dir = Path(adapter_dir)
     weights = adapter_dir / ADAPTER_WEIGHTS
     if not weights.is_file():
         raise InputError(f"{adapter_dir}: not an adapter folder (no {ADAPTER_WEIGHTS})")

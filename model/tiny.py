@@ -96,6 +96,20 @@ def _fill_codebooks(model: MusicgenForConditionalGeneration, generator: torch.Ge
         residual = residual - quantized
 
 
+@torch.no_grad()
+def _calibrate_decoder(model: MusicgenForConditionalGeneration, generator: torch.Generator) -> None:
+    """A random EnCodec decoder's output is dominated by its biases: different codes decode to nearly
+    the same waveform, and a test could not hear an adapter's effect. Without biases the output
+    follows the codes; the last layer is then scaled to a normal loudness (std ~0.1)."""
+    encodec = model.audio_encoder
+    for name, parameter in encodec.decoder.named_parameters():
+        if name.endswith("bias") or ".bias_" in name:
+            parameter.zero_()
+    codes = encodec.encode(_varied_audio(generator, seconds=1.0)).audio_codes
+    std = encodec.decode(codes, [None]).audio_values.std()
+    encodec.decoder.layers[-1].conv.parametrizations.weight.original0.mul_(0.1 / std)
+
+
 def build_tiny_model(dir: Path, seed: int = 0) -> Path:
     """Write a tiny random MusicGen and its processor to `dir`; return `dir`."""
     dir = Path(dir)
@@ -104,12 +118,14 @@ def build_tiny_model(dir: Path, seed: int = 0) -> Path:
     tokenizer = _tokenizer()
     model = MusicgenForConditionalGeneration(_config(len(tokenizer)))
     _fill_codebooks(model, generator)
+    _calibrate_decoder(model, generator)
     # At the default std (0.02) the heads' logits are nearly flat and LoRA barely moves the loss
     # of a random model; 0.1 gives a test something to learn (see NOTES).
     with torch.no_grad():
         for head in model.decoder.lm_heads:
             head.weight.normal_(0.0, 0.1, generator=generator)
-    model.generation_config.max_length = 256
+    # musicgen-small's sampling defaults.
+    model.generation_config.update(do_sample=True, top_k=250, guidance_scale=3.0, max_length=1500)
     processor = MusicgenProcessor(
         feature_extractor=EncodecFeatureExtractor(feature_size=1, sampling_rate=SAMPLING_RATE, padding_value=0.0),
         tokenizer=tokenizer,
