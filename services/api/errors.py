@@ -5,12 +5,14 @@ command found the problem, so a client reads every validation error the same way
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+
+from services.registry.progress import ProjectionTimeout
 
 
 class NotFound(Exception):
@@ -40,23 +42,16 @@ def invalid_from(error: ValidationError, prefix: Sequence[str]) -> RequestValida
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    def detail(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"detail": message}, status_code=status)
-
     async def not_found(_: Request, exc: Exception) -> JSONResponse:
-        return detail(404, str(exc))
+        return JSONResponse({"detail": str(exc)}, status_code=404)
 
     async def conflict(_: Request, exc: Exception) -> JSONResponse:
-        return detail(409, str(exc))
+        return JSONResponse({"detail": str(exc)}, status_code=409)
 
     async def not_projected(_: Request, exc: Exception) -> JSONResponse:
-        # The event is on the stream (it will be applied); only the read-your-write wait gave up.
-        return detail(503, f"the registry has not applied the event yet; retry the read shortly ({exc})")
+        # The event is stored on the stream and will be applied; only the read-your-write wait gave up.
+        return JSONResponse({"detail": f"accepted, but not readable yet: {exc}; read it again shortly"}, status_code=503)
 
-    handlers: dict[Any, Any] = {
-        NotFound: not_found,
-        Conflict: conflict,
-        TimeoutError: not_projected,
-    }
-    for key, handler in handlers.items():
-        app.add_exception_handler(key, handler)
+    app.add_exception_handler(NotFound, not_found)
+    app.add_exception_handler(Conflict, conflict)
+    app.add_exception_handler(ProjectionTimeout, not_projected)

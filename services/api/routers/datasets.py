@@ -44,7 +44,9 @@ async def get_dataset(dataset_id: str, ctx: ContextDep) -> DatasetDetail:
 )
 async def export_dataset(dataset_id: str, ctx: ContextDep) -> Response:
     """The JSONL the trainer reads: supervised rows `{"prompt", "audio_path"}`, preference rows
-    `{"prompt", "chosen_path", "rejected_path"}`; paths are object names in the clips bucket."""
+    `{"prompt", "chosen_path", "rejected_path"}`. A path is the audio's object name in the clips
+    bucket (`<sha256>.<ext>`), relative: fetch each object into one folder under its name (a
+    content-addressed cache) and the paths resolve against that folder."""
     detail = await queries.dataset_detail(ctx.pool, dataset_id)
     rows = queries.export_rows(detail.clips if detail.kind == "supervised" else detail.pairs)
     body = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
