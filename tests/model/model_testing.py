@@ -1,0 +1,54 @@
+"""Helpers the model tests share (imported by name: tests/model is on sys.path under pytest)."""
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[2]
+RATE = 32_000
+PROMPTS = ["slow jazz piano", "fast rock drums", "calm ambient synth"]
+
+
+def write_clip(path: Path, seconds: float, pitch: float, rate: int = RATE, channels: int = 1, seed: int = 0) -> Path:
+    """A tone with a little noise: real, decodable audio whose codes differ with the pitch."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    mono = 0.3 * np.sin(2 * np.pi * pitch * t) + 0.05 * rng.standard_normal(t.size)
+    data = np.stack([mono * (1 - 0.3 * c) for c in range(channels)], axis=1).astype(np.float32)
+    sf.write(path, data, rate)
+    return path
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+@dataclass
+class CliRun:
+    returncode: int
+    events: list[dict]
+    stderr: str
+
+    def of_type(self, kind: str) -> list[dict]:
+        return [e for e in self.events if e["type"] == kind]
+
+
+def parse_events(stdout: str) -> list[dict]:
+    """Every stdout line must be one JSON object with a type."""
+    events = [json.loads(line) for line in stdout.splitlines()]
+    assert all(isinstance(e, dict) and "type" in e for e in events), stdout
+    return events
+
+
+def cli_command(*args: str | Path) -> list[str]:
+    return [sys.executable, "-m", "model.training.cli", "train", *map(str, args)]
+
+
+def cli_env(cache_dir: Path) -> dict[str, str]:
+    return {**os.environ, "CADENZA_CACHE_DIR": str(cache_dir), "HF_HUB_OFFLINE": "1"}
