@@ -1,0 +1,70 @@
+"""A trainer dies mid-run (kill -9): another one resumes the run from its last uploaded checkpoint."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and text in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                found.append(int(entry.name))
+        except OSError:  # the process ended while we looked
+            pass
+    return found
+
+
+def start_trainer_process(settings, name: str, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "NATS_URL": settings.nats_url, "CADENZA_NAMESPACE": settings.namespace}
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.trainer", "--trainer-id", name, "--ack-wait", "4",
+         "--cache-dir", str(settings.cache_dir / name)],
+        cwd=REPOSITORY, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )
+
+
+async def test_a_run_whose_trainer_is_killed_completes_once_on_another_trainer(cadenza, training_config, tmp_path):
+    doomed = start_trainer_process(cadenza.settings, "doomed", tmp_path / "doomed.log")
+    try:
+        experiment = await cadenza.supervised_experiment(training_config(max_steps=12, checkpoint_every=2))
+        run = await cadenza.request_run(experiment)
+        checkpoint = await cadenza.wait_for_event(run["id"], "CheckpointSaved", timeout=120)
+        assert checkpoint.event.attempt == 1
+        training = processes_mentioning(f"{run['id']}/attempt-1")
+        assert training, "the training process should be running"
+
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait()
+    finally:
+        doomed.kill()
+    await asyncio.sleep(0.5)
+    assert processes_mentioning(f"{run['id']}/attempt-1") == [], "the training process must die with its trainer"
+
+    cadenza.start_trainer("survivor")
+    run = await cadenza.wait_for_run(run["id"])
+
+    assert run["status"] == "completed", run
+    history = await cadenza.bus.history("run", run["id"])
+    started = [(s.event.attempt, s.event.trainer_id) for s in history if s.envelope.type == "RunStarted"]
+    assert started == [(1, "doomed"), (2, "survivor")]
+    checkpoints = [s.event for s in history if s.envelope.type == "CheckpointSaved"]
+    resumed_from = max(c.step for c in checkpoints if c.attempt == 1)
+    resumed_losses = [s.event.step for s in history if s.envelope.type == "LossReported" and s.event.attempt == 2]
+    assert resumed_losses[0] == resumed_from + 1, "attempt 2 continues after the last uploaded checkpoint"
+    assert [s.envelope.type for s in history].count("AdapterSaved") == 1
+    assert [s.envelope.type for s in history].count("RunCompleted") == 1
+
+    metrics = await cadenza.get(f"/api/runs/{run['id']}/metrics")
+    assert [m["step"] for m in metrics if m["split"] == "train"] == list(range(1, 13))
+    assert run["attempt"] == 2
+    assert len(await cadenza.get("/api/adapters")) == 1
+    logs = [line["line"] for line in await cadenza.get(f"/api/runs/{run['id']}/logs")]
+    assert f"[trainer] resuming from the checkpoint of step {resumed_from}" in logs
