@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import AsyncIterator
 
 import asyncpg
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from events.bus import Bus
 from services.api.context import Context
@@ -16,6 +18,8 @@ from services.api.limits import BodyLimit
 from services.api.routers import adapters, datasets, experiments, runs
 from services.registry.migrate import migrate
 from services.settings import Settings
+
+WEB_UI = Path(__file__).parent / "static"
 
 
 async def decode_json_columns(connection: asyncpg.Connection) -> None:
@@ -49,4 +53,6 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     for module in (datasets, experiments, runs, adapters):
         app.include_router(module.router)
+    # Mounted last: it answers only the paths no route above (the API, /docs) has taken.
+    app.mount("/", StaticFiles(directory=WEB_UI, html=True), name="web-ui")
     return app
