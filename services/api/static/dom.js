@@ -1,0 +1,60 @@
+// Small helpers to build the page without a framework.
+
+/** h("a", {href: "#/"}, "home") — an element with attributes (on* are listeners) and children. */
+export function h(tag, attrs = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
+    else element.setAttribute(name, value === true ? "" : value);
+  }
+  element.append(...children.flat().filter((child) => child !== null && child !== undefined && child !== false));
+  return element;
+}
+
+/** An element that shows the error of the form it sits in; `show(error)` / `clear()`. */
+export function errorBox() {
+  const box = h("p", { class: "error", role: "alert", hidden: true });
+  box.show = (error) => {
+    box.textContent = error.message || String(error);
+    box.hidden = false;
+  };
+  box.clear = () => {
+    box.textContent = "";
+    box.hidden = true;
+  };
+  return box;
+}
+
+/**
+ * Wires a form: on submit clears its error box, disables its button, awaits `action(form)`, and
+ * shows what went wrong next to the form (the API's message) or calls `done(result)`.
+ */
+export function submitting(form, box, action, done) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    box.clear();
+    const buttons = form.querySelectorAll("button");
+    buttons.forEach((button) => (button.disabled = true));
+    try {
+      const result = await action(form);
+      await done(result);
+    } catch (error) {
+      box.show(error);
+    } finally {
+      buttons.forEach((button) => (button.disabled = false));
+    }
+  });
+  return form;
+}
+
+export function field(label, input, hint) {
+  return h("label", {}, h("span", {}, label), input, hint ? h("small", {}, hint) : null);
+}
+
+export const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
+export const number = (value, digits = 4) => (value === null || value === undefined ? "—" : Number(value).toPrecision(digits));
+
+export function statusBadge(status) {
+  return h("span", { class: `status status-${status}` }, status);
+}

@@ -1,0 +1,155 @@
+// Experiments: the list, creating one with its training config, and one experiment's runs.
+import * as api from "./api.js";
+import { errorBox, field, h, number, statusBadge, submitting, when } from "./dom.js";
+
+// The common TrainingConfig fields; the JSON box takes any other (the API names a wrong one).
+// Placeholders are the model's defaults, for orientation: a field left empty is not sent.
+const COMMON_FIELDS = [
+  { name: "num_epochs", label: "Epochs", type: "number", placeholder: "3", min: 1 },
+  { name: "batch_size", label: "Batch size", type: "number", placeholder: "2", min: 1 },
+  { name: "learning_rate", label: "Learning rate", type: "number", placeholder: "0.0001", step: "any" },
+  { name: "lora_r", label: "LoRA r", type: "number", placeholder: "16", min: 1 },
+  { name: "lora_alpha", label: "LoRA alpha", type: "number", placeholder: "32", min: 1 },
+  { name: "max_steps", label: "Max steps", type: "number", placeholder: "no cap", min: 1 },
+  { name: "base_model", label: "Base model", type: "text", placeholder: "facebook/musicgen-small" },
+];
+
+const ACTIVE = ["queued", "running"];
+
+function configFields() {
+  return h("fieldset", { class: "config" },
+    h("legend", {}, "Training config"),
+    COMMON_FIELDS.map(({ name, label, ...input }) => field(label, h("input", { name, ...input }))),
+    field("More settings (JSON)",
+      h("textarea", { name: "extra", rows: 3, placeholder: '{"warmup_steps": 10, "validation_split": 0.1, "dpo_beta": 0.01}' }),
+      "Any other TrainingConfig field; the fields above win over the same key here."));
+}
+
+/** The config the form describes; a JSON box that does not parse is the form's error. */
+function readConfig(form) {
+  const text = form.elements.extra.value.trim();
+  let config = {};
+  if (text) {
+    try {
+      config = JSON.parse(text);
+    } catch (error) {
+      throw new Error(`More settings: not valid JSON (${error.message})`);
+    }
+    if (typeof config !== "object" || config === null || Array.isArray(config)) {
+      throw new Error("More settings: write a JSON object, e.g. {\"warmup_steps\": 10}");
+    }
+  }
+  for (const { name, type } of COMMON_FIELDS) {
+    const value = form.elements[name].value.trim();
+    if (value !== "") config[name] = type === "number" ? Number(value) : value;
+  }
+  return config;
+}
+
+export async function experimentsSection() {
+  const [experiments, datasets] = await Promise.all([api.listExperiments(), api.listDatasets()]);
+  const names = Object.fromEntries(datasets.map((d) => [d.id, d.name]));
+  const box = errorBox();
+  const form = submitting(
+    h("form", { class: "inline" },
+      field("Name", h("input", { name: "name", required: true, placeholder: "warm lofi, r=16" })),
+      field("Dataset", h("select", { name: "dataset_id", required: true },
+        datasets.map((d) => h("option", { value: d.id }, `${d.name} (${d.kind})`)))),
+      field("Description", h("input", { name: "description", placeholder: "optional" })),
+      configFields(),
+      h("button", { type: "submit" }, "Create experiment"),
+      box),
+    box,
+    (form) => api.createExperiment({
+      name: form.elements.name.value,
+      dataset_id: form.elements.dataset_id.value,
+      description: form.elements.description.value,
+      config: readConfig(form),
+    }),
+    (experiment) => { location.hash = `#/experiments/${experiment.id}`; },
+  );
+  return h("section", {},
+    h("h2", {}, "Experiments"),
+    experiments.length
+      ? h("table", {},
+          h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", {}, "Dataset"), h("th", {}, "Runs"), h("th", {}, "Updated"))),
+          h("tbody", {}, experiments.map((e) => h("tr", {},
+            h("td", {}, h("a", { href: `#/experiments/${e.id}` }, e.name)),
+            h("td", {}, h("a", { href: `#/datasets/${e.dataset_id}` }, names[e.dataset_id] || e.dataset_id)),
+            h("td", {}, String(e.runs.length)),
+            h("td", {}, when(e.updated_at))))))
+      : h("p", { class: "empty" }, "No experiment yet."),
+    datasets.length ? form : h("p", { class: "empty" }, "Create a dataset first to start an experiment."));
+}
+
+function runsTable(runs) {
+  if (!runs.length) return h("p", { class: "empty" }, "No run yet.");
+  return h("table", {},
+    h("thead", {}, h("tr", {},
+      h("th", {}, "Run"), h("th", {}, "Status"), h("th", {}, "Attempt"), h("th", {}, "Final loss"),
+      h("th", {}, "Requested"), h("th", {}, "Finished"), h("th", {}, "Adapter"))),
+    h("tbody", {}, runs.map((run) => h("tr", {},
+      h("td", {}, h("a", { href: `#/runs/${run.id}` }, run.name)),
+      h("td", {}, statusBadge(run.status)),
+      h("td", {}, String(run.attempt)),
+      h("td", {}, number(run.final_loss)),
+      h("td", {}, when(run.requested_at)),
+      h("td", {}, when(run.finished_at)),
+      h("td", {}, run.adapter_id
+        ? h("a", { href: api.adapterDownloadUrl(run.adapter_id), download: true }, "download")
+        : "—")))));
+}
+
+function startRunForm(experiment) {
+  const box = errorBox();
+  return submitting(
+    h("form", { class: "inline" },
+      h("h3", {}, "Start a run"),
+      field("Name", h("input", { name: "name", placeholder: `run-${experiment.runs.length + 1}` })),
+      field("Overrides (JSON)", h("textarea", { name: "config", rows: 2, placeholder: '{"learning_rate": 0.0002}' }),
+        "Merged over the experiment's config for this run only."),
+      h("button", { type: "submit" }, "Start run"),
+      box),
+    box,
+    (form) => {
+      const text = form.elements.config.value.trim();
+      let config = {};
+      try {
+        config = text ? JSON.parse(text) : {};
+      } catch (error) {
+        throw new Error(`Overrides: not valid JSON (${error.message})`);
+      }
+      const name = form.elements.name.value.trim();
+      return api.requestRun(experiment.id, name ? { name, config } : { config });
+    },
+    (run) => { location.hash = `#/runs/${run.id}`; },
+  );
+}
+
+/** One experiment: its config, its runs (refreshed while one is queued or running), a run form. */
+export async function experimentPage(main, experimentId, onLeave) {
+  const experiment = await api.getExperiment(experimentId);
+  const runs = h("div", {}, runsTable(experiment.runs));
+  const timer = setInterval(async () => {
+    try {
+      const latest = await api.getExperiment(experimentId);
+      runs.replaceChildren(runsTable(latest.runs));
+      if (!latest.runs.some((run) => ACTIVE.includes(run.status))) clearInterval(timer);
+    } catch {
+      // A failed refresh keeps the table as it was; the next tick tries again.
+    }
+  }, 3000);
+  if (!experiment.runs.some((run) => ACTIVE.includes(run.status))) clearInterval(timer);
+  onLeave(() => clearInterval(timer));
+  return h("section", {},
+    h("p", { class: "crumbs" }, h("a", { href: "#/" }, "Home"), " / experiment"),
+    h("h2", {}, experiment.name),
+    experiment.description ? h("p", {}, experiment.description) : null,
+    h("p", { class: "facts" }, "dataset ", h("a", { href: `#/datasets/${experiment.dataset_id}` }, experiment.dataset_id),
+      " · created ", when(experiment.created_at)),
+    h("h3", {}, "Config"),
+    h("pre", { class: "json" }, JSON.stringify(experiment.config, null, 2)),
+    h("h3", {}, "Runs"),
+    runs,
+    startRunForm(experiment));
+}
