@@ -13,8 +13,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from nats.js.errors import NotFoundError
+
 from events.base import AudioFile, ObjectRef
-from events.bus import Bus, StoredEvent
+from events.bus import Bus, ObjectCorrupted, StoredEvent
 from events.catalogue import ClipAdded, DatasetKind, PreferencePairAdded
 from model.data import Row, dataset_digest
 
@@ -42,6 +44,11 @@ class ObjectCache:
                 downloaded = await self._bus.get_file(ref, Path(folder) / ref.sha256)
                 os.replace(downloaded, path)
         return path
+
+
+class DatasetUnavailable(Exception):
+    """An audio file of the dataset is missing from the object store or no longer matches its
+    checksum: no retry will bring it back, the user has to upload it again."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +100,14 @@ async def export_dataset(bus: Bus, cache: ObjectCache, dataset_id: str, dataset_
     for row in rows:
         line = {"id": row["id"], "prompt": row["prompt"]}
         for key, audio in row["audio"].items():
-            cached = await cache.fetch(audio)
+            try:
+                cached = await cache.fetch(audio)
+            except (ObjectCorrupted, NotFoundError) as error:
+                problem = "does not match its checksum" if isinstance(error, ObjectCorrupted) else "is missing"
+                raise DatasetUnavailable(
+                    f"{audio.filename} (row {row['id']} of dataset {dataset_id}): the stored audio {problem} "
+                    f"in the object store ({error}); upload the file again"
+                ) from error
             link = audio_folder / _link_name(f"{row['id']}-{key.removesuffix('_path')}", audio)
             link.parent.mkdir(parents=True, exist_ok=True)
             link.unlink(missing_ok=True)

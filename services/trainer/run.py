@@ -25,7 +25,7 @@ from events.catalogue import (
 from services.trainer import process
 from services.trainer.archive import pack_tar, pack_zip, unpack_tar
 from services.trainer.config import TrainerConfig
-from services.trainer.export import ObjectCache, export_dataset
+from services.trainer.export import DatasetUnavailable, ObjectCache, export_dataset
 from services.trainer.outbox import RunOutbox
 from services.trainer.progress import Adapter, Checkpoint, Completed, Failed, Other, parse_line
 
@@ -136,8 +136,12 @@ class RunAttempt:
         self.folder.mkdir(parents=True, exist_ok=True)
         async with self.outbox.flushing():
             cache = ObjectCache(self.bus, self.cache_root / "objects")
-            exported = await export_dataset(self.bus, cache, self.request.dataset_id, config["dataset_type"],
-                                            self.request_seq, self.folder)
+            try:
+                exported = await export_dataset(self.bus, cache, self.request.dataset_id, config["dataset_type"],
+                                                self.request_seq, self.folder)
+            except DatasetUnavailable as error:
+                await self.outbox.publish(RunFailed(run_id=self.run_id, attempt=self.attempt, error=str(error)))
+                return Outcome.DONE
             await self.outbox.publish(DatasetExported(run_id=self.run_id, attempt=self.attempt,
                                                       rows=exported.rows, digest=exported.digest))
             resume = await self._fetch_checkpoint(checkpoint) if checkpoint else None

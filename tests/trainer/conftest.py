@@ -57,8 +57,7 @@ def training_config(tiny_model: Path):
 
 def trainer_config(settings: Settings, name: str, **overrides: object) -> TrainerConfig:
     # A short ack wait so a dead trainer's run is redelivered within seconds (heartbeats every 1 s).
-    return TrainerConfig(trainer_id=name, cache_dir=settings.cache_dir, ack_wait=4.0, max_attempts=3,
-                         **overrides)
+    return TrainerConfig(**{"trainer_id": name, "cache_dir": settings.cache_dir, "ack_wait": 4.0, **overrides})
 
 
 @dataclass

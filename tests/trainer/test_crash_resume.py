@@ -22,11 +22,12 @@ def processes_mentioning(text: str) -> list[int]:
     return found
 
 
-def start_trainer_process(settings, name: str, log: Path) -> subprocess.Popen:
+def start_trainer_process(settings, name: str, log: Path, max_attempts: int = 3) -> subprocess.Popen:
+    """`python -m services.trainer` as its own OS process, so the test can kill -9 it."""
     env = {**os.environ, "NATS_URL": settings.nats_url, "CADENZA_NAMESPACE": settings.namespace}
     return subprocess.Popen(
         [sys.executable, "-m", "services.trainer", "--trainer-id", name, "--ack-wait", "4",
-         "--cache-dir", str(settings.cache_dir / name)],
+         "--max-attempts", str(max_attempts), "--cache-dir", str(settings.cache_dir / name)],
         cwd=REPOSITORY, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
     )
 
@@ -68,3 +69,23 @@ async def test_a_run_whose_trainer_is_killed_completes_once_on_another_trainer(c
     assert len(await cadenza.get("/api/adapters")) == 1
     logs = [line["line"] for line in await cadenza.get(f"/api/runs/{run['id']}/logs")]
     assert f"[trainer] resuming from the checkpoint of step {resumed_from}" in logs
+
+
+async def test_a_run_whose_trainers_keep_dying_fails_after_the_last_attempt(cadenza, training_config, tmp_path):
+    doomed = start_trainer_process(cadenza.settings, "doomed", tmp_path / "doomed.log", max_attempts=1)
+    try:
+        experiment = await cadenza.supervised_experiment(training_config(max_steps=1000))
+        run = await cadenza.request_run(experiment)
+        await cadenza.wait_for_event(run["id"], "RunStarted", timeout=120)
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait()
+    finally:
+        doomed.kill()
+
+    cadenza.start_trainer("survivor", max_attempts=1)
+    run = await cadenza.wait_for_run(run["id"])
+
+    assert run["status"] == "failed"
+    assert run["error"].startswith("gave up after 1 attempts")
+    types = await cadenza.history_types(run["id"])
+    assert types.count("RunStarted") == 1 and types[-1] == "RunFailed"
