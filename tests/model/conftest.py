@@ -9,9 +9,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 
 from model.tiny import build_tiny_model
 from model_testing import PROMPTS, REPO, CliRun, cli_command, cli_env, parse_events, write_clip, write_jsonl
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread() -> None:
+    """As in the CLI subprocesses (see cli_env): the tiny model runs fastest on one thread."""
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

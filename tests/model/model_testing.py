@@ -51,4 +51,21 @@ def cli_command(*args: str | Path) -> list[str]:
 
 
 def cli_env(cache_dir: Path) -> dict[str, str]:
-    return {**os.environ, "CADENZA_CACHE_DIR": str(cache_dir), "HF_HUB_OFFLINE": "1"}
+    # One thread: the tiny model's matmuls gain nothing from two, and on a shared 2-core machine two
+    # spinning threads per process made runs 10x slower.
+    return {**os.environ, "CADENZA_CACHE_DIR": str(cache_dir), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+
+
+def tiny_examples(tiny_model: Path, dataset: Path, dataset_type: str, cache_dir: Path, window_seconds: float = 30.0):
+    """The tiny model (frozen, CPU), its processor and the dataset's encoded examples."""
+    import torch
+
+    from model.data import file_sha256, read_rows
+    from model.loading import load_base_model
+    from model.training.features import FeatureCache, compute_features
+
+    model, processor = load_base_model(str(tiny_model), torch.device("cpu"))
+    rows = read_rows(dataset, dataset_type)
+    sha = {p: file_sha256(p) for row in rows for p in row.audio}
+    examples = compute_features(model, processor, rows, sha, window_seconds, FeatureCache(cache_dir))
+    return model, processor, examples

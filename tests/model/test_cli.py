@@ -1,0 +1,125 @@
+"""The training command line end to end, as the trainer service runs it: a subprocess whose stdout is
+JSON lines and whose exit code says what happened."""
+
+import json
+import math
+import signal
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from model.data import file_sha256
+from model.training.cli import EXIT_BAD_INPUT, EXIT_STOPPED
+from model_testing import REPO, cli_command, cli_env, parse_events, write_jsonl
+
+STEP_FIELDS = {"type", "step", "epoch", "loss", "learning_rate", "grad_norm"}
+DPO_FIELDS = {"rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"}
+
+
+def test_supervised_run_reports_checkpoints_and_writes_the_adapter(supervised_run):
+    run, output = supervised_run
+    types = [e["type"] for e in run.events]
+    assert types[0] == "started" and types[-2:] == ["adapter", "completed"]
+    started = run.events[0]
+    # 6 rows, two of them 3.2 s long and cut into two 1.5 s windows: 8 examples; one row held out.
+    assert started["rows"] == 6 and started["train_examples"] + started["validation_examples"] == 8
+    assert started["validation_examples"] in (1, 2)
+    assert started["device"] == "cpu" and started["total_steps"] == 24
+
+    steps = run.of_type("step")
+    assert [s["step"] for s in steps] == list(range(1, 25))
+    assert all(set(s) == STEP_FIELDS and math.isfinite(s["loss"]) for s in steps)
+    per_epoch = math.ceil(started["train_examples"] / 2)
+    assert [s["epoch"] for s in steps] == [1 + i // per_epoch for i in range(24)]
+    assert sum(s["loss"] for s in steps[-3:]) < sum(s["loss"] for s in steps[:3]) - 0.1  # it learns
+
+    checkpoints = run.of_type("checkpoint")
+    assert [c["step"] for c in checkpoints] == [4, 8, 12, 16, 20, 24]
+    for checkpoint in checkpoints:
+        folder = Path(checkpoint["path"])
+        assert folder == output / "checkpoints" / f"step-{checkpoint['step']:06d}"
+        assert {"adapter_model.safetensors", "adapter_config.json", "training_state.pt", "checkpoint.json"} <= {
+            p.name for p in folder.iterdir()}
+    validations = run.of_type("validation")
+    assert [v["step"] for v in validations] == [4, 8, 12, 16, 20, 24]
+
+    adapter = run.of_type("adapter")[0]
+    assert adapter["path"] == str(output / "adapter")
+    assert adapter["sha256"] == file_sha256(output / "adapter" / "adapter_model.safetensors")
+    manifest = json.loads((output / "adapter" / "manifest.json").read_text())
+    completed = run.events[-1]
+    assert completed["steps"] == manifest["steps"] == 24
+    assert completed["final_loss"] == manifest["final_loss"] == steps[-1]["loss"]
+    assert completed["best_validation_loss"] == min(v["loss"] for v in validations)
+    assert manifest["dataset_digest"] == started["dataset_digest"]
+    assert manifest["training_config"]["lora_dropout"] == 0.1 and manifest["base_model"] == started["config"][
+        "base_model"]
+
+
+def test_sigterm_checkpoints_and_resume_gives_the_same_losses(
+    supervised_run, tmp_path, cache_dir, tiny_model, supervised_jsonl, supervised_config, run_cli
+):
+    reference, _ = supervised_run
+    args = ["--dataset", supervised_jsonl, "--type", "supervised", "--name", "sup", "--base-model", tiny_model,
+            "--config", supervised_config]
+    with (tmp_path / "stderr.txt").open("w") as stderr:
+        process = subprocess.Popen(cli_command(*args, "--output", tmp_path / "a"), cwd=REPO, env=cli_env(cache_dir),
+                                   stdout=subprocess.PIPE, stderr=stderr, text=True)
+        lines = []
+        while not lines or json.loads(lines[-1])["type"] != "step":
+            lines.append(process.stdout.readline())
+        process.send_signal(signal.SIGTERM)
+        lines += process.stdout.readlines()
+        assert process.wait(timeout=120) == EXIT_STOPPED
+    stopped = parse_events("".join(lines))
+    checkpoint = stopped[-1]
+    assert checkpoint["type"] == "checkpoint" and checkpoint["step"] < 24
+    assert not (tmp_path / "a" / "adapter").exists()
+
+    # Resume in a new process (as on another machine), repeating the run's flags.
+    resumed = run_cli(*args, "--output", tmp_path / "b", "--resume", checkpoint["path"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.events[0]["start_step"] == checkpoint["step"]
+    after = [(s["step"], s["loss"], s["grad_norm"]) for s in resumed.of_type("step")]
+    expected = [(s["step"], s["loss"], s["grad_norm"]) for s in reference.of_type("step")[checkpoint["step"]:]]
+    assert after == expected  # exactly: same data order, same dropout draws, same optimizer state
+    assert resumed.of_type("adapter")[0]["sha256"] == reference.of_type("adapter")[0]["sha256"]
+
+    changed = run_cli(*args, "--output", tmp_path / "c", "--resume", checkpoint["path"], "--lr", "0.5")
+    assert changed.returncode == EXIT_BAD_INPUT and "learning_rate" in changed.events[-1]["error"]
+
+
+def test_preference_run_starts_at_log_2_and_separates_the_pair(tmp_path, run_cli, tiny_model, preference_jsonl):
+    run = run_cli("--dataset", preference_jsonl, "--type", "preference", "--output", tmp_path, "--name", "dpo",
+                  "--base-model", tiny_model, "--epochs", "6", "--batch-size", "3", "--lr", "0.01")
+    assert run.returncode == 0, run.stderr
+    steps = run.of_type("step")
+    assert len(steps) == 6 and all(set(s) == STEP_FIELDS | DPO_FIELDS for s in steps)
+    assert abs(steps[0]["loss"] - math.log(2)) < 1e-6 and steps[0]["rewards/margins"] == 0
+    assert steps[-1]["loss"] < steps[0]["loss"] and steps[-1]["rewards/margins"] > 0
+    assert steps[-1]["rewards/accuracies"] == 1.0
+    assert (tmp_path / "adapter" / "manifest.json").is_file()
+
+
+def test_bad_inputs_exit_2_naming_the_problem(tmp_path, run_cli, tiny_model, clips):
+    common = ["--type", "supervised", "--output", tmp_path / "out", "--name", "bad", "--base-model", tiny_model]
+
+    bad_row = write_jsonl(tmp_path / "rows.jsonl", [{"prompt": "ok", "audio_path": str(clips / "clip0.wav")}])
+    bad_row.write_text(bad_row.read_text() + '{"prompt": "no audio"}\n')
+    good_rows = write_jsonl(tmp_path / "good.jsonl", [{"prompt": "ok", "audio_path": str(clips / "clip0.wav")}])
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(32_000, dtype=np.float32), 32_000)
+    silent_rows = write_jsonl(tmp_path / "silent.jsonl", [{"prompt": "quiet", "audio_path": "silent.wav"}])
+
+    cases = [
+        (["--dataset", bad_row], f"{bad_row}, line 2: missing field 'audio_path'"),
+        (["--dataset", silent_rows], f"{silent}: audio is silent"),
+        (["--dataset", bad_row, "--lora-r", "0"], "lora_r: Input should be greater than or equal to 1"),
+        (["--dataset", good_rows, "--base-model", tmp_path / "nowhere"], "does not exist"),
+    ]
+    for args, message in cases:
+        run = run_cli(*common, *args)
+        assert run.returncode == EXIT_BAD_INPUT, run.stderr
+        assert run.events[-1]["type"] == "failed" and message in run.events[-1]["error"]
