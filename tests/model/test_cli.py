@@ -1,6 +1,7 @@
 """The training command line end to end, as the trainer service runs it: a subprocess whose stdout is
 JSON lines and whose exit code says what happened."""
 
+import argparse
 import json
 import math
 import signal
@@ -8,10 +9,12 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from model.data import file_sha256
-from model.training.cli import EXIT_BAD_INPUT, EXIT_STOPPED
+from model.errors import InputError
+from model.training.cli import EXIT_BAD_INPUT, EXIT_STOPPED, build_config, parse_args
 from model_testing import REPO, cli_command, cli_env, parse_events, write_jsonl
 
 STEP_FIELDS = {"type", "step", "epoch", "loss", "learning_rate", "grad_norm"}
@@ -87,8 +90,6 @@ def test_sigterm_checkpoints_and_resume_gives_the_same_losses(
     assert after == expected  # exactly: same data order, same dropout draws, same optimizer state
     assert resumed.of_type("adapter")[0]["sha256"] == reference.of_type("adapter")[0]["sha256"]
 
-    changed = run_cli(*args, "--output", tmp_path / "c", "--resume", checkpoint["path"], "--lr", "0.5")
-    assert changed.returncode == EXIT_BAD_INPUT and "learning_rate" in changed.events[-1]["error"]
 
 
 def test_preference_run_starts_at_log_2_and_separates_the_pair(tmp_path, run_cli, tiny_model, preference_jsonl):
@@ -108,7 +109,6 @@ def test_bad_inputs_exit_2_naming_the_problem(tmp_path, run_cli, tiny_model, cli
 
     bad_row = write_jsonl(tmp_path / "rows.jsonl", [{"prompt": "ok", "audio_path": str(clips / "clip0.wav")}])
     bad_row.write_text(bad_row.read_text() + '{"prompt": "no audio"}\n')
-    good_rows = write_jsonl(tmp_path / "good.jsonl", [{"prompt": "ok", "audio_path": str(clips / "clip0.wav")}])
     silent = tmp_path / "silent.wav"
     sf.write(silent, np.zeros(32_000, dtype=np.float32), 32_000)
     silent_rows = write_jsonl(tmp_path / "silent.jsonl", [{"prompt": "quiet", "audio_path": "silent.wav"}])
@@ -116,10 +116,36 @@ def test_bad_inputs_exit_2_naming_the_problem(tmp_path, run_cli, tiny_model, cli
     cases = [
         (["--dataset", bad_row], f"{bad_row}, line 2: missing field 'audio_path'"),
         (["--dataset", silent_rows], f"{silent}: audio is silent"),
-        (["--dataset", bad_row, "--lora-r", "0"], "lora_r: Input should be greater than or equal to 1"),
-        (["--dataset", good_rows, "--base-model", tmp_path / "nowhere"], "does not exist"),
     ]
     for args, message in cases:
         run = run_cli(*common, *args)
         assert run.returncode == EXIT_BAD_INPUT, run.stderr
         assert run.events[-1]["type"] == "failed" and message in run.events[-1]["error"]
+
+
+def _args(*extra: str) -> argparse.Namespace:
+    return parse_args(["train", "--dataset", "d.jsonl", "--type", "supervised", "--output", "o", "--name", "n",
+                       *extra])
+
+
+def test_flags_override_the_config_file_and_are_range_checked(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"learning_rate": 0.001, "lora_r": 4, "warmup_steps": 10}))
+    built = build_config(_args("--config", str(config), "--lr", "0.01"))
+    assert (built.learning_rate, built.lora_r, built.warmup_steps) == (0.01, 4, 10)
+    with pytest.raises(InputError, match="lora_r: Input should be greater than or equal to 1"):
+        build_config(_args("--lora-r", "0"))
+    config.write_text(json.dumps({"lora_rank": 4}))
+    with pytest.raises(InputError, match="lora_rank: Extra inputs are not permitted"):
+        build_config(_args("--config", str(config)))
+
+
+def test_resume_keeps_the_checkpoint_config(supervised_run, tmp_path):
+    _, output = supervised_run
+    checkpoint = str(output / "checkpoints" / "step-000004")
+    resumed = build_config(_args("--resume", checkpoint, "--base-model", str(tmp_path), "--lr", "0.01"))
+    assert resumed.max_steps == 24 and resumed.base_model == str(tmp_path)  # the base model may move
+    with pytest.raises(InputError, match="learning_rate=0.5 differs from checkpoint"):
+        build_config(_args("--resume", checkpoint, "--lr", "0.5"))
+    with pytest.raises(InputError, match="not a checkpoint folder"):
+        build_config(_args("--resume", str(tmp_path)))
