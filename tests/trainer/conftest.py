@@ -156,3 +156,9 @@ async def cadenza(settings: Settings) -> AsyncIterator[Cadenza]:
             stop_projector.set()
             await asyncio.wait_for(projector, timeout=10)
             await bus.close()
+
+
+@pytest.fixture(name="tone")
+def tone_fixture():
+    """`tone(frequency=440.0, seconds=1.0, format="WAV") -> bytes`: a sine at the tiny model's rate."""
+    return tone
