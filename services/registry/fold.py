@@ -33,10 +33,14 @@ async def read_checkpoint(conn: asyncpg.Connection | asyncpg.Pool) -> int:
 
 async def lock_checkpoint(conn: asyncpg.Connection) -> int:
     """Lock the checkpoint row until the transaction ends and return the sequence it holds."""
-    await conn.execute(
-        "INSERT INTO projector_checkpoint (name, last_seq) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING", CHECKPOINT
-    )
-    return await conn.fetchval("SELECT last_seq FROM projector_checkpoint WHERE name = $1 FOR UPDATE", CHECKPOINT)
+    lock = "SELECT last_seq FROM projector_checkpoint WHERE name = $1 FOR UPDATE"
+    checkpoint = await conn.fetchval(lock, CHECKPOINT)
+    if checkpoint is None:  # the first fold into a fresh database
+        await conn.execute(
+            "INSERT INTO projector_checkpoint (name, last_seq) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING", CHECKPOINT
+        )
+        checkpoint = await conn.fetchval(lock, CHECKPOINT)
+    return checkpoint
 
 
 async def apply_batch(conn: asyncpg.Connection, batch: list[StoredEvent], expected: int | None = None) -> int:
@@ -63,6 +67,10 @@ async def apply_batch(conn: asyncpg.Connection, batch: list[StoredEvent], expect
     if reports:
         await handlers.loss_reported(conn, reports)
     checkpoint = fresh[-1].seq
-    await conn.execute("UPDATE projector_checkpoint SET last_seq = $2 WHERE name = $1", CHECKPOINT, checkpoint)
-    await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(checkpoint))
+    # the notification is delivered when (and only if) the transaction commits
+    await conn.execute(
+        "WITH moved AS (UPDATE projector_checkpoint SET last_seq = $2 WHERE name = $1 RETURNING last_seq)"
+        " SELECT pg_notify($3, last_seq::text) FROM moved",
+        CHECKPOINT, checkpoint, NOTIFY_CHANNEL,
+    )
     return checkpoint

@@ -55,12 +55,18 @@ async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
 
 
 async def _follow(bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
-    """Fold from the checkpoint on until stopped, or until the checkpoint moves under us."""
+    """Fold from the checkpoint on until stopped, or until the checkpoint moves under us.
+
+    The next batch is fetched (and decoded) while the current one is being committed, so NATS and
+    PostgreSQL work at the same time.
+    """
     position = await read_checkpoint(pool)
     reader = await bus.reader(start_seq=position + 1)
+    fetching = asyncio.create_task(reader.next_batch(BATCH, wait=IDLE_WAIT))
     try:
         while not stop.is_set():
-            batch = await reader.next_batch(BATCH, wait=IDLE_WAIT)
+            batch = await fetching
+            fetching = asyncio.create_task(reader.next_batch(BATCH, wait=IDLE_WAIT))
             if not batch:
                 await reader.check_alive()
                 continue
@@ -70,6 +76,8 @@ async def _follow(bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
                 log.info("projector: %s; reading again from there", moved)
                 return
     finally:
+        fetching.cancel()
+        await asyncio.gather(fetching, return_exceptions=True)
         await reader.close()
 
 

@@ -5,8 +5,10 @@ import json
 from pathlib import Path
 
 import pytest
+from nats.aio.msg import Msg
 
 from events.base import Envelope
+from events.bus import stream_position
 from events.catalogue import DatasetCreated, RunRequested
 from events.codec import UnknownEventType, decode, encode
 from events.upcast import UnknownEventVersion
@@ -51,3 +53,13 @@ def test_a_version_newer_than_the_code_is_a_clear_error():
 
     with pytest.raises(UnknownEventVersion, match="RunRequested version 3 is newer than this code knows"):
         decode(json.dumps(stored).encode())
+
+
+@pytest.mark.parametrize("reply", [
+    "$JS.ACK.CADENZA.reader.1.4711.42.1732547000000000000.99",
+    "$JS.ACK.hub.ACCOUNTHASH.CADENZA.reader.1.4711.42.1732547000000000000.99.randomtoken",
+])
+def test_thestream_position_is_read_from_the_ack_subject_as_nats_reads_it(reply):
+    metadata = Msg(_client=None, subject="cadenza.run.r.loss_reported", reply=reply).metadata
+
+    assert stream_position(reply) == (metadata.sequence.stream, metadata.num_pending) == (4711, 99)
