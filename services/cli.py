@@ -21,7 +21,8 @@ from services import embedded
 from services.settings import Settings
 
 Service = Callable[[Settings, asyncio.Event], Awaitable[None]]
-TRAINER_LATER = "the trainer service arrives with issue 4: runs stay queued until then"
+# These hand their arguments on to their own command line (and so show its --help).
+FORWARDING = ("trainer", "train")
 
 log = logging.getLogger("cadenza")
 
@@ -29,15 +30,18 @@ log = logging.getLogger("cadenza")
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
-    if args.command != "train" and extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command in FORWARDING:
+        return args.handler(extra)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command == "train":
-        return train(extra)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:  # before a service loop took over the signals: nothing left running
+        return 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     api_parser.set_defaults(handler=api)
     commands.add_parser("registry", help="run the registry projector (needs NATS_URL and DATABASE_URL)"
                         ).set_defaults(handler=registry)
-    commands.add_parser("trainer", help="run a trainer (needs NATS_URL and DATABASE_URL)").set_defaults(handler=trainer)
+    commands.add_parser("trainer", add_help=False, help="run a trainer (needs NATS_URL; `cadenza trainer --help`)"
+                        ).set_defaults(handler=trainer)
     commands.add_parser("rebuild", help="empty the read models and replay the stream from sequence 1"
                         ).set_defaults(handler=rebuild)
 
@@ -69,8 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     events_parser.add_argument("--follow", action="store_true", help="keep printing new events")
     events_parser.set_defaults(handler=events)
 
-    # add_help=False: `cadenza train --help` is the model CLI's help.
-    commands.add_parser("train", add_help=False, help="train an adapter: `python -m model.training.cli train …`")
+    commands.add_parser("train", add_help=False, help="train an adapter: `python -m model.training.cli train …`"
+                        ).set_defaults(handler=train)
     tiny_parser = commands.add_parser("tiny-model", help="write a tiny random MusicGen (for tests and demos)")
     tiny_parser.add_argument("dir", type=Path)
     tiny_parser.set_defaults(handler=tiny_model)
@@ -88,22 +93,24 @@ def up(args: argparse.Namespace) -> int:
     if args.data_dir:
         os.environ["CADENZA_DATA_DIR"] = str(args.data_dir.absolute())
     settings = Settings.from_env()
-    # Until the services' loop handles signals, SIGTERM stops start-up like Ctrl-C does.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Until the services' loop handles them, SIGINT and SIGTERM interrupt start-up, and the servers
+    # started so far are stopped on the way out (even where SIGINT was ignored, as in `cadenza up &`).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
     with contextlib.ExitStack() as servers:
         try:
             settings = _start_missing_servers(settings, servers)
-        except (embedded.EmbeddedServerError, KeyboardInterrupt) as error:
-            print(f"cadenza up: {error or 'interrupted'}", file=sys.stderr)
+        except embedded.EmbeddedServerError as error:
+            print(f"cadenza up: {error}", file=sys.stderr)
             return 1
+        from services.registry.projector import run_projector
+        from services.trainer.worker import run_trainer
+
         services: dict[str, Service] = {
             "api": partial(serve_api, host=args.host, port=args.port),
-            "registry": _projector(),
+            "registry": run_projector,
+            "trainer": run_trainer,
         }
-        if run_trainer := _trainer():
-            services["trainer"] = run_trainer
-        else:
-            log.info(TRAINER_LATER)
         return asyncio.run(run_services(settings, services))
 
 
@@ -130,17 +137,16 @@ def api(args: argparse.Namespace) -> int:
 
 
 def registry(args: argparse.Namespace) -> int:
+    from services.registry.projector import run_projector
+
     settings = _settings_with_servers("registry")
-    return asyncio.run(run_services(settings, {"registry": _projector()}))
+    return asyncio.run(run_services(settings, {"registry": run_projector}))
 
 
-def trainer(args: argparse.Namespace) -> int:
-    run_trainer = _trainer()
-    if run_trainer is None:
-        print(f"cadenza trainer: {TRAINER_LATER}", file=sys.stderr)
-        return 1
-    settings = _settings_with_servers("trainer")
-    return asyncio.run(run_services(settings, {"trainer": run_trainer}))
+def trainer(arguments: list[str]) -> int:
+    from services.trainer.__main__ import main as trainer_main
+
+    return trainer_main(arguments)
 
 
 def rebuild(args: argparse.Namespace) -> int:
@@ -207,23 +213,6 @@ def _settings_with_servers(command: str) -> Settings:
               f"on private servers instead)", file=sys.stderr)
         raise SystemExit(2)
     return settings
-
-
-def _projector() -> Service:
-    from services.registry.projector import run_projector
-
-    return run_projector
-
-
-def _trainer() -> Service | None:
-    """The trainer service, or None while services/trainer does not provide it yet."""
-    try:
-        from services.trainer.worker import run_trainer
-    except ModuleNotFoundError as error:
-        if error.name != "services.trainer.worker":
-            raise
-        return None
-    return run_trainer
 
 
 async def run_services(settings: Settings, services: dict[str, Service]) -> int:

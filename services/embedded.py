@@ -81,14 +81,17 @@ def start_nats(data_dir: Path) -> EmbeddedNats:
             [nats_server_binary(), "-a", LOOPBACK, "-p", str(port), "-js", "-sd", str(store),
              "-P", str(pid_file)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 20
-    while not _accepts_connections(port):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            process.wait()
-            raise EmbeddedServerError(f"nats-server did not start; its log:\n{_tail(log_path)}")
-        time.sleep(0.02)
-    return EmbeddedNats(url=f"nats://{LOOPBACK}:{port}", process=process)
+    server = EmbeddedNats(url=f"nats://{LOOPBACK}:{port}", process=process)
+    try:  # also on Ctrl-C: the server runs in its own session and would outlive us
+        deadline = time.monotonic() + 20
+        while not _accepts_connections(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise EmbeddedServerError(f"nats-server did not start; its log:\n{_tail(log_path)}")
+            time.sleep(0.02)
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 def nats_server_binary() -> str:
@@ -110,12 +113,16 @@ def start_postgres(data_dir: Path, fsync: bool = True) -> EmbeddedPostgres:
     data = home / "data"
     run_as = _prepare_home(home)
     _forget_stale_pid_file(data)
-    if not (data / "PG_VERSION").exists():
-        init = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+    if not data.exists():
+        # Initialised aside and renamed when complete, so an interrupted initdb leaves no half cluster.
+        fresh = home / "data.initdb"
+        shutil.rmtree(fresh, ignore_errors=True)
+        init = [str(bindir / "initdb"), "-D", str(fresh), "-U", "postgres", "--auth=trust",
                 "-E", "UTF8", "--no-locale"] + ([] if fsync else ["--no-sync"])
         result = _run(run_as + init)
         if result.returncode != 0:
             raise EmbeddedServerError(f"initdb failed for {data}:\n{result.stdout}")
+        fresh.rename(data)
     port = _free_port()
     # Trust authentication is safe here only because the server listens on loopback alone.
     options = ["-p", str(port), "-c", f"listen_addresses={LOOPBACK}",
@@ -123,18 +130,21 @@ def start_postgres(data_dir: Path, fsync: bool = True) -> EmbeddedPostgres:
     log_path = home / "postgres.log"
     start = [str(bindir / "pg_ctl"), "start", "-D", str(data), "-w", "-t", "60", "-l", str(log_path),
              "-o", shlex.join(options)]
-    result = _run(run_as + start)
-    if result.returncode != 0:
-        raise EmbeddedServerError(f"PostgreSQL did not start:\n{result.stdout}\n{_tail(log_path)}")
     server = EmbeddedPostgres(url=f"postgresql://postgres@{LOOPBACK}:{port}/{DATABASE}", data=data,
                               run_as=run_as, bindir=bindir)
-    create = (f"SELECT 'CREATE DATABASE {DATABASE}' "
-              f"WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{DATABASE}')\\gexec")
-    result = _run([str(bindir / "psql"), "-X", "-q", "-h", LOOPBACK, "-p", str(port), "-U", "postgres",
-                   "-d", "postgres", "-v", "ON_ERROR_STOP=1"], input=create)
-    if result.returncode != 0:
+    try:  # also on Ctrl-C: pg_ctl may have started the server, which outlives us
+        result = _run(run_as + start)
+        if result.returncode != 0:
+            raise EmbeddedServerError(f"PostgreSQL did not start:\n{result.stdout}\n{_tail(log_path)}")
+        create = (f"SELECT 'CREATE DATABASE {DATABASE}' "
+                  f"WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{DATABASE}')\\gexec")
+        result = _run([str(bindir / "psql"), "-X", "-q", "-h", LOOPBACK, "-p", str(port), "-U", "postgres",
+                       "-d", "postgres", "-v", "ON_ERROR_STOP=1"], input=create)
+        if result.returncode != 0:
+            raise EmbeddedServerError(f"could not create the database {DATABASE}:\n{result.stdout}")
+    except BaseException:
         server.stop()
-        raise EmbeddedServerError(f"could not create the database {DATABASE}:\n{result.stdout}")
+        raise
     return server
 
 
