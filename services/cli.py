@@ -252,7 +252,7 @@ async def serve_api(settings: Settings, stop: asyncio.Event, host: str, port: in
         await asyncio.sleep(0.05)
     if server.started:
         url = f"http://{host}:{port}"
-        print(f"Cadenza API: {url}  (docs: {url}/docs)", flush=True)
+        print(f"Cadenza API: {url}  (web UI: {url}/, OpenAPI docs: {url}/docs)", flush=True)
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait([serving, stopping], return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
