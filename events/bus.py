@@ -118,7 +118,8 @@ class Bus:
             log.warning("nats: %s", error)
 
         async def on_disconnected() -> None:
-            log.warning("nats: disconnected from %s", nats_url)
+            if not (nc.is_draining or nc.is_closed):  # closing is not news
+                log.warning("nats: disconnected from %s", nats_url)
 
         async def on_reconnected() -> None:
             log.info("nats: reconnected to %s", nats_url)

@@ -36,6 +36,10 @@ TRANSIENT = (
 )
 
 
+class StreamBehindReadModels(RuntimeError):
+    pass
+
+
 async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
     """Fold the stream into the read models until `stop` is set."""
     bus = await Bus.connect(settings.nats_url, settings.namespace)
@@ -61,6 +65,11 @@ async def _follow(bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
     PostgreSQL work at the same time.
     """
     position = await read_checkpoint(pool)
+    if position > (end := await bus.last_seq()):
+        raise StreamBehindReadModels(
+            f"the read models have folded up to sequence {position} but stream {bus.stream} ends at {end}: "
+            "the stream was replaced; run `cadenza rebuild` to fold it from sequence 1"
+        )
     reader = await bus.reader(start_seq=position + 1)
     fetching = asyncio.create_task(reader.next_batch(BATCH, wait=IDLE_WAIT))
     try:

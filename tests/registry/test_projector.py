@@ -13,6 +13,7 @@ from mixed_history import datasets_and_experiments, late_events, mixed_history, 
 from services.registry.fold import apply_batch, read_checkpoint
 from services.registry.migrate import migrate
 from services.registry.progress import ProjectionTimeout, wait_until_projected
+from services.registry.projector import StreamBehindReadModels, run_projector
 
 
 async def publish(bus: Bus, db: asyncpg.Pool, events: list) -> int:
@@ -127,3 +128,10 @@ async def test_migrations_apply_once_however_many_services_start(db):
     assert await asyncio.gather(*(migrate(db) for _ in range(3))) == [[], [], []]
     assert await db.fetchval("SELECT count(*) FROM schema_migrations") == 1
     assert await read_checkpoint(db) == 0
+
+
+async def test_read_models_ahead_of_the_stream_stop_the_projector_with_advice(settings, bus, db):
+    await db.execute("INSERT INTO projector_checkpoint (name, last_seq) VALUES ('registry', 500)")
+
+    with pytest.raises(StreamBehindReadModels, match=r"folded up to sequence 500 .* ends at 0: .*`cadenza rebuild`"):
+        await asyncio.wait_for(run_projector(settings, asyncio.Event()), timeout=15)
