@@ -7,7 +7,7 @@ import asyncpg
 
 from services.api.errors import NotFound
 from services.api.schemas import (
-    Adapter, Clip, Dataset, DatasetDetail, Experiment, LogLine, Metric, Pair, Run, RunSummary,
+    Adapter, BestRuns, Clip, Dataset, DatasetDetail, Experiment, LogLine, Metric, Pair, Run, RunSummary,
 )
 
 DATASET_SQL = """
@@ -16,7 +16,9 @@ DATASET_SQL = """
            (SELECT count(*) FROM preference_pairs p WHERE p.dataset_id = d.id) AS pair_count
     FROM datasets d
 """
-RUN_SUMMARY_COLUMNS = "id, experiment_id, name, status, attempt, final_loss, adapter_id, requested_at, finished_at"
+RUN_SUMMARY_COLUMNS = (
+    "id, experiment_id, name, dataset_type, status, attempt, final_loss, adapter_id, requested_at, finished_at"
+)
 
 
 def clip_from(row: asyncpg.Record | dict[str, Any]) -> Clip:
@@ -107,7 +109,17 @@ async def experiments(pool: asyncpg.Pool, experiment_id: str | None = None) -> l
     runs: dict[str, list[RunSummary]] = {}
     for run in run_rows:
         runs.setdefault(run["experiment_id"], []).append(RunSummary(**run))
-    return [Experiment(**row, runs=runs.get(row["id"], [])) for row in rows]
+    return [Experiment(**row, runs=runs.get(row["id"], []), best_runs=best_runs(runs.get(row["id"], [])))
+            for row in rows]
+
+
+def best_runs(runs: list[RunSummary]) -> BestRuns:
+    completed = [run for run in runs if run.status == "completed" and run.final_loss is not None]
+    best = {}
+    for kind in ("supervised", "preference"):
+        of_kind = [run for run in completed if run.dataset_type == kind]
+        best[kind] = min(of_kind, key=lambda run: run.final_loss) if of_kind else None
+    return BestRuns(**best)
 
 
 async def experiment(pool: asyncpg.Pool, experiment_id: str) -> Experiment:

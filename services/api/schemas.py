@@ -113,12 +113,21 @@ class Run(BaseModel):
 class RunSummary(BaseModel):
     id: str
     name: str
+    dataset_type: str
     status: str
     attempt: int
     final_loss: float | None
     adapter_id: str | None
     requested_at: datetime
     finished_at: datetime | None
+
+
+class BestRuns(BaseModel):
+    """Per training type, the completed run with the lowest final loss (null until one completed).
+    Supervised and DPO losses measure different things, so they are never compared."""
+
+    supervised: RunSummary | None = None
+    preference: RunSummary | None = None
 
 
 class Experiment(BaseModel):
@@ -130,6 +139,7 @@ class Experiment(BaseModel):
     created_at: datetime
     updated_at: datetime
     runs: list[RunSummary]
+    best_runs: BestRuns
 
 
 class Metric(BaseModel):
