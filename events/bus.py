@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
 import json
 import logging
 import os
+import tempfile
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,11 +71,12 @@ class EventReader:
     """
 
     def __init__(self, js: JetStreamContext, stream: str, subscription: JetStreamContext.PullSubscription,
-                 pending_at_start: int) -> None:
+                 info: api.ConsumerInfo) -> None:
         self._js = js
         self._stream = stream
         self._subscription = subscription
-        self.pending_at_start = pending_at_start
+        self._consumer = info.name
+        self.pending_at_start = info.num_pending
 
     async def next_batch(self, max_events: int = 1_000, wait: float = 1.0) -> list[tuple[StoredEvent, int]]:
         """Up to `max_events` events, each with the number still pending after it; [] when none
@@ -96,7 +99,7 @@ class EventReader:
     async def close(self) -> None:
         try:
             await self._subscription.unsubscribe()
-            await self._js.delete_consumer(self._stream, self._subscription._consumer)
+            await self._js.delete_consumer(self._stream, self._consumer)
         except Exception as error:  # the server reaps it after its inactive threshold anyway
             log.debug("could not delete reader consumer: %s", error)
 
@@ -229,8 +232,7 @@ class Bus:
             mem_storage=True,
         )
         subscription = await self.js.pull_subscribe(subject_filter, stream=self.stream, config=config)
-        info = await subscription.consumer_info()
-        return EventReader(self.js, self.stream, subscription, info.num_pending)
+        return EventReader(self.js, self.stream, subscription, await subscription.consumer_info())
 
     async def events(self, subject_filter: str | None = None, start_seq: int = 1,
                      follow: bool = False) -> AsyncIterator[StoredEvent]:
@@ -284,23 +286,26 @@ class Bus:
     async def get_object(self, ref: ObjectRef) -> bytes:
         """The object's bytes, checked against the size and sha256 the reference carries."""
         store = await self._object_store(ref.bucket)
-        data = (await store.get(ref.name)).data
-        _verify(ref, len(data), hashlib.sha256(data).hexdigest())
-        return data
+        buffer = io.BytesIO()  # nats-py would otherwise grow one bytes object chunk by chunk
+        writer = _HashingWriter(buffer)
+        await store.get(ref.name, writeinto=writer)
+        _verify(ref, writer.size, writer.sha256.hexdigest())
+        return buffer.getvalue()
 
     async def get_file(self, ref: ObjectRef, path: Path) -> Path:
-        """Stream the object into `path` (written under a temporary name, renamed once verified)."""
+        """Stream the object into `path`: written under a temporary name beside it and renamed
+        only once verified, so `path` never holds a partial or corrupted object."""
         store = await self._object_store(ref.bucket)
-        partial = path.with_name(f".{path.name}.partial")
-        with open(partial, "wb") as file:
-            writer = _HashingWriter(file)
-            await store.get(ref.name, writeinto=writer)
+        descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
         try:
+            with os.fdopen(descriptor, "wb") as file:
+                writer = _HashingWriter(file)
+                await store.get(ref.name, writeinto=writer)
             _verify(ref, writer.size, writer.sha256.hexdigest())
-        except ObjectCorrupted:
-            partial.unlink()
+            os.replace(partial, path)
+        except BaseException:
+            Path(partial).unlink(missing_ok=True)
             raise
-        os.replace(partial, path)
         return path
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from nats.js import api
-from nats.js.errors import APIError, NoStreamResponseError
+from nats.js.errors import APIError, NoStreamResponseError, ObjectNotFoundError
 
 from events.bus import DUPLICATE_WINDOW_SECONDS, Bus, ObjectCorrupted
 from events.catalogue import DatasetCreated, LossReported, RunRequested
@@ -119,4 +119,6 @@ async def test_files_stream_through_the_object_store(bus: Bus, tmp_path: Path):
     forged = ref.model_copy(update={"size": ref.size + 1})
     with pytest.raises(ObjectCorrupted):
         await bus.get_file(forged, tmp_path / "forged")
+    with pytest.raises(ObjectNotFoundError):
+        await bus.get_file(ref.model_copy(update={"name": "never-uploaded"}), tmp_path / "missing")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["adapter.safetensors", "copy"]
