@@ -128,7 +128,8 @@ function startRunForm(experiment) {
 
 /** One experiment: its config, its runs (refreshed while one is queued or running), a run form. */
 export async function experimentPage(main, experimentId, onLeave) {
-  const experiment = await api.getExperiment(experimentId);
+  const [experiment, datasets] = await Promise.all([api.getExperiment(experimentId), api.listDatasets()]);
+  const dataset = datasets.find((d) => d.id === experiment.dataset_id);
   const runs = h("div", {}, runsTable(experiment.runs));
   const timer = setInterval(async () => {
     try {
@@ -145,7 +146,7 @@ export async function experimentPage(main, experimentId, onLeave) {
     h("p", { class: "crumbs" }, h("a", { href: "#/" }, "Home"), " / experiment"),
     h("h2", {}, experiment.name),
     experiment.description ? h("p", {}, experiment.description) : null,
-    h("p", { class: "facts" }, "dataset ", h("a", { href: `#/datasets/${experiment.dataset_id}` }, experiment.dataset_id),
+    h("p", { class: "facts" }, "dataset ", h("a", { href: `#/datasets/${experiment.dataset_id}` }, dataset ? dataset.name : experiment.dataset_id),
       " · created ", when(experiment.created_at)),
     h("h3", {}, "Config"),
     h("pre", { class: "json" }, JSON.stringify(experiment.config, null, 2)),

@@ -21,7 +21,7 @@ function stepChart(title, seriesNames, colors) {
     width: Math.max(element.clientWidth, 320),
     height: 260,
     scales: { x: { time: false } },
-    axes: [{ label: "step" }, {}],
+    axes: [{ label: "step", incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] }, {}],
     series: [{ label: "step" }, ...seriesNames.map((name, i) => ({
       label: name, stroke: colors[i % colors.length], width: 2, spanGaps: true, points: { size: 5 },
     }))],
@@ -64,7 +64,7 @@ export async function runPage(main, runId, onLeave) {
 
   function renderSummary() {
     const active = !FINISHED.includes(run.status);
-    summary.replaceChildren(
+    summary.replaceChildren(h("div", {},
       h("dl", {},
         h("dt", {}, "Status"), h("dd", {}, statusBadge(run.status), run.cancel_requested && active ? " (cancel requested)" : ""),
         h("dt", {}, "Attempt"), h("dd", {}, String(run.attempt)),
@@ -78,7 +78,7 @@ export async function runPage(main, runId, onLeave) {
           : "—")),
       run.error ? h("p", { class: "error" }, run.error) : null,
       active && !run.cancel_requested ? h("button", { class: "danger", onclick: cancel }, "Cancel run") : null,
-      cancelBox);
+      cancelBox));
   }
 
   async function cancel(event) {
@@ -214,7 +214,10 @@ export async function runPage(main, runId, onLeave) {
     log,
     h("h3", {}, "Config"),
     h("pre", { class: "json" }, JSON.stringify(run.config, null, 2)));
-  // Charts measure their width once on the page.
-  requestAnimationFrame(redraw);
+  // Charts measure their width once on the page; the log opens at its latest lines.
+  requestAnimationFrame(() => {
+    redraw();
+    log.scrollTop = log.scrollHeight;
+  });
   return page;
 }
