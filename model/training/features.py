@@ -43,7 +43,7 @@ def module_digest(module: torch.nn.Module) -> str:
     digest = hashlib.sha256(json.dumps(module.config.to_dict(), sort_keys=True, default=str).encode())
     for name, tensor in module.state_dict().items():
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
     return digest.hexdigest()
 
 

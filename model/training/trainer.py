@@ -69,7 +69,11 @@ def train(
     precision = resolve_precision(config.precision, device)
     preference = config.dataset_type == "preference"
 
-    # Data: every row and audio file is checked before anything heavy happens.
+    # Inputs: every row and audio file is checked before anything heavy happens.
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"{output}: cannot create the output folder ({error})") from None
     rows = read_rows(dataset, config.dataset_type)
     audio_sha256 = {path: file_sha256(path) for row in rows for path in row.audio}
     digest = dataset_digest(rows, audio_sha256)

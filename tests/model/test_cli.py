@@ -6,6 +6,7 @@ import json
 import math
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import soundfile as sf
 
 from model.data import file_sha256
 from model.errors import InputError
-from model.training.cli import EXIT_BAD_INPUT, EXIT_STOPPED, build_config, parse_args
+from model.training.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_STOPPED, build_config, parse_args
 from model_testing import REPO, cli_command, cli_env, parse_events, write_jsonl
 
 STEP_FIELDS = {"type", "step", "epoch", "loss", "learning_rate", "grad_norm"}
@@ -149,3 +150,18 @@ def test_resume_keeps_the_checkpoint_config(supervised_run, tmp_path):
         build_config(_args("--resume", checkpoint, "--lr", "0.5"))
     with pytest.raises(InputError, match="not a checkpoint folder"):
         build_config(_args("--resume", str(tmp_path)))
+
+
+def test_a_failure_in_training_exits_1_with_the_reason(tmp_path, cache_dir, tiny_model, supervised_jsonl):
+    # Fault injection: a loss that turns NaN, as a diverging run's would.
+    code = ("import sys, model.training.trainer as trainer\n"
+            "trainer.supervised_loss = lambda logprobs, valid: logprobs.sum() * float('nan')\n"
+            "from model.training.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    args = ["train", "--dataset", supervised_jsonl, "--type", "supervised", "--output", tmp_path, "--name", "nan",
+            "--base-model", tiny_model]
+    done = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=REPO, env=cli_env(cache_dir),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == EXIT_FAILED, done.stderr
+    failed = parse_events(done.stdout)[-1]
+    assert failed["type"] == "failed" and "loss became nan at step 1" in failed["error"]

@@ -1,0 +1,256 @@
+"""Training throughput of model/ on a random MusicGen of musicgen-small's shape (no weights needed).
+
+    python bench/train_throughput.py [--seconds 2] [--batch-size 2] [--steps 3] [--device auto] [--precision fp32]
+
+Measures, on one machine and one process (DPO memory: one subprocess per variant):
+  1. dense matmul throughput in fp32 and bf16: the ceiling a step is judged against;
+  2. samples/s of our supervised step (EnCodec codes and text states precomputed once) versus the
+     peer's recipe (text encoder and EnCodec run again on every step), same decoder step otherwise;
+  3. FLOPs of our step, counted by torch's FlopCounterMode on what actually runs (frozen weights get
+     no weight gradients), and the achieved FLOP/s as a fraction of the matmul ceiling;
+  4. peak memory of one DPO step: the reference as the same model with the adapter disabled (ours)
+     versus a second full copy of the model as reference.
+Prints one JSON object on stdout; progress on stderr.
+"""
+
+import argparse
+import copy
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from transformers import EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, MusicgenForConditionalGeneration, T5Config
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from model.loading import add_lora, resolve_device, resolve_precision  # noqa: E402
+from model.training.batches import codebook_delays, collate, dpo_loss, supervised_loss, token_logprobs  # noqa: E402
+from model.training.config import TrainingConfig  # noqa: E402
+from model.training.features import Example  # noqa: E402
+from model.training.trainer import set_training  # noqa: E402
+
+PAD = START = 2048
+TEXT_TOKENS = 12  # a typical prompt, e.g. "lo-fi hip hop beat with warm piano and vinyl crackle"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def musicgen_small_config() -> MusicgenConfig:
+    """facebook/musicgen-small's architecture: T5-base text encoder, 32 kHz EnCodec, 24-layer decoder."""
+    text = T5Config(vocab_size=32128, d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_heads=12,
+                    relative_attention_num_buckets=32, feed_forward_proj="relu")
+    audio = EncodecConfig(sampling_rate=32_000, audio_channels=1, codebook_size=2048, target_bandwidths=[2.2],
+                          upsampling_ratios=[8, 5, 4, 4], num_filters=64, hidden_size=128, num_lstm_layers=2,
+                          normalize=False, use_causal_conv=False, chunk_length_s=None, compress=2,
+                          num_residual_layers=1, kernel_size=7, last_kernel_size=7, residual_kernel_size=3)
+    decoder = MusicgenDecoderConfig(vocab_size=2048, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                                    ffn_dim=4096, num_codebooks=4, max_position_embeddings=2048, dropout=0.1,
+                                    pad_token_id=PAD, bos_token_id=PAD, decoder_start_token_id=START)
+    config = MusicgenConfig(text_encoder=text.to_dict(), audio_encoder=audio.to_dict(), decoder=decoder.to_dict())
+    config.decoder_start_token_id = config.pad_token_id = START
+    return config
+
+
+def build_model(device: torch.device) -> MusicgenForConditionalGeneration:
+    torch.manual_seed(0)
+    model = MusicgenForConditionalGeneration(musicgen_small_config())
+    model.requires_grad_(False)
+    return model.eval().to(device)  # as from_pretrained returns it
+
+
+def matmul_gflops(dtype: torch.dtype, device: torch.device, size: int, repeats: int) -> float:
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+    a @ b
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    synchronize(device)
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def make_inputs(batch_size: int, seconds: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random audio (B, 1, samples) and random prompt token ids (B, TEXT_TOKENS)."""
+    generator = torch.Generator().manual_seed(0)
+    audio = 0.1 * torch.randn(batch_size, 1, int(seconds * 32_000), generator=generator)
+    ids = torch.randint(3, 32000, (batch_size, TEXT_TOKENS), generator=generator)
+    ids[:, -1] = 1  # </s>
+    return audio.to(device), ids.to(device)
+
+
+@torch.no_grad()
+def encode(model: MusicgenForConditionalGeneration, audio: torch.Tensor, ids: torch.Tensor) -> list[Example]:
+    """What our trainer computes once per dataset (model.training.features), here for one batch."""
+    text = model.text_encoder(input_ids=ids).last_hidden_state.float().cpu()
+    codes = model.audio_encoder.encode(audio).audio_codes[0].cpu()  # (B, K, frames)
+    return [Example(row=b, text=text[b], codes=(codes[b],)) for b in range(audio.shape[0])]
+
+
+def supervised_step(model, optimizer, examples: list[Example], device: torch.device, autocast) -> float:
+    """The trainer's supervised step (model.training.trainer), without its loop plumbing."""
+    set_training(model, True)
+    batch = collate(examples, codebook_delays(4, 1), PAD).to(device)
+    with autocast:
+        logprobs, valid = token_logprobs(model, batch, PAD, START)
+    loss = supervised_loss(logprobs, valid)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.item()
+
+
+def time_interleaved(recipes: dict, steps: int, device: torch.device) -> dict[str, float]:
+    """Median seconds per step of each recipe, after one warm-up step each. The recipes take turns,
+    so a machine whose load drifts (a shared CI box) slows them alike."""
+    times = {name: [] for name in recipes}
+    for round in range(steps + 1):
+        for name, step in recipes.items():
+            synchronize(device)
+            start = time.perf_counter()
+            step()
+            synchronize(device)
+            if round > 0:
+                times[name].append(time.perf_counter() - start)
+                log(f"{name}: {times[name][-1]:.2f} s")
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+
+
+def throughput(args: argparse.Namespace) -> dict:
+    device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    size = 4096 if device.type == "cuda" else 1024
+
+    def measure_ceiling() -> dict[str, float]:
+        return {"fp32": matmul_gflops(torch.float32, device, size, 10),
+                "bf16": matmul_gflops(torch.bfloat16, device, size, 10 if device.type == "cuda" else 2)}
+
+    ceiling = measure_ceiling()
+    log(f"matmul ceiling GFLOP/s: {ceiling}")
+
+    log("building a random MusicGen of musicgen-small's shape")
+    model = build_model(device)
+    total = sum(p.numel() for p in model.parameters())
+    config = TrainingConfig()
+    model = add_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.target_modules)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    audio, ids = make_inputs(args.batch_size, args.seconds, device)
+
+    start = time.perf_counter()
+    examples = encode(model, audio, ids)
+    encode_seconds = time.perf_counter() - start
+    log(f"encoders: {encode_seconds:.2f} s per batch")
+
+    with FlopCounterMode(display=False) as counter:
+        supervised_step(model, optimizer, examples, device, autocast)
+    flops = counter.get_total_flops()
+
+    log(f"timing our step and the per-step-recompute recipe, {args.steps} steps each after a warm-up")
+    medians = time_interleaved({
+        "ours": lambda: supervised_step(model, optimizer, examples, device, autocast),
+        "recompute": lambda: supervised_step(model, optimizer, encode(model, audio, ids), device, autocast),
+    }, args.steps, device)
+    ours, recompute = medians["ours"], medians["recompute"]
+    # The ceiling is what the machine can do: the better of the measurements before and after.
+    again = measure_ceiling()
+    ceiling = {k: max(v, again[k]) for k, v in ceiling.items()}
+    achieved = flops / ours / 1e9
+    return {
+        "device": str(device), "precision": precision, "threads": torch.get_num_threads(),
+        "parameters": total, "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "batch_size": args.batch_size, "clip_seconds": args.seconds,
+        "decoder_positions": examples[0].codes[0].shape[1] + 3,
+        "matmul_gflops": {k: round(v, 1) for k, v in ceiling.items()},
+        "encoder_seconds_per_batch": round(encode_seconds, 3),
+        "ours": {"seconds_per_step": round(ours, 3), "samples_per_second": round(args.batch_size / ours, 4)},
+        "recompute": {"seconds_per_step": round(recompute, 3),
+                      "samples_per_second": round(args.batch_size / recompute, 4)},
+        "speedup": round(recompute / ours, 3),
+        "step_gflop": round(flops / 1e9, 1),
+        "achieved_gflops": round(achieved, 1),
+        "fraction_of_matmul_ceiling": round(achieved / ceiling[precision], 3),
+    }
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def dpo_memory(args: argparse.Namespace) -> dict:
+    """One DPO step on one pair, in a fresh process: our single model or a second full reference."""
+    device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    model = build_model(device)
+    reference_model = copy.deepcopy(model) if args.dpo_memory == "second-model" else None
+    config = TrainingConfig()
+    model = add_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.target_modules)
+    audio, ids = make_inputs(2, args.seconds, device)
+    chosen, rejected = encode(model, audio, ids)
+    pair = [Example(row=0, text=chosen.text, codes=(chosen.codes[0], rejected.codes[0]))]
+    weights_peak = peak_memory_bytes(device)
+
+    set_training(model, True)
+    batch = collate(pair, codebook_delays(4, 1), PAD).to(device)
+    with autocast:
+        logprobs, _ = token_logprobs(model, batch, PAD, START)
+    with torch.no_grad(), autocast:
+        if reference_model is None:
+            with model.disable_adapter():
+                reference, _ = token_logprobs(model, batch, PAD, START)
+        else:
+            reference, _ = token_logprobs(reference_model.eval(), batch, PAD, START)
+    loss, _ = dpo_loss(logprobs.sum((1, 2)), reference.sum((1, 2)), beta=config.dpo_beta)
+    loss.backward()
+    return {"variant": args.dpo_memory, "loss": loss.item(), "peak_bytes_after_setup": weights_peak,
+            "peak_bytes": peak_memory_bytes(device)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0, help="clip length")
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per recipe (after one warm-up)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    parser.add_argument("--dpo-memory", choices=["single-model", "second-model"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.dpo_memory:  # the child process of the memory comparison
+        print(json.dumps(dpo_memory(args)))
+        return
+
+    result = {"command": " ".join(sys.argv), "load_average": os.getloadavg()}
+    result.update(throughput(args))
+    result["dpo_memory"] = {}
+    for variant in ("single-model", "second-model"):
+        log(f"DPO peak memory, {variant} (subprocess)")
+        child = [sys.executable, __file__, "--dpo-memory", variant, "--seconds", str(args.seconds),
+                 "--device", args.device, "--precision", args.precision]
+        measured = json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout)
+        result["dpo_memory"][variant] = {"peak_gib": round(measured["peak_bytes"] / 2**30, 2),
+                                         "after_setup_gib": round(measured["peak_bytes_after_setup"] / 2**30, 2),
+                                         "step0_loss": measured["loss"]}
+    single, second = (result["dpo_memory"][v]["peak_gib"] for v in ("single-model", "second-model"))
+    result["dpo_memory"]["second_over_single"] = round(second / single, 3)
+    result["load_average_after"] = os.getloadavg()
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
