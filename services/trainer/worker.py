@@ -31,7 +31,7 @@ from nats.js.errors import NotFoundError
 
 from events.bus import Bus
 from events.codec import decode
-from events.catalogue import RunRequested
+from events.catalogue import RunFailed, RunRequested
 from services.settings import Settings
 from services.trainer.config import DURABLE_NAME, TrainerConfig
 from services.trainer.run import Delivery, Outcome, RunAttempt
@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 
 FETCH_TIMEOUT = 5.0  # seconds a free slot's fetch waits for a request before asking again
 RETRY_DELAY = 5.0  # after an unexpected error, seconds before the request is redelivered
+# On stop, how long running trainings get to reach a step boundary, checkpoint and upload it before
+# they are killed (their requests are then redelivered after the ack wait, from an older checkpoint).
+STOP_TIMEOUT = 300.0
 
 
 def consumer_config(bus: Bus, trainer: TrainerConfig) -> api.ConsumerConfig:
@@ -97,8 +100,15 @@ async def heartbeats(message: NatsMessage, every: float) -> AsyncIterator[None]:
 async def handle_request(bus: Bus, trainer: TrainerConfig, cache_root: Path, stop: asyncio.Event,
                          message: NatsMessage) -> None:
     raw = message.raw_message
-    _, request = decode(raw.data)
-    assert isinstance(request, RunRequested)
+    try:
+        _, request = decode(raw.data)
+    except ValueError as error:  # pydantic's ValidationError and UnknownEventType are ValueErrors
+        # No delivery will read it any better: fail the run it names and drop the request.
+        run_id = raw.subject.split(".")[-2]
+        log.error("run %s: unreadable run request: %s", run_id, error)
+        await bus.publish(RunFailed(run_id=run_id, attempt=0, error=f"the run request could not be read: {error}"))
+        await message.reject()
+        return
     delivery = Delivery(request=request, request_seq=raw.metadata.sequence.stream,
                         attempt=raw.metadata.num_delivered)
     if stop.is_set():  # fetched while shutting down: leave it to another trainer at once
@@ -128,7 +138,7 @@ async def run_trainer(settings: Settings, stop: asyncio.Event, trainer: TrainerC
     try:
         await bus.ensure()
         await ensure_consumer(bus, trainer)
-        broker = NatsBroker(settings.nats_url, graceful_timeout=None, logger=None,
+        broker = NatsBroker(settings.nats_url, graceful_timeout=STOP_TIMEOUT, logger=None,
                             max_reconnect_attempts=-1, reconnect_time_wait=0.5)
 
         async def handle(message: NatsMessage) -> None:

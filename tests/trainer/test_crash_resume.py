@@ -89,3 +89,37 @@ async def test_a_run_whose_trainers_keep_dying_fails_after_the_last_attempt(cade
     assert run["error"].startswith("gave up after 1 attempts")
     types = await cadenza.history_types(run["id"])
     assert types.count("RunStarted") == 1 and types[-1] == "RunFailed"
+
+
+async def test_a_trainer_that_is_stopped_hands_its_run_back_and_another_resumes_it(cadenza, training_config):
+    stopping = cadenza.start_trainer("stopping")
+    experiment = await cadenza.supervised_experiment(training_config(max_steps=1000, checkpoint_every=500))
+    run = await cadenza.request_run(experiment)
+    await cadenza.wait_for_event(run["id"], "LossReported")
+
+    await stopping.shut_down()  # what Ctrl-C or SIGTERM does to `cadenza trainer`
+
+    history = await cadenza.bus.history("run", run["id"])
+    [checkpoint] = [s.event for s in history if s.envelope.type == "CheckpointSaved"]
+    assert 0 < checkpoint.step < 500, "the training process checkpointed where it stopped"
+    assert history[-1].envelope.type == "CheckpointSaved"
+    assert (await cadenza.get(f"/api/runs/{run['id']}"))["status"] == "running"
+
+    cadenza.start_trainer("next")
+    first_resumed = await wait_for_loss_of_attempt(cadenza, run["id"], 2)
+
+    assert first_resumed.step == checkpoint.step + 1
+    started = [s.event for s in await cadenza.bus.history("run", run["id"]) if s.envelope.type == "RunStarted"]
+    assert [(s.attempt, s.trainer_id) for s in started] == [(1, "stopping"), (2, "next")]
+    assert (await cadenza.client.post(f"/api/runs/{run['id']}/cancel")).status_code == 202
+    assert (await cadenza.wait_for_run(run["id"], timeout=60))["status"] == "cancelled"
+
+
+async def wait_for_loss_of_attempt(cadenza, run_id: str, attempt: int, timeout: float = 120):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        for stored in await cadenza.bus.history("run", run_id):
+            if stored.envelope.type == "LossReported" and stored.event.attempt == attempt:
+                return stored.event
+        assert asyncio.get_running_loop().time() < deadline, f"attempt {attempt} reported no loss"
+        await asyncio.sleep(0.2)

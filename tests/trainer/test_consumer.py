@@ -1,0 +1,57 @@
+"""The trainers' shared durable consumer: its settings follow the trainer's configuration, and a run
+request no trainer can read fails its run instead of being redelivered forever."""
+from __future__ import annotations
+
+import asyncio
+
+from events.bus import Bus
+from events.codec import decode
+from services.trainer.config import DURABLE_NAME, TrainerConfig
+from services.trainer.worker import ensure_consumer, run_trainer
+
+
+async def test_the_consumer_is_created_and_updated_in_place_when_the_trainer_config_changes(settings):
+    bus = await Bus.connect(settings.nats_url, settings.namespace)
+    try:
+        await bus.ensure()
+        await ensure_consumer(bus, TrainerConfig(ack_wait=60, max_attempts=3))
+        created = (await bus.js.consumer_info(bus.stream, DURABLE_NAME)).config
+        assert (created.ack_wait, created.max_deliver) == (60, 4)
+        assert created.filter_subject == f"{settings.namespace}.run.*.run_requested"
+
+        # JetStream ignores a changed config when a subscriber merely binds: the trainer updates it
+        await ensure_consumer(bus, TrainerConfig(ack_wait=5, max_attempts=1))
+
+        updated = (await bus.js.consumer_info(bus.stream, DURABLE_NAME)).config
+        assert (updated.ack_wait, updated.max_deliver) == (5, 2)
+    finally:
+        await bus.close()
+
+
+async def test_an_unreadable_run_request_fails_its_run_and_is_not_redelivered(settings):
+    # No projector or history reads here: they cannot decode the garbled message either.
+    bus = await Bus.connect(settings.nats_url, settings.namespace)
+    await bus.ensure()
+    failures: asyncio.Queue = asyncio.Queue()
+
+    async def on_failed(message) -> None:
+        failures.put_nowait(decode(message.data)[1])
+
+    await bus.nc.subscribe(f"{bus.subject_root}.run.garbled.run_failed", cb=on_failed)
+    await bus.js.publish(f"{bus.subject_root}.run.garbled.run_requested",
+                         b'{"type": "RunRequested", "version": 2, "payload": {}}', stream=bus.stream)
+    stop = asyncio.Event()
+    trainer = asyncio.create_task(run_trainer(settings, stop, TrainerConfig(trainer_id="t", ack_wait=2)))
+    try:
+        failed = await asyncio.wait_for(failures.get(), timeout=30)
+
+        assert (failed.run_id, failed.attempt) == ("garbled", 0)
+        assert failed.error.startswith("the run request could not be read")
+        await asyncio.sleep(3)  # longer than the ack wait: a request left unacked would be redelivered
+        info = await bus.js.consumer_info(bus.stream, DURABLE_NAME)
+        assert (info.num_ack_pending, info.num_redelivered, info.num_pending) == (0, 0, 0)
+        assert failures.empty()
+    finally:
+        stop.set()
+        await trainer
+        await bus.close()
