@@ -20,7 +20,7 @@ from pathlib import Path
 from events.bus import Bus, StoredEvent
 from events.catalogue import (
     AdapterSaved, CheckpointSaved, DatasetExported, ExperimentCreated, ExperimentUpdated,
-    RunCancelled, RunCancelRequested, RunCompleted, RunFailed, RunRequested, RunStarted,
+    RunCancelled, RunCancelRequested, RunCompleted, RunFailed, RunLogged, RunRequested, RunStarted,
 )
 from services.trainer import process
 from services.trainer.archive import pack_tar, pack_zip, unpack_tar
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 ADAPTER_ID_NAMESPACE = uuid.UUID("3b0f6f0e-2d7c-4a8e-9a57-0c5e1f4d8b21")
 FINISHED = (RunCompleted, RunFailed, RunCancelled)
 STDERR_TAIL = 20  # lines quoted in RunFailed when the process died without saying why
+TRAINER_ERROR = "[trainer] error: "  # prefix of the log line an attempt that failed in the trainer leaves
 
 
 class Outcome(enum.Enum):
@@ -59,6 +60,14 @@ def experiment_name(history: list[StoredEvent]) -> str:
         if isinstance(stored.event, (ExperimentCreated, ExperimentUpdated)) and stored.event.name is not None:
             name = stored.event.name
     return name
+
+
+def _last_trainer_error(events: list) -> str:
+    lines = [line for event in events if isinstance(event, RunLogged) for line in event.lines]
+    errors = [line.removeprefix(TRAINER_ERROR) for line in lines if line.startswith(TRAINER_ERROR)]
+    if errors:
+        return f"the last one failed in the trainer with {errors[-1]}"
+    return "each trainer that took this run stopped before finishing it (crashed, killed or lost its connection)"
 
 
 def _model_source_root() -> Path:
@@ -99,13 +108,18 @@ class RunAttempt:
                 await self.bus.publish(RunCancelled(run_id=self.run_id, attempt=last_attempt))
                 return Outcome.DONE
             if self.attempt > self.trainer.max_attempts:
-                error = (f"gave up after {self.trainer.max_attempts} attempts: each trainer that took this "
-                         "run stopped before finishing it (crashed, killed or lost its connection)")
+                error = f"gave up after {self.trainer.max_attempts} attempts: " + _last_trainer_error(events)
                 await self.bus.publish(RunFailed(run_id=self.run_id, attempt=last_attempt, error=error))
                 return Outcome.DONE
             checkpoints = [e for e in events if isinstance(e, CheckpointSaved)]
             try:
                 return await self._train(checkpoints[-1] if checkpoints else None)
+            except Exception as error:
+                # Retried (by redelivery) up to max_attempts; the run's logs say why, for the user.
+                with contextlib.suppress(Exception):
+                    self.outbox.add_log(f"{TRAINER_ERROR}{type(error).__name__}: {error}")
+                    await self.outbox.flush()
+                raise
             finally:
                 shutil.rmtree(self.folder, ignore_errors=True)
 

@@ -123,3 +123,18 @@ async def wait_for_loss_of_attempt(cadenza, run_id: str, attempt: int, timeout: 
                 return stored.event
         assert asyncio.get_running_loop().time() < deadline, f"attempt {attempt} reported no loss"
         await asyncio.sleep(0.2)
+
+
+async def test_an_attempt_that_fails_in_the_trainer_is_retried_and_the_run_fails_with_its_error(cadenza, training_config):
+    # A trainer that cannot start the model CLI (its python is missing): another might, so it retries.
+    cadenza.start_trainer("misconfigured", python="/nonexistent/python", max_attempts=2)
+    experiment = await cadenza.supervised_experiment(training_config())
+
+    run = await cadenza.wait_for_run((await cadenza.request_run(experiment))["id"], timeout=60)
+
+    assert run["status"] == "failed"
+    assert run["error"].startswith("gave up after 2 attempts: the last one failed in the trainer with "
+                                   "FileNotFoundError"), run["error"]
+    assert "/nonexistent/python" in run["error"]
+    types = await cadenza.history_types(run["id"])
+    assert types.count("RunStarted") == 2 and types[-1] == "RunFailed"
