@@ -1,6 +1,9 @@
 """The README's two set-up commands are what users and CI run."""
+import argparse
 import re
 from pathlib import Path
+
+from services.cli import _parser
 
 ROOT = Path(__file__).parents[2]
 
@@ -20,3 +23,9 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     assert ci_lines[0] == "#!/usr/bin/env bash"
     assert "set -euo pipefail" in ci_lines
     assert ci_lines[-1] == readme_commands()[1]
+
+
+def test_the_readme_lists_every_cadenza_command_and_no_other() -> None:
+    documented = set(re.findall(r"^\| `cadenza ([a-z-]+)", (ROOT / "README.md").read_text(), re.MULTILINE))
+    commands = next(action for action in _parser()._actions if isinstance(action, argparse._SubParsersAction))
+    assert documented == set(commands.choices)
