@@ -5,6 +5,8 @@ import sys
 import uuid
 from pathlib import Path
 
+import asyncpg
+
 from events.bus import Bus
 from events.catalogue import DatasetCreated, ExperimentCreated
 from services.settings import Settings
@@ -50,3 +52,19 @@ async def test_events_prints_one_aggregates_history_in_stream_order(settings: Se
     assert [line.split()[0] for line in result.stdout.splitlines()] == ["1", "2", "3"]
     assert ["DatasetCreated", "DatasetCreated", "ExperimentCreated"] == [
         line.split()[5] for line in result.stdout.splitlines()]
+
+
+async def test_rebuild_refolds_the_stream_into_the_database(settings: Settings) -> None:
+    dataset_id = str(uuid.uuid4())
+    bus = await Bus.connect(settings.nats_url, settings.namespace)
+    await bus.ensure()
+    await bus.publish(DatasetCreated(dataset_id=dataset_id, name="drum loops", kind="supervised"))
+    await bus.close()
+
+    result = cadenza("rebuild", NATS_URL=settings.nats_url, DATABASE_URL=settings.database_url,
+                     CADENZA_NAMESPACE=settings.namespace)
+    assert result.returncode == 0, result.stderr
+    assert "from 1 events" in result.stdout
+    connection = await asyncpg.connect(settings.database_url)
+    assert await connection.fetchval("SELECT name FROM datasets WHERE id = $1", dataset_id) == "drum loops"
+    await connection.close()
