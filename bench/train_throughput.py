@@ -8,16 +8,17 @@ Measures, on one machine and one process (DPO memory: one subprocess per variant
      peer's recipe (text encoder and EnCodec run again on every step), same decoder step otherwise;
   3. FLOPs of our step, counted by torch's FlopCounterMode on what actually runs (frozen weights get
      no weight gradients), and the achieved FLOP/s as a fraction of the matmul ceiling;
-  4. peak memory of one DPO step: the reference as the same model with the adapter disabled (ours)
-     versus a second full copy of the model as reference.
+  4. peak memory of one DPO step (one pair of clips): the reference as the same model with the
+     adapter disabled (ours) versus a second full copy of the model as reference; the peak is
+     tracked from just before the step (the random init's own peak is not counted).
 Prints one JSON object on stdout; progress on stderr.
 """
 
 import argparse
 import copy
+import gc
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -150,6 +151,7 @@ def throughput(args: argparse.Namespace) -> dict:
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     audio, ids = make_inputs(args.batch_size, args.seconds, device)
 
+    encode(model, audio, ids)  # warm-up
     start = time.perf_counter()
     examples = encode(model, audio, ids)
     encode_seconds = time.perf_counter() - start
@@ -186,10 +188,20 @@ def throughput(args: argparse.Namespace) -> dict:
     }
 
 
-def peak_memory_bytes(device: torch.device) -> int:
+def reset_peak_memory(device: torch.device) -> None:
+    """Start peak tracking afresh, so building the model (whose random init peaks high) is not counted."""
     if device.type == "cuda":
-        return torch.cuda.max_memory_allocated()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        Path("/proc/self/clear_refs").write_text("5")  # Linux: reset VmHWM, the peak resident set size
+
+
+def memory_bytes(device: torch.device, peak: bool) -> int:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() if peak else torch.cuda.memory_allocated()
+    field = "VmHWM:" if peak else "VmRSS:"
+    line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith(field))
+    return int(line.split()[1]) * 1024  # kB
 
 
 def dpo_memory(args: argparse.Namespace) -> dict:
@@ -204,7 +216,9 @@ def dpo_memory(args: argparse.Namespace) -> dict:
     audio, ids = make_inputs(2, args.seconds, device)
     chosen, rejected = encode(model, audio, ids)
     pair = [Example(row=0, text=chosen.text, codes=(chosen.codes[0], rejected.codes[0]))]
-    weights_peak = peak_memory_bytes(device)
+    gc.collect()
+    before = memory_bytes(device, peak=False)
+    reset_peak_memory(device)
 
     set_training(model, True)
     batch = collate(pair, codebook_delays(4, 1), PAD).to(device)
@@ -218,8 +232,8 @@ def dpo_memory(args: argparse.Namespace) -> dict:
             reference, _ = token_logprobs(reference_model.eval(), batch, PAD, START)
     loss, _ = dpo_loss(logprobs.sum((1, 2)), reference.sum((1, 2)), beta=config.dpo_beta)
     loss.backward()
-    return {"variant": args.dpo_memory, "loss": loss.item(), "peak_bytes_after_setup": weights_peak,
-            "peak_bytes": peak_memory_bytes(device)}
+    return {"variant": args.dpo_memory, "loss": loss.item(), "bytes_before_step": before,
+            "peak_bytes": memory_bytes(device, peak=True)}
 
 
 def main() -> None:
@@ -244,7 +258,7 @@ def main() -> None:
                  "--device", args.device, "--precision", args.precision]
         measured = json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout)
         result["dpo_memory"][variant] = {"peak_gib": round(measured["peak_bytes"] / 2**30, 2),
-                                         "after_setup_gib": round(measured["peak_bytes_after_setup"] / 2**30, 2),
+                                         "before_step_gib": round(measured["bytes_before_step"] / 2**30, 2),
                                          "step0_loss": measured["loss"]}
     single, second = (result["dpo_memory"][v]["peak_gib"] for v in ("single-model", "second-model"))
     result["dpo_memory"]["second_over_single"] = round(second / single, 3)
