@@ -58,7 +58,7 @@ class ExportedDataset:
     digest: str
 
 
-def _audio_rows(history: list[StoredEvent], dataset_type: DatasetKind, up_to_seq: int) -> list[dict]:
+def dataset_rows(history: list[StoredEvent], dataset_type: DatasetKind, up_to_seq: int) -> list[dict]:
     """The dataset's rows as (prompt, audio files) records, in the order they were added."""
     rows = []
     for stored in history:
@@ -94,7 +94,7 @@ async def export_dataset(bus: Bus, cache: ObjectCache, dataset_id: str, dataset_
                          up_to_seq: int, folder: Path) -> ExportedDataset:
     """Write `<folder>/dataset.jsonl` with audio paths into `<folder>/audio/`, linked to the cache."""
     history = await bus.history("dataset", dataset_id)
-    rows = _audio_rows(history, dataset_type, up_to_seq)
+    rows = dataset_rows(history, dataset_type, up_to_seq)
     audio_folder = folder / "audio"
     lines = []
     for row in rows:

@@ -65,7 +65,6 @@ class RunOutbox:
     @contextlib.asynccontextmanager
     async def flushing(self) -> AsyncIterator["RunOutbox"]:
         """Flush every `max_delay` seconds (or sooner when full) while inside; flush on the way out."""
-
         stopping = asyncio.Event()
 
         async def flush_periodically() -> None:

@@ -24,3 +24,7 @@ async def test_three_trainers_share_the_runs_and_each_run_is_trained_once(cadenz
     # four queued runs, four free slots: every trainer took work
     assert set(trained_by.values()) == {"a", "b", "c"}
     assert len(await cadenza.get("/api/adapters")) == 4
+    # the trainers share one cache folder here: the dataset's one clip was fetched into it once
+    objects = cadenza.settings.cache_dir / "objects"
+    assert [path.name for path in objects.iterdir()] == [(await cadenza.get(
+        f"/api/datasets/{experiment['dataset_id']}"))["clips"][0]["sha256"]]

@@ -1,0 +1,46 @@
+"""Which rows a run trains on (pure logic over a dataset's stored history, no servers)."""
+from __future__ import annotations
+
+from events.base import AudioFile, Envelope
+from events.bus import StoredEvent
+from events.catalogue import ClipAdded, DatasetCreated, PreferencePairAdded
+from services.trainer.export import dataset_rows, digest
+
+
+def audio(sha: str, filename: str = "a.wav") -> AudioFile:
+    return AudioFile(bucket="clips", name=f"{sha}.wav", sha256=sha * 64, size=10, filename=filename, format="WAV",
+                     duration_seconds=1.0, sample_rate=32_000, channels=1)
+
+
+def stored(seq: int, event) -> StoredEvent:
+    return StoredEvent(seq=seq, subject=event.subject("cadenza"), envelope=Envelope.wrap(event), event=event)
+
+
+HISTORY = [
+    stored(1, DatasetCreated(dataset_id="d", name="d", kind="supervised")),
+    stored(2, ClipAdded(dataset_id="d", clip_id="c1", prompt="one", audio=audio("a"))),
+    stored(3, ClipAdded(dataset_id="d", clip_id="c2", prompt="two", audio=audio("b"))),
+    # the run is requested at sequence 4
+    stored(5, ClipAdded(dataset_id="d", clip_id="c3", prompt="three", audio=audio("c"))),
+]
+
+
+def test_a_run_trains_on_the_clips_its_dataset_held_when_it_was_requested():
+    rows = dataset_rows(HISTORY, "supervised", up_to_seq=4)
+    assert [(row["id"], row["prompt"]) for row in rows] == [("c1", "one"), ("c2", "two")]
+
+
+def test_a_preference_run_takes_the_pairs_with_chosen_before_rejected():
+    pair = PreferencePairAdded(dataset_id="d", pair_id="p", prompt="synth", chosen_clip_id="x", chosen=audio("a"),
+                               rejected_clip_id="y", rejected=audio("b"))
+    [row] = dataset_rows([stored(2, pair)], "preference", up_to_seq=3)
+    assert list(row["audio"]) == ["chosen_path", "rejected_path"]
+    assert row["audio"]["chosen_path"].sha256 == "a" * 64
+
+
+def test_the_digest_follows_prompts_and_audio_content_not_where_files_lie():
+    rows = dataset_rows(HISTORY, "supervised", up_to_seq=4)
+    assert digest(rows) == digest(dataset_rows(HISTORY, "supervised", up_to_seq=5))
+    assert digest(rows) != digest(dataset_rows(HISTORY, "supervised", up_to_seq=6))
+    renamed = [{**row, "prompt": row["prompt"] + "!"} for row in rows]
+    assert digest(renamed) != digest(rows)
