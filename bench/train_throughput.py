@@ -1,6 +1,7 @@
 """Training throughput of model/ on a random MusicGen of musicgen-small's shape (no weights needed).
 
-    python bench/train_throughput.py [--seconds 2] [--batch-size 2] [--steps 3] [--device auto] [--precision fp32]
+    python bench/train_throughput.py [--seconds 2] [--batch-size 2] [--steps 3] [--threads N]
+        [--device auto|cpu|cuda] [--precision auto|fp32|bf16]
 
 Measures, on one machine and one process (DPO memory: one subprocess per variant):
   1. dense matmul throughput in fp32 and bf16: the ceiling a step is judged against;
@@ -67,15 +68,25 @@ def build_model(device: torch.device) -> MusicgenForConditionalGeneration:
     return model.eval().to(device)  # as from_pretrained returns it
 
 
-def matmul_gflops(dtype: torch.dtype, device: torch.device, size: int, repeats: int) -> float:
+def timed(work, device: torch.device) -> dict[str, float]:
+    """Wall-clock and process CPU seconds of work(). On a shared machine the wall clock also counts
+    the time other processes hold the cores; with one thread, CPU seconds count only our work."""
+    synchronize(device)
+    wall, cpu = time.perf_counter(), time.process_time()
+    work()
+    synchronize(device)
+    return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu}
+
+
+def matmul_gflops(dtype: torch.dtype, device: torch.device, size: int, repeats: int) -> dict[str, float]:
     a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     a @ b
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    synchronize(device)
-    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+    def work() -> None:
+        for _ in range(repeats):
+            a @ b
+
+    return {clock: 2 * size**3 * repeats / seconds / 1e9 for clock, seconds in timed(work, device).items()}
 
 
 def synchronize(device: torch.device) -> None:
@@ -114,20 +125,18 @@ def supervised_step(model, optimizer, examples: list[Example], device: torch.dev
     return loss.item()
 
 
-def time_interleaved(recipes: dict, steps: int, device: torch.device) -> dict[str, float]:
-    """Median seconds per step of each recipe, after one warm-up step each. The recipes take turns,
-    so a machine whose load drifts (a shared CI box) slows them alike."""
+def time_interleaved(recipes: dict, steps: int, device: torch.device) -> dict[str, dict[str, float]]:
+    """Median wall and CPU seconds per step of each recipe, after one warm-up step each. The recipes
+    take turns, so a machine whose load drifts (a shared CI box) slows them alike."""
     times = {name: [] for name in recipes}
     for round in range(steps + 1):
         for name, step in recipes.items():
-            synchronize(device)
-            start = time.perf_counter()
-            step()
-            synchronize(device)
+            seconds = timed(step, device)
             if round > 0:
-                times[name].append(time.perf_counter() - start)
-                log(f"{name}: {times[name][-1]:.2f} s")
-    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+                times[name].append(seconds)
+                log(f"{name}: {seconds['wall']:.2f} s wall, {seconds['cpu']:.2f} s CPU")
+    return {name: {clock: sorted(t[clock] for t in ts)[len(ts) // 2] for clock in ("wall", "cpu")}
+            for name, ts in times.items()}
 
 
 def throughput(args: argparse.Namespace) -> dict:
@@ -135,8 +144,10 @@ def throughput(args: argparse.Namespace) -> dict:
     precision = resolve_precision(args.precision, device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
     size = 4096 if device.type == "cuda" else 1024
+    # CPU time only measures our work when one thread does it (idle OpenMP threads spin on CPU time).
+    clocks = ("wall", "cpu") if device.type == "cpu" and torch.get_num_threads() == 1 else ("wall",)
 
-    def measure_ceiling() -> dict[str, float]:
+    def measure_ceiling() -> dict[str, dict[str, float]]:
         return {"fp32": matmul_gflops(torch.float32, device, size, 10),
                 "bf16": matmul_gflops(torch.bfloat16, device, size, 10 if device.type == "cuda" else 2)}
 
@@ -152,10 +163,9 @@ def throughput(args: argparse.Namespace) -> dict:
     audio, ids = make_inputs(args.batch_size, args.seconds, device)
 
     encode(model, audio, ids)  # warm-up
-    start = time.perf_counter()
+    encoders = timed(lambda: encode(model, audio, ids), device)
     examples = encode(model, audio, ids)
-    encode_seconds = time.perf_counter() - start
-    log(f"encoders: {encode_seconds:.2f} s per batch")
+    log(f"encoders: {encoders} s per batch")
 
     with FlopCounterMode(display=False) as counter:
         supervised_step(model, optimizer, examples, device, autocast)
@@ -166,26 +176,31 @@ def throughput(args: argparse.Namespace) -> dict:
         "ours": lambda: supervised_step(model, optimizer, examples, device, autocast),
         "recompute": lambda: supervised_step(model, optimizer, encode(model, audio, ids), device, autocast),
     }, args.steps, device)
-    ours, recompute = medians["ours"], medians["recompute"]
     # The ceiling is what the machine can do: the better of the measurements before and after.
     again = measure_ceiling()
-    ceiling = {k: max(v, again[k]) for k, v in ceiling.items()}
-    achieved = flops / ours / 1e9
-    return {
+    ceiling = {p: {c: max(v[c], again[p][c]) for c in v} for p, v in ceiling.items()}
+
+    result = {
         "device": str(device), "precision": precision, "threads": torch.get_num_threads(),
         "parameters": total, "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "batch_size": args.batch_size, "clip_seconds": args.seconds,
         "decoder_positions": examples[0].codes[0].shape[1] + 3,
-        "matmul_gflops": {k: round(v, 1) for k, v in ceiling.items()},
-        "encoder_seconds_per_batch": round(encode_seconds, 3),
-        "ours": {"seconds_per_step": round(ours, 3), "samples_per_second": round(args.batch_size / ours, 4)},
-        "recompute": {"seconds_per_step": round(recompute, 3),
-                      "samples_per_second": round(args.batch_size / recompute, 4)},
-        "speedup": round(recompute / ours, 3),
         "step_gflop": round(flops / 1e9, 1),
-        "achieved_gflops": round(achieved, 1),
-        "fraction_of_matmul_ceiling": round(achieved / ceiling[precision], 3),
     }
+    for clock in clocks:
+        ours, recompute = medians["ours"][clock], medians["recompute"][clock]
+        achieved = flops / ours / 1e9
+        result[clock] = {
+            "matmul_gflops": {p: round(v[clock], 1) for p, v in ceiling.items()},
+            "encoders_seconds_per_batch": round(encoders[clock], 3),
+            "ours": {"seconds_per_step": round(ours, 3), "samples_per_second": round(args.batch_size / ours, 4)},
+            "recompute": {"seconds_per_step": round(recompute, 3),
+                          "samples_per_second": round(args.batch_size / recompute, 4)},
+            "speedup": round(recompute / ours, 3),
+            "achieved_gflops": round(achieved, 1),
+            "fraction_of_matmul_ceiling": round(achieved / ceiling[precision][clock], 3),
+        }
+    return result
 
 
 def reset_peak_memory(device: torch.device) -> None:
@@ -243,8 +258,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per recipe (after one warm-up)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's); 1 also reports CPU time")
     parser.add_argument("--dpo-memory", choices=["single-model", "second-model"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.dpo_memory:  # the child process of the memory comparison
         print(json.dumps(dpo_memory(args)))
         return
@@ -255,7 +273,7 @@ def main() -> None:
     for variant in ("single-model", "second-model"):
         log(f"DPO peak memory, {variant} (subprocess)")
         child = [sys.executable, __file__, "--dpo-memory", variant, "--seconds", str(args.seconds),
-                 "--device", args.device, "--precision", args.precision]
+                 "--device", args.device, "--precision", args.precision, "--threads", str(torch.get_num_threads())]
         measured = json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout)
         result["dpo_memory"][variant] = {"peak_gib": round(measured["peak_bytes"] / 2**30, 2),
                                          "before_step_gib": round(measured["bytes_before_step"] / 2**30, 2),

@@ -54,7 +54,8 @@ def split_windows(audio: np.ndarray, sampling_rate: int, window_seconds: float, 
     window = int(round(window_seconds * sampling_rate))
     minimum = int(MIN_WINDOW_SECONDS * sampling_rate)
     if audio.shape[1] < minimum:
-        raise InputError(f"{path}: audio is {audio.shape[1] / sampling_rate:.2f} s long, shorter than {MIN_WINDOW_SECONDS:g} s")
+        seconds = audio.shape[1] / sampling_rate
+        raise InputError(f"{path}: audio is {seconds:.2f} s long, shorter than {MIN_WINDOW_SECONDS:g} s")
     windows = [audio[:, start : start + window] for start in range(0, audio.shape[1], window)]
     if len(windows) > 1 and windows[-1].shape[1] < minimum:
         windows.pop()

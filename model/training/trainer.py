@@ -94,9 +94,14 @@ def train(
         model = load_adapter(model, checkpoint.folder, trainable=True)
     else:
         model = add_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.target_modules)
-    decoder_config = model.base_model.model.config.decoder
+    musicgen = model.get_base_model()
+    decoder_config = musicgen.config.decoder
     delays = codebook_delays(decoder_config.num_codebooks, decoder_config.audio_channels)
-    pad_id, start_id = decoder_config.pad_token_id, decoder_config.decoder_start_token_id
+    # Train on the start token generation starts from (hub configs keep it in the generation config).
+    pad_id = decoder_config.pad_token_id
+    start_id = musicgen.generation_config.decoder_start_token_id
+    if start_id is None:
+        start_id = decoder_config.bos_token_id
     parameters = [p for p in model.parameters() if p.requires_grad]
 
     # Schedule: warmup then cosine, per optimizer step; the last group of an epoch may be short.
