@@ -2,11 +2,13 @@
 
 from pathlib import Path
 
+import pytest
 import torch
+from safetensors.torch import load_file
 
 from model.tiny import build_tiny_model
 from model.training.config import TrainingConfig
-from model.training.features import FeatureCache
+from model.training.features import default_cache_dir
 from model.training.trainer import train
 from model_testing import tiny_examples, write_clip, write_jsonl
 
@@ -49,3 +51,26 @@ def test_features_are_cached_by_content(tiny_model, tmp_path):
     tiny_examples(other_model, dataset, "supervised", cache)
     assert len(list(cache.rglob("*.pt"))) == 2 + 1 + 2
     assert not list(cache.rglob("*.partial"))
+
+
+def test_gradient_accumulation_matches_one_big_batch(tiny_model, clips, cache_dir, tmp_path):
+    # Four examples of one length, so a mean over micro-batches equals the mean over the whole batch.
+    rows = [{"prompt": prompt, "audio_path": str(clips / "clip1.wav")} for prompt in ("a", "b", "c", "d")]
+    dataset = write_jsonl(tmp_path / "four.jsonl", rows)
+    common = dict(base_model=str(tiny_model), num_epochs=1, learning_rate=0.01, lora_dropout=0.0, device="cpu")
+    whole = run(TrainingConfig(batch_size=4, **common), dataset, tmp_path / "whole", cache_dir)
+    accumulated = run(TrainingConfig(batch_size=2, gradient_accumulation_steps=2, **common), dataset,
+                      tmp_path / "accumulated", cache_dir)
+    (step_whole,), (step_accumulated,) = ([e for e in events if e["type"] == "step"] for events in (whole, accumulated))
+    assert step_whole["loss"] == pytest.approx(step_accumulated["loss"], rel=1e-5)
+    assert step_whole["grad_norm"] == pytest.approx(step_accumulated["grad_norm"], rel=1e-4)
+    weights = [load_file(tmp_path / name / "adapter" / "adapter_model.safetensors") for name in ("whole", "accumulated")]
+    assert all(torch.allclose(weights[0][k], weights[1][k], atol=1e-6) for k in weights[0])
+
+
+def test_cache_folder_comes_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("CADENZA_CACHE_DIR", str(tmp_path))
+    assert default_cache_dir() == tmp_path
+    monkeypatch.delenv("CADENZA_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "cadenza"
