@@ -41,10 +41,9 @@ def training_command(python: str, dataset: Path, dataset_type: str, output: Path
 
 
 async def start(command: list[str], cwd: Path) -> asyncio.subprocess.Process:
-    # `cwd` holds the `model` package. The progress bar on stderr becomes run log lines: one redraw
-    # per 10 s is plenty there. A session of its own keeps a terminal's Ctrl-C (sent to the whole
-    # foreground group) away from the child: the trainer decides how it stops.
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_MININTERVAL": "10"}
+    # `cwd` holds the `model` package. A session of its own keeps a terminal's Ctrl-C (sent to the
+    # whole foreground group) away from the child: the trainer decides how it stops.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return await asyncio.create_subprocess_exec(
         *command,
         cwd=cwd,
