@@ -36,6 +36,11 @@ FLAG_FIELDS = {
 RESUME_MAY_CHANGE = {"base_model", "device", "precision"}
 
 
+def _doc(field: str) -> str:
+    info = TrainingConfig.model_fields[field]
+    return f"{info.description} (default {info.default})".replace("%", "%%")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m model.training.cli", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -45,15 +50,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     train.add_argument("--output", type=Path, required=True, help="run folder: checkpoints/ and adapter/")
     train.add_argument("--name", required=True, help="run name, recorded in the adapter manifest")
     train.add_argument("--base-model", help="hub id or local folder (default facebook/musicgen-small)")
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--lr", type=float)
-    train.add_argument("--lora-r", type=int)
-    train.add_argument("--lora-alpha", type=int)
-    train.add_argument("--max-steps", type=int)
-    train.add_argument("--seed", type=int)
-    train.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    train.add_argument("--precision", choices=["auto", "fp32", "bf16"])
+    train.add_argument("--epochs", type=int, help=_doc("num_epochs"))
+    train.add_argument("--batch-size", type=int, help=_doc("batch_size"))
+    train.add_argument("--lr", type=float, help=_doc("learning_rate"))
+    train.add_argument("--lora-r", type=int, help=_doc("lora_r"))
+    train.add_argument("--lora-alpha", type=int, help=_doc("lora_alpha"))
+    train.add_argument("--max-steps", type=int, help=_doc("max_steps"))
+    train.add_argument("--seed", type=int, help=_doc("seed"))
+    train.add_argument("--device", choices=["auto", "cpu", "cuda"], help=_doc("device"))
+    train.add_argument("--precision", choices=["auto", "fp32", "bf16"], help=_doc("precision"))
     train.add_argument("--config", type=Path, help="JSON file of TrainingConfig fields; flags override it")
     train.add_argument("--resume", type=Path, help="checkpoint folder to continue from")
     train.add_argument("--cache-dir", type=Path, help="feature cache (default $CADENZA_CACHE_DIR or ~/.cache/cadenza)")

@@ -6,6 +6,7 @@ after every optimizer step (the CLI sets it on SIGTERM).
 
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -151,10 +152,13 @@ def train(
 
     def save() -> Path:
         path = save_checkpoint(output, model, optimizer, scheduler, progress, config, name, digest)
+        log.info("step %d: checkpoint %s", progress.step, path)
         emit({"type": "checkpoint", "step": progress.step, "path": str(path)})
         return path
 
-    bar = tqdm(total=total_steps, initial=progress.step, desc=name, unit="step", dynamic_ncols=True)
+    # Redraw a terminal's bar often; a captured stderr (the trainer service's run log) only every 30 s.
+    bar = tqdm(total=total_steps, initial=progress.step, desc=name, unit="step", dynamic_ncols=True,
+               mininterval=0.1 if sys.stderr.isatty() else 30)
     while progress.step < total_steps:
         if not progress.order:
             progress.order = np.random.default_rng([config.seed, progress.epoch]).permutation(len(train_set)).tolist()
@@ -205,6 +209,7 @@ def train(
     bar.close()
 
     adapter, sha256 = save_adapter(output, model, config, name, digest, progress)
+    log.info("adapter %s (sha256 %s), final loss %.4f", adapter, sha256, progress.loss)
     emit({"type": "adapter", "path": str(adapter), "sha256": sha256})
     result = {"type": "completed", "final_loss": progress.loss, "best_validation_loss": progress.best_validation_loss,
               "steps": progress.step, "seconds": round(time.perf_counter() - started, 3), "adapter": str(adapter)}
