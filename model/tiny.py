@@ -43,7 +43,7 @@ def _tokenizer() -> T5Tokenizer:
     return T5Tokenizer(vocab=pieces, extra_ids=0)
 
 
-def _config(vocab_size: int) -> MusicgenConfig:
+def _config(vocab_size: int, channels: int) -> MusicgenConfig:
     text = T5Config(
         vocab_size=vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
         relative_attention_num_buckets=8, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
@@ -55,7 +55,7 @@ def _config(vocab_size: int) -> MusicgenConfig:
     )
     decoder = MusicgenDecoderConfig(
         vocab_size=CODEBOOK_SIZE, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-        ffn_dim=128, num_codebooks=4, max_position_embeddings=4096,
+        ffn_dim=128, num_codebooks=4 * channels, audio_channels=channels, max_position_embeddings=4096,
         pad_token_id=CODEBOOK_SIZE, bos_token_id=CODEBOOK_SIZE, decoder_start_token_id=CODEBOOK_SIZE,
     )
     config = MusicgenConfig(text_encoder=text.to_dict(), audio_encoder=audio.to_dict(), decoder=decoder.to_dict())
@@ -110,13 +110,15 @@ def _calibrate_decoder(model: MusicgenForConditionalGeneration, generator: torch
     encodec.decoder.layers[-1].conv.parametrizations.weight.original0.mul_(0.1 / std)
 
 
-def build_tiny_model(dir: Path, seed: int = 0) -> Path:
-    """Write a tiny random MusicGen and its processor to `dir`; return `dir`."""
+def build_tiny_model(dir: Path, seed: int = 0, stereo: bool = False) -> Path:
+    """Write a tiny random MusicGen and its processor to `dir`; return `dir`. `stereo` gives the
+    layout of musicgen-stereo: one mono EnCodec applied per channel, 8 interleaved codebooks."""
+    channels = 2 if stereo else 1
     dir = Path(dir)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     tokenizer = _tokenizer()
-    model = MusicgenForConditionalGeneration(_config(len(tokenizer)))
+    model = MusicgenForConditionalGeneration(_config(len(tokenizer), channels))
     _fill_codebooks(model, generator)
     _calibrate_decoder(model, generator)
     # At the default std (0.02) the heads' logits are nearly flat and LoRA barely moves the loss
@@ -127,7 +129,7 @@ def build_tiny_model(dir: Path, seed: int = 0) -> Path:
     # musicgen-small's sampling defaults.
     model.generation_config.update(do_sample=True, top_k=250, guidance_scale=3.0, max_length=1500)
     processor = MusicgenProcessor(
-        feature_extractor=EncodecFeatureExtractor(feature_size=1, sampling_rate=SAMPLING_RATE, padding_value=0.0),
+        feature_extractor=EncodecFeatureExtractor(feature_size=channels, sampling_rate=SAMPLING_RATE, padding_value=0.0),
         tokenizer=tokenizer,
     )
     dir.mkdir(parents=True, exist_ok=True)
@@ -140,8 +142,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dir", type=Path, help="folder to write the model and processor to")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stereo", action="store_true", help="musicgen-stereo's layout")
     args = parser.parse_args()
-    print(build_tiny_model(args.dir, seed=args.seed))
+    print(build_tiny_model(args.dir, seed=args.seed, stereo=args.stereo))
 
 
 if __name__ == "__main__":

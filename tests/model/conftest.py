@@ -6,6 +6,7 @@ Everything runs on CPU in seconds; the feature cache is one folder per test sess
 
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,12 @@ from model_testing import PROMPTS, REPO, CliRun, cli_command, cli_env, parse_eve
 
 
 @pytest.fixture(scope="session", autouse=True)
-def one_thread() -> None:
+def one_thread() -> Iterator[None]:
     """As in the CLI subprocesses (see cli_env): the tiny model runs fastest on one thread."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -6,11 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from model.audio import load_audio
 from model.loading import add_lora
+from model.tiny import build_tiny_model
 from model.training.batches import codebook_delays, collate, delay_labels, dpo_loss, supervised_loss, token_logprobs
 from model.training.config import DEFAULT_TARGET_MODULES
 from model.training.trainer import set_training
-from model_testing import tiny_examples
+from model_testing import tiny_examples, write_clip, write_jsonl
 
 PAD = START = 2048
 
@@ -96,3 +98,25 @@ def test_dpo_rewards_follow_the_policy():
     assert metrics["rewards/margins"] == pytest.approx(1.0)
     assert metrics["rewards/accuracies"] == 0.5
     assert loss.item() == pytest.approx((-F.logsigmoid(torch.tensor(2.0)) + math.log(2)).item() / 2)
+
+
+def test_stereo_codes_interleave_channels_in_musicgen_stereo_delay_pattern(tmp_path, cache_dir):
+    stereo = build_tiny_model(tmp_path / "stereo", stereo=True)
+    clip = write_clip(tmp_path / "stereo.wav", 1.0, 220, channels=2)
+    dataset = write_jsonl(tmp_path / "stereo.jsonl", [{"prompt": "wide synth pads", "audio_path": "stereo.wav"}])
+    model, _, (example,) = tiny_examples(stereo, dataset, "supervised", cache_dir)
+    codes = example.codes[0]
+    assert codes.shape == (8, 50)
+    left = torch.from_numpy(load_audio(clip, 32_000, channels=2)[:1])
+    with torch.no_grad():
+        assert torch.equal(codes[0::2], model.audio_encoder.encode(left[None]).audio_codes[0, 0])
+
+    delays = codebook_delays(8, 2)
+    with_start = torch.cat([torch.full((8, 1), START), codes], dim=1)
+    _, pattern = model.decoder.build_delay_pattern_mask(with_start, pad_token_id=PAD, max_length=50 + 4)
+    assert torch.equal(delay_labels([codes], delays, PAD), pattern.reshape(1, 8, -1)[:, :, 1:].transpose(1, 2))
+    batch = collate([example], delays, PAD)
+    with torch.no_grad():
+        ours = supervised_loss(*token_logprobs(model, batch, PAD, START))
+        musicgen = model(encoder_outputs=(batch.text,), attention_mask=batch.text_mask, labels=batch.labels).loss
+    assert ours.item() == pytest.approx(musicgen.item(), rel=1e-5)
