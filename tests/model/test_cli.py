@@ -94,11 +94,16 @@ def test_sigterm_checkpoints_and_resume_gives_the_same_losses(
 
 
 def test_preference_run_starts_at_log_2_and_separates_the_pair(tmp_path, run_cli, tiny_model, preference_jsonl):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"validation_split": 0.34, "checkpoint_every": 3}))  # hold out 1 of 3 pairs
     run = run_cli("--dataset", preference_jsonl, "--type", "preference", "--output", tmp_path, "--name", "dpo",
-                  "--base-model", tiny_model, "--epochs", "6", "--batch-size", "3", "--lr", "0.01")
+                  "--base-model", tiny_model, "--epochs", "12", "--batch-size", "2", "--lr", "0.01",
+                  "--config", config)
     assert run.returncode == 0, run.stderr
     steps = run.of_type("step")
-    assert len(steps) == 6 and all(set(s) == STEP_FIELDS | DPO_FIELDS for s in steps)
+    assert len(steps) == 12 and all(set(s) == STEP_FIELDS | DPO_FIELDS for s in steps)
+    validations = run.of_type("validation")
+    assert [v["step"] for v in validations] == [3, 6, 9, 12] and all(math.isfinite(v["loss"]) for v in validations)
     assert abs(steps[0]["loss"] - math.log(2)) < 1e-6 and steps[0]["rewards/margins"] == 0
     assert steps[-1]["loss"] < steps[0]["loss"] and steps[-1]["rewards/margins"] > 0
     assert steps[-1]["rewards/accuracies"] == 1.0
