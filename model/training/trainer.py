@@ -192,8 +192,8 @@ def train(
         for key in rewards[0]:
             event[key] = sum(r[key] for r in rewards) / len(rewards)
         emit(event)
+        bar.set_postfix(loss=f"{progress.loss:.4f}", refresh=False)  # redrawn by update, at the bar's interval
         bar.update(1)
-        bar.set_postfix(loss=f"{progress.loss:.4f}")
 
         saved = None
         if progress.step % config.checkpoint_every == 0 or progress.step == total_steps:
