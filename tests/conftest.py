@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -23,6 +23,7 @@ import asyncpg
 import nats
 import pytest
 
+from events.bus import Bus
 from services.embedded import start_nats, start_postgres
 from services.settings import Settings
 
@@ -70,6 +71,15 @@ def settings(servers: Servers, tmp_path: Path) -> Iterator[Settings]:
     finally:
         in_thread(_execute(servers.database_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         in_thread(delete_namespace(servers.nats_url, namespace))
+
+
+@pytest.fixture
+async def bus(settings: Settings) -> AsyncIterator[Bus]:
+    """A connection to the test's namespace, with its stream and buckets declared."""
+    bus = await Bus.connect(settings.nats_url, settings.namespace)
+    await bus.ensure()
+    yield bus
+    await bus.close()
 
 
 def database_url_for(url: str, database: str) -> str:

@@ -18,14 +18,6 @@ from services.settings import Settings
 
 
 @pytest.fixture
-async def bus(settings: Settings) -> AsyncIterator[Bus]:
-    bus = await Bus.connect(settings.nats_url, settings.namespace)
-    await bus.ensure()
-    yield bus
-    await bus.close()
-
-
-@pytest.fixture
 async def db(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
     await migrate(pool)
