@@ -3,17 +3,16 @@
   overhead   the same training (same data, same config, cold feature cache each time) run by the
              model CLI alone, from process start to exit, versus requested through the services
              (POST /api/experiments/{id}/runs -> trainer -> CLI subprocess -> LossReported/checkpoint/
-             adapter events and uploads -> RunCompleted on the stream); alternating, a few of each.
-             Two ratios: wall time (fastest of each: the least disturbed by other work), and CPU time
-             (this process, which hosts API, projector and trainer, plus the CLI child; medians),
-             which other load on a shared machine barely moves
+             adapter events and uploads -> RunCompleted on the stream); alternating, a few of each,
+             as the ratios of the medians and of the fastest (wall time; identical CLI runs differ by
+             10-20 % on this machine, so one pair of runs says little)
   latency    with an idle trainer, from POST .../runs to RunStarted on the stream, over N runs
              (each cancelled once started; p50/p95)
 
 The API (create_app behind httpx's ASGI transport), the registry projector and one trainer run as
 tasks in this process's event loop, as `cadenza up` runs them.
 
-Usage: python bench/service_overhead.py [--steps 200] [--repeats 3] [--latency-runs 20]. Uses NATS_URL /
+Usage: python bench/service_overhead.py [--steps 200] [--repeats 5] [--latency-runs 20]. Uses NATS_URL /
 DATABASE_URL (an admin URL: a database is created and dropped) when set, else private servers under
 a temporary folder.
 """
@@ -24,7 +23,6 @@ import asyncio
 import io
 import json
 import os
-import resource
 import shutil
 import statistics
 import sys
@@ -63,27 +61,12 @@ def clip(number: int) -> bytes:
     return buffer.getvalue()
 
 
-def cpu_seconds() -> float:
-    """CPU time of this process (API, projector, trainer) plus its finished children (the CLI)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-class Timer:
-    def __enter__(self) -> "Timer":
-        self.wall, self.cpu = time.perf_counter(), cpu_seconds()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.wall, self.cpu = time.perf_counter() - self.wall, cpu_seconds() - self.cpu
-
-
 def training_config(tiny_model: Path, steps: int) -> dict:
     return {"base_model": str(tiny_model), "device": "cpu", "max_steps": steps, "num_epochs": 1000,
             "batch_size": 2, "learning_rate": 1e-3, "lora_r": 8, "lora_alpha": 16, "checkpoint_every": 100}
 
 
-async def cli_alone(work: Path, tiny_model: Path, steps: int) -> Timer:
+async def cli_alone(work: Path, tiny_model: Path, steps: int) -> float:
     """The model CLI on the same data written as a JSONL next to its wav files."""
     work.mkdir()
     rows = []
@@ -95,17 +78,24 @@ async def cli_alone(work: Path, tiny_model: Path, steps: int) -> Timer:
     command = [sys.executable, "-m", "model.training.cli", "train", "--dataset", str(work / "dataset.jsonl"),
                "--type", "supervised", "--output", str(work / "output"), "--name", "bench",
                "--config", str(work / "config.json"), "--cache-dir", str(work / "features")]
-    with Timer() as timer:
-        process = await asyncio.create_subprocess_exec(*command, cwd=REPOSITORY, stdout=asyncio.subprocess.DEVNULL,
-                                                       stderr=asyncio.subprocess.DEVNULL)
-        if await process.wait() != 0:
-            raise RuntimeError(f"the model CLI failed: {command}")
-    return timer
+    started = time.perf_counter()
+    process = await asyncio.create_subprocess_exec(*command, cwd=REPOSITORY, stdout=asyncio.subprocess.DEVNULL,
+                                                   stderr=asyncio.subprocess.DEVNULL)
+    if await process.wait() != 0:
+        raise RuntimeError(f"the model CLI failed: {command}")
+    return time.perf_counter() - started
 
 
 class Services:
     def __init__(self, settings: Settings, client: httpx.AsyncClient, bus: Bus) -> None:
         self.settings, self.client, self.bus = settings, client, bus
+        self.run_ids: list[str] = []
+
+    async def before_training(self, run_id: str) -> float:
+        """Seconds the services spent before the CLI could start: RunRequested -> DatasetExported, as
+        stamped on the events (request, projection wait, fetch, history, RunStarted, export)."""
+        stamps = {s.envelope.type: s.envelope.occurred_at for s in await self.bus.history("run", run_id)}
+        return (stamps["DatasetExported"] - stamps["RunRequested"]).total_seconds()
 
     async def post(self, path: str, **kwargs: object) -> dict:
         response = await self.client.post(path, **kwargs)
@@ -119,8 +109,8 @@ class Services:
                             files={"file": (f"take-{number}.wav", clip(number))})
         return await self.post("/api/experiments", json={"name": "bench", "dataset_id": dataset["id"], "config": config})
 
-    async def timed_run(self, experiment: dict, until: str, then_cancel: bool = False) -> Timer:
-        """From POST .../runs to the run's `until` event arriving from the stream."""
+    async def timed_run(self, experiment: dict, until: str, then_cancel: bool = False) -> float:
+        """Seconds from POST .../runs to the run's `until` event arriving from the stream."""
         arrived: asyncio.Queue[str] = asyncio.Queue()
 
         async def on_event(message) -> None:
@@ -128,21 +118,23 @@ class Services:
 
         subscription = await self.bus.nc.subscribe(f"{self.bus.subject_root}.run.*.{until}", cb=on_event)
         try:
-            with Timer() as timer:
-                run = await self.post(f"/api/experiments/{experiment['id']}/runs", json={})
-                while (await arrived.get()).split(".")[2] != run["id"]:
-                    pass
+            started = time.perf_counter()
+            run = await self.post(f"/api/experiments/{experiment['id']}/runs", json={})
+            while (await arrived.get()).split(".")[2] != run["id"]:
+                pass
+            seconds = time.perf_counter() - started
         finally:
             await subscription.unsubscribe()
+        self.run_ids.append(run["id"])
         if then_cancel:
             await self.post(f"/api/runs/{run['id']}/cancel")
             while (await self.client.get(f"/api/runs/{run['id']}")).json()["status"] != "cancelled":
                 await asyncio.sleep(0.05)
-        return timer
+        return seconds
 
 
 async def measure(settings: Settings, work: Path, tiny_model: Path, steps: int, repeats: int,
-                  latency_runs: int) -> tuple[list[Timer], list[Timer], list[float]]:
+                  latency_runs: int) -> tuple[list[float], list[float], list[float], list[float]]:
     """Alternate CLI-alone and through-the-services trainings (`repeats` each), then the latencies."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
@@ -160,15 +152,16 @@ async def measure(settings: Settings, work: Path, tiny_model: Path, steps: int, 
                     alone.append(await cli_alone(work / f"cli-{repeat}", tiny_model, steps))
                     shutil.rmtree(settings.cache_dir / "features", ignore_errors=True)  # cold, as for the CLI
                     through.append(await services.timed_run(experiment, "run_completed"))
+                before = [await services.before_training(run_id) for run_id in services.run_ids]
                 quick = await services.experiment(training_config(tiny_model, 1))
                 await asyncio.sleep(6)  # the trainer's next fetch is waiting: it is idle
-                latencies = [(await services.timed_run(quick, "run_started", then_cancel=True)).wall
+                latencies = [await services.timed_run(quick, "run_started", then_cancel=True)
                              for _ in range(latency_runs)]
         finally:
             stop.set()
             await asyncio.gather(projector, trainer)
             await bus.close()
-    return alone, through, latencies
+    return alone, through, before, latencies
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -187,7 +180,7 @@ async def bench(nats_url: str, admin_url: str, work: Path, steps: int, repeats: 
     settings = Settings(nats_url=nats_url, database_url=urlunsplit(urlsplit(admin_url)._replace(path=f"/{database}")),
                         namespace=namespace, data_dir=work / "data", cache_dir=work / "cache")
     try:
-        alone, through, latencies = await measure(settings, work, tiny_model, steps, repeats, latency_runs)
+        alone, through, before, latencies = await measure(settings, work, tiny_model, steps, repeats, latency_runs)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()
@@ -199,15 +192,11 @@ async def bench(nats_url: str, admin_url: str, work: Path, steps: int, repeats: 
 
     print(f"training run, tiny model, {steps} steps, {CLIPS} clips of 2 s, batch 2, cold feature cache, "
           f"{repeats} of each, alternating (seconds):")
-    print(f"  model CLI alone, wall:        {'  '.join(f'{t.wall:7.2f}' for t in alone)}")
-    print(f"  through the services, wall:   {'  '.join(f'{t.wall:7.2f}' for t in through)}"
-          "   (POST .../runs -> RunCompleted)")
-    print(f"  model CLI alone, CPU:         {'  '.join(f'{t.cpu:7.2f}' for t in alone)}")
-    print(f"  through the services, CPU:    {'  '.join(f'{t.cpu:7.2f}' for t in through)}")
-    wall_ratio = min(t.wall for t in through) / min(t.wall for t in alone)
-    cpu_ratio = statistics.median(t.cpu for t in through) / statistics.median(t.cpu for t in alone)
-    print(f"  ratio, wall (fastest of each):  {wall_ratio:6.3f}")
-    print(f"  ratio, CPU (medians):           {cpu_ratio:6.3f}")
+    print(f"  model CLI alone:        {'  '.join(f'{t:7.2f}' for t in alone)}")
+    print(f"  through the services:   {'  '.join(f'{t:7.2f}' for t in through)}   (POST .../runs -> RunCompleted)")
+    print(f"  ratio of the medians:   {statistics.median(through) / statistics.median(alone):7.3f}")
+    print(f"  ratio of the fastest:   {min(through) / min(alone):7.3f}")
+    print(f"  before the CLI starts:  {'  '.join(f'{t:7.3f}' for t in before)}   (RunRequested -> DatasetExported)")
     print(f"POST .../runs -> RunStarted with an idle trainer, {len(latencies)} runs:")
     print(f"  p50 {percentile(latencies, 0.5) * 1000:6.1f} ms   p95 {percentile(latencies, 0.95) * 1000:6.1f} ms   "
           f"max {max(latencies) * 1000:6.1f} ms   mean {statistics.mean(latencies) * 1000:6.1f} ms")
@@ -216,7 +205,7 @@ async def bench(nats_url: str, admin_url: str, work: Path, steps: int, repeats: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=3, help="trainings of each kind, alternating")
+    parser.add_argument("--repeats", type=int, default=5, help="trainings of each kind, alternating")
     parser.add_argument("--latency-runs", type=int, default=20)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cadenza-bench-"))
