@@ -1,5 +1,5 @@
-"""`python -m services.trainer [flags]`: one trainer process (what `cadenza trainer` runs), with the
-trainer's own flags. Needs NATS_URL (and CADENZA_NAMESPACE when not `cadenza`)."""
+"""`cadenza trainer [flags]` (or `python -m services.trainer`): one trainer process. Needs NATS_URL
+(and CADENZA_NAMESPACE when not `cadenza`); each flag defaults to its CADENZA_TRAINER_* variable."""
 from __future__ import annotations
 
 import argparse
@@ -15,7 +15,7 @@ from services.trainer.worker import run_trainer
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.trainer", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="cadenza trainer", description=__doc__.splitlines()[0])
     add_arguments(parser)
     trainer = from_arguments(parser.parse_args(argv))
     settings = Settings.from_env()
