@@ -15,7 +15,7 @@ from services.trainer.worker import run_trainer
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="cadenza trainer", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="cadenza trainer", description=__doc__)
     add_arguments(parser)
     trainer = from_arguments(parser.parse_args(argv))
     settings = Settings.from_env()
