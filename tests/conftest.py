@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
+import subprocess
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
@@ -24,7 +26,7 @@ import nats
 import pytest
 
 from events.bus import Bus
-from services.embedded import start_nats, start_postgres
+from services.embedded import nats_server_binary, start_nats, start_postgres
 from services.settings import Settings
 
 
@@ -80,6 +82,37 @@ async def bus(settings: Settings) -> AsyncIterator[Bus]:
     await bus.ensure()
     yield bus
     await bus.close()
+
+
+class RestartableNats:
+    """A private nats-server that comes back on the same port with the same JetStream store, for
+    tests of what survives a server restart (pull subscriptions can die with the server)."""
+
+    def __init__(self, store: Path) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.store = store
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def restartable_nats(tmp_path: Path) -> Iterator[RestartableNats]:
+    server = RestartableNats(tmp_path / "nats")
+    server.start()
+    yield server
+    server.stop()
 
 
 def database_url_for(url: str, database: str) -> str:

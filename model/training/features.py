@@ -19,7 +19,7 @@ from tqdm import tqdm
 from transformers import MusicgenForConditionalGeneration, MusicgenProcessor
 
 from model.audio import load_audio, split_windows
-from model.data import Row, file_sha256
+from model.data import Row
 from model.errors import Stopped
 
 

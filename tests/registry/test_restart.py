@@ -2,49 +2,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
-import pytest
 
 from events.bus import Bus
 from mixed_history import datasets_and_experiments, losses, run_requests
-from services.embedded import nats_server_binary
 from services.registry.progress import wait_until_projected
 from services.registry.projector import run_projector
-
-
-class RestartableNats:
-    """A private nats-server that comes back on the same port with the same JetStream store."""
-
-    def __init__(self, store: Path) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.store = store
-        self.url = f"nats://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-
-
-@pytest.fixture
-def restartable_nats(tmp_path: Path) -> Iterator[RestartableNats]:
-    server = RestartableNats(tmp_path / "nats")
-    server.start()
-    yield server
-    server.stop()
 
 
 async def publish_when_back(bus: Bus, events: list) -> int:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import subprocess
 import time
 import uuid
 from dataclasses import replace
@@ -16,31 +14,8 @@ from events.base import AudioFile
 from events.bus import Bus
 from events.catalogue import ClipAdded, DatasetCreated, ExperimentCreated, RunRequested
 from model.training.config import TrainingConfig
-from services.embedded import nats_server_binary
 from services.trainer.config import DURABLE_NAME, TrainerConfig
 from services.trainer.worker import run_trainer
-
-
-class RestartableNats:
-    """A private nats-server that comes back on the same port with the same JetStream store."""
-
-    def __init__(self, store) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.store = store
-        self.url = f"nats://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
 
 
 async def connect_when_up(url: str, namespace: str) -> Bus:
@@ -89,9 +64,8 @@ async def until_fetching(bus: Bus) -> None:
     raise AssertionError("the trainer never started fetching")
 
 
-async def test_a_trainer_takes_run_requests_after_nats_restarts(settings, tmp_path, tone, training_config):
-    nats_server = RestartableNats(tmp_path / "nats")
-    nats_server.start()
+async def test_a_trainer_takes_run_requests_after_nats_restarts(settings, restartable_nats, tone, training_config):
+    nats_server = restartable_nats
     settings = replace(settings, nats_url=nats_server.url)
     bus = await connect_when_up(nats_server.url, settings.namespace)
     await bus.ensure()
