@@ -84,6 +84,14 @@ async def bus(settings: Settings) -> AsyncIterator[Bus]:
     await bus.close()
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random MusicGen saved like a hub model and loaded through the same code (model.tiny)."""
+    from model.tiny import build_tiny_model  # imports torch: only for the tests that use it
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-musicgen") / "model").absolute()
+
+
 class RestartableNats:
     """A private nats-server that comes back on the same port with the same JetStream store, for
     tests of what survives a server restart (pull subscriptions can die with the server)."""

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.tiny import build_tiny_model
 from model_testing import PROMPTS, REPO, CliRun, cli_command, cli_env, parse_events, write_clip, write_jsonl
 
 
@@ -23,11 +22,6 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-musicgen"))
 
 
 @pytest.fixture(scope="session")

@@ -26,13 +26,6 @@ FINISHED = ("completed", "failed", "cancelled")
 SAMPLE_RATE = 32_000
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from model.tiny import build_tiny_model
-
-    return Path(build_tiny_model(tmp_path_factory.mktemp("tiny-musicgen") / "model")).absolute()
-
-
 def tone(frequency: float = 440.0, seconds: float = 1.0, format: str = "WAV") -> bytes:
     t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
     buffer = io.BytesIO()
