@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +71,28 @@ def stored(bus: Bus, db: asyncpg.Connection):
         return Stored(messages=stream.state.messages, clip_objects=clips.state.messages, tables=tables)
 
     return snapshot
+
+
+Refusal = Callable[[str, Awaitable[httpx.Response], int, list[str] | None, str], Awaitable[None]]
+
+
+@pytest.fixture
+def refused_unchanged(stored) -> Refusal:
+    async def check(case: str, request: Awaitable[httpx.Response], status: int, loc: list[str] | None,
+                    message: str) -> None:
+        """`request` is answered `status` with `message` (for a 422, on the field at `loc`), and
+        stores nothing: no event, no audio object, no read-model row."""
+        before = await stored()
+        response = await request
+        assert response.status_code == status, (case, response.text)
+        detail = response.json()["detail"]
+        if loc is None:
+            assert message in detail, case
+        else:
+            assert [(error["loc"], message in error["msg"]) for error in detail] == [(loc, True)], (case, detail)
+        assert await stored() == before, case
+
+    return check
 
 
 def sine(format: str = "WAV", seconds: float = 1.0, sample_rate: int = 16_000, channels: int = 1,

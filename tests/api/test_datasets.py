@@ -44,7 +44,7 @@ async def test_an_uploaded_clip_is_stored_with_what_was_read_from_the_file(api, 
     assert played.headers["content-type"] == "audio/flac"
 
 
-async def test_each_bad_upload_gets_its_status_and_message_and_changes_nothing(api, client, stored, tone):
+async def test_each_bad_upload_gets_its_status_and_message_and_changes_nothing(api, client, refused_unchanged, tone):
     supervised = await api.dataset("supervised")
     preference = await api.dataset("preference", name="likes")
     wav = tone("WAV")
@@ -65,15 +65,7 @@ async def test_each_bad_upload_gets_its_status_and_message_and_changes_nothing(a
          422, ["body", "rejected"], "rejected.ogg: not decodable audio"),
     ]
     for case, upload, status, loc, message in cases:
-        before = await stored()
-        response = await upload()
-        assert response.status_code == status, (case, response.text)
-        detail = response.json()["detail"]
-        if loc is None:
-            assert message in detail, case
-        else:
-            assert [(error["loc"], message in error["msg"]) for error in detail] == [(loc, True)], (case, detail)
-        assert await stored() == before, case
+        await refused_unchanged(case, upload(), status, loc, message)
 
 
 async def test_a_preference_pair_stores_both_files_as_clips_of_the_pair(api, client, tone):

@@ -51,7 +51,7 @@ async def test_a_requested_run_is_one_run_requested_event_with_the_full_config_a
     ]
 
 
-async def test_each_bad_run_request_gets_its_status_and_message_and_changes_nothing(api, client, stored):
+async def test_each_bad_run_request_gets_its_status_and_message_and_changes_nothing(api, client, refused_unchanged):
     experiment = await api.supervised_experiment({"lora_r": 4})
     empty = await api.experiment((await api.dataset(name="empty"))["id"])
     runs = f"/api/experiments/{experiment['id']}/runs"
@@ -69,15 +69,7 @@ async def test_each_bad_run_request_gets_its_status_and_message_and_changes_noth
         ("unknown experiment", client.post("/api/experiments/nope/runs", json={}), 404, None, "experiment 'nope' not found"),
     ]
     for case, request, status, loc, message in cases:
-        before = await stored()
-        response = await request
-        assert response.status_code == status, (case, response.text)
-        detail = response.json()["detail"]
-        if loc is None:
-            assert message in detail, case
-        else:
-            assert [(error["loc"], message in error["msg"]) for error in detail] == [(loc, True)], (case, detail)
-        assert await stored() == before, case
+        await refused_unchanged(case, request, status, loc, message)
 
 
 async def test_a_run_takes_the_experiment_config_as_it_is_when_requested(api, client):
