@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from events.bus import Bus  # noqa: E402
 from events.catalogue import DatasetCreated, ExperimentCreated, LossReported, RunRequested  # noqa: E402
-from services.embedded import start_nats, start_postgres  # noqa: E402
+from services.embedded import start_missing  # noqa: E402
 from services.registry.migrate import migrate  # noqa: E402
 from services.registry.progress import wait_until_projected  # noqa: E402
 from services.registry.projector import run_projector  # noqa: E402
@@ -160,19 +160,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     args = parser.parse_args()
-    nats_url, database_url = os.environ.get("NATS_URL", ""), os.environ.get("DATABASE_URL", "")
     with ExitStack() as stack:
-        if not (nats_url and database_url):
-            data_dir = Path(tempfile.mkdtemp(prefix="cadenza-bench-"))
-            stack.callback(shutil.rmtree, data_dir, ignore_errors=True)
-        if not nats_url:
-            server = start_nats(data_dir)
-            stack.callback(server.stop)
-            nats_url = server.url
-        if not database_url:
-            postgres = start_postgres(data_dir)
-            stack.callback(postgres.stop)
-            database_url = postgres.url
+        data_dir = Path(tempfile.mkdtemp(prefix="cadenza-bench-"))
+        stack.callback(shutil.rmtree, data_dir, ignore_errors=True)
+        nats_url, database_url = start_missing(
+            os.environ.get("NATS_URL", ""), os.environ.get("DATABASE_URL", ""), data_dir, stack)
         asyncio.run(bench(nats_url, database_url, args.events))
 
 

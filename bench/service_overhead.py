@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPOSITORY))
 
 from events.bus import Bus  # noqa: E402
 from services.api.app import create_app  # noqa: E402
-from services.embedded import start_nats, start_postgres  # noqa: E402
+from services.embedded import start_missing  # noqa: E402
 from services.registry.projector import run_projector  # noqa: E402
 from services.settings import Settings  # noqa: E402
 from services.trainer.config import TrainerConfig  # noqa: E402
@@ -212,15 +212,8 @@ def main() -> None:
     work.chmod(0o755)  # a private PostgreSQL runs as its own user and must enter it
     with ExitStack() as stack:
         stack.callback(shutil.rmtree, work, ignore_errors=True)
-        nats_url, database_url = os.environ.get("NATS_URL", ""), os.environ.get("DATABASE_URL", "")
-        if not nats_url:
-            server = start_nats(work / "servers")
-            stack.callback(server.stop)
-            nats_url = server.url
-        if not database_url:
-            postgres = start_postgres(work / "servers")
-            stack.callback(postgres.stop)
-            database_url = postgres.url
+        nats_url, database_url = start_missing(
+            os.environ.get("NATS_URL", ""), os.environ.get("DATABASE_URL", ""), work / "servers", stack)
         asyncio.run(bench(nats_url, database_url, work, args.steps, args.repeats, args.latency_runs))
 
 

@@ -117,16 +117,11 @@ def up(args: argparse.Namespace) -> int:
 def _start_missing_servers(settings: Settings, servers: contextlib.ExitStack) -> Settings:
     """Start a private nats-server and PostgreSQL for whichever of NATS_URL/DATABASE_URL is unset;
     they stop when `servers` closes."""
-    nats_url, database_url = settings.nats_url, settings.database_url
-    if not nats_url:
-        nats = embedded.start_nats(settings.data_dir)
-        servers.callback(nats.stop)
-        nats_url = nats.url
+    nats_url, database_url = embedded.start_missing(
+        settings.nats_url, settings.database_url, settings.data_dir, servers)
+    if not settings.nats_url:
         print(f"NATS: {nats_url}  (private, data in {settings.data_dir / 'nats'})", flush=True)
-    if not database_url:
-        postgres = embedded.start_postgres(settings.data_dir)
-        servers.callback(postgres.stop)
-        database_url = postgres.url
+    if not settings.database_url:
         print(f"PostgreSQL: {database_url}  (private, data in {settings.data_dir / 'postgres'})", flush=True)
     return settings.with_servers(nats_url, database_url)
 

@@ -20,6 +20,7 @@ import stat
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,21 @@ class EmbeddedPostgres:
                                      "-m", "fast", "-w", "-t", "60"])
         if result.returncode != 0 and _server_pid(self.data / "postmaster.pid", "postgres"):
             raise EmbeddedServerError(f"PostgreSQL in {self.data} did not stop:\n{result.stdout}")
+
+
+def start_missing(nats_url: str, database_url: str, data_dir: Path, stack: ExitStack,
+                  fsync: bool = True) -> tuple[str, str]:
+    """Start a private nats-server and/or PostgreSQL under `data_dir` for whichever URL is empty;
+    each stops when `stack` closes. Returns the URLs to use."""
+    if not nats_url:
+        nats = start_nats(data_dir)
+        stack.callback(nats.stop)
+        nats_url = nats.url
+    if not database_url:
+        postgres = start_postgres(data_dir, fsync=fsync)
+        stack.callback(postgres.stop)
+        database_url = postgres.url
+    return nats_url, database_url
 
 
 def start_nats(data_dir: Path) -> EmbeddedNats:

@@ -26,7 +26,7 @@ import nats
 import pytest
 
 from events.bus import Bus
-from services.embedded import nats_server_binary, start_nats, start_postgres
+from services.embedded import nats_server_binary, start_missing
 from services.settings import Settings
 
 
@@ -38,20 +38,11 @@ class Servers:
 
 @pytest.fixture(scope="session")
 def servers() -> Iterator[Servers]:
-    nats_url = os.environ.get("NATS_URL", "")
-    database_url = os.environ.get("DATABASE_URL", "")
     with ExitStack() as stack:
-        if not (nats_url and database_url):
-            data_dir = Path(tempfile.mkdtemp(prefix="cadenza-test-"))
-            stack.callback(shutil.rmtree, data_dir, ignore_errors=True)
-        if not nats_url:
-            nats_server = start_nats(data_dir)
-            stack.callback(nats_server.stop)
-            nats_url = nats_server.url
-        if not database_url:
-            postgres = start_postgres(data_dir, fsync=False)
-            stack.callback(postgres.stop)
-            database_url = postgres.url
+        data_dir = Path(tempfile.mkdtemp(prefix="cadenza-test-"))
+        stack.callback(shutil.rmtree, data_dir, ignore_errors=True)
+        nats_url, database_url = start_missing(
+            os.environ.get("NATS_URL", ""), os.environ.get("DATABASE_URL", ""), data_dir, stack, fsync=False)
         yield Servers(nats_url=nats_url, database_url=database_url)
 
 
