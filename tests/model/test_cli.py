@@ -95,7 +95,7 @@ def test_sigterm_checkpoints_and_resume_gives_the_same_losses(
 
 def test_preference_run_starts_at_log_2_and_separates_the_pair(tmp_path, run_cli, tiny_model, preference_jsonl):
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"validation_split": 0.34, "checkpoint_every": 3}))  # hold out 1 of 3 pairs
+    config.write_text(json.dumps({"validation_split": 0.34, "checkpoint_every": 3, "precision": "fp32"}))  # hold out 1 of 3 pairs
     run = run_cli("--dataset", preference_jsonl, "--type", "preference", "--output", tmp_path, "--name", "dpo",
                   "--base-model", tiny_model, "--epochs", "12", "--batch-size", "2", "--lr", "0.01",
                   "--config", config)

@@ -23,7 +23,7 @@ def test_loss_goes_down_when_overfitting_a_fixed_batch(tiny_model, clips, cache_
     dataset = write_jsonl(tmp_path / "two.jsonl", [{"prompt": "slow jazz piano", "audio_path": str(clips / "clip0.wav")},
                                                    {"prompt": "fast rock drums", "audio_path": str(clips / "clip1.wav")}])
     config = TrainingConfig(base_model=str(tiny_model), batch_size=2, num_epochs=40, learning_rate=0.01,
-                            lora_dropout=0.0, checkpoint_every=1000, device="cpu")
+                            lora_dropout=0.0, checkpoint_every=1000, device="cpu", precision="fp32")
     losses = [e["loss"] for e in run(config, dataset, tmp_path / "out", cache_dir) if e["type"] == "step"]
     assert len(losses) == 40
     assert losses[-1] < losses[0] - 0.5, losses
@@ -57,7 +57,8 @@ def test_gradient_accumulation_matches_one_big_batch(tiny_model, clips, cache_di
     # Four examples of one length, so a mean over micro-batches equals the mean over the whole batch.
     rows = [{"prompt": prompt, "audio_path": str(clips / "clip1.wav")} for prompt in ("a", "b", "c", "d")]
     dataset = write_jsonl(tmp_path / "four.jsonl", rows)
-    common = dict(base_model=str(tiny_model), num_epochs=1, learning_rate=0.01, lora_dropout=0.0, device="cpu")
+    common = dict(base_model=str(tiny_model), num_epochs=1, learning_rate=0.01, lora_dropout=0.0, device="cpu",
+                  precision="fp32")
     whole = run(TrainingConfig(batch_size=4, **common), dataset, tmp_path / "whole", cache_dir)
     accumulated = run(TrainingConfig(batch_size=2, gradient_accumulation_steps=2, **common), dataset,
                       tmp_path / "accumulated", cache_dir)
