@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -107,13 +107,17 @@ class EventReader:
         message (the projector parks the unreadable ones)."""
         return [item for item, _ in await self._fetch(max_events, wait)]
 
-    async def next_batch(self, max_events: int = 1_000, wait: float = 1.0) -> list[tuple[StoredEvent, int]]:
+    async def next_batch(self, max_events: int = 1_000, wait: float = 1.0,
+                         needed: Collection[str] = ()) -> list[tuple[StoredEvent, int]]:
         """Up to `max_events` readable events, each with the number still pending after it; [] when
         none arrived within `wait` seconds (or all that arrived were unreadable). Messages `decode`
         refuses are skipped with a warning: one event this code cannot read must not stop a reader
-        of the history."""
+        of the history. Only one whose event name (the subject's last token) is in `needed`
+        raises `UndecodableEvent`, naming it."""
         batch = []
         for item, pending in await self._fetch(max_events, wait):
+            if isinstance(item, UnreadableEvent) and item.type in needed:
+                raise UndecodableEvent(f"event {item.seq} on {item.subject} cannot be read: {item.error}")
             if isinstance(item, UnreadableEvent):
                 log.warning("skipping unreadable event at sequence %d on %s: %s", item.seq, item.subject, item.error)
             else:
@@ -291,16 +295,17 @@ class Bus:
         subscription = await self.js.pull_subscribe(subject_filter, stream=self.stream, config=config)
         return EventReader(self.js, self.stream, subscription, await subscription.consumer_info())
 
-    async def events(self, subject_filter: str | None = None, start_seq: int = 1,
-                     follow: bool = False) -> AsyncIterator[StoredEvent]:
-        """Every event on `subject_filter` from `start_seq` in stream order; without `follow`, stop
-        at the end of the stream as it was when reading began."""
+    async def events(self, subject_filter: str | None = None, start_seq: int = 1, follow: bool = False,
+                     needed: Collection[str] = ()) -> AsyncIterator[StoredEvent]:
+        """Every readable event on `subject_filter` from `start_seq` in stream order; without
+        `follow`, stop at the end of the stream as it was when reading began. See `next_batch`
+        for unreadable events and `needed`."""
         reader = await self.reader(start_seq, subject_filter)
         try:
             if reader.pending_at_start == 0 and not follow:
                 return
             while True:
-                batch = await reader.next_batch()
+                batch = await reader.next_batch(needed=needed)
                 for stored, pending_after in batch:
                     yield stored
                     if pending_after == 0 and not follow:
@@ -312,9 +317,10 @@ class Bus:
         finally:
             await reader.close()
 
-    async def history(self, aggregate: str, aggregate_id: str) -> list[StoredEvent]:
+    async def history(self, aggregate: str, aggregate_id: str, needed: Collection[str] = ()) -> list[StoredEvent]:
         """One aggregate's events in order (the audit view), e.g. `history("run", run_id)`."""
-        return [stored async for stored in self.events(f"{self.subject_root}.{aggregate}.{aggregate_id}.>")]
+        subject = f"{self.subject_root}.{aggregate}.{aggregate_id}.>"
+        return [stored async for stored in self.events(subject, needed=needed)]
 
     async def last_seq(self) -> int:
         info = await self.js.stream_info(self.stream)

@@ -18,6 +18,7 @@ from nats.js.errors import NotFoundError
 
 from events.base import AudioFile, ObjectRef
 from events.bus import Bus, ObjectCorrupted, StoredEvent
+from events.codec import UndecodableEvent
 from events.catalogue import ClipAdded, DatasetKind, PreferencePairAdded
 from model.data import Row, dataset_digest
 
@@ -52,7 +53,7 @@ class ObjectCache:
 
 class DatasetUnavailable(Exception):
     """An audio file of the dataset is missing from the object store or no longer matches its
-    checksum: no retry will bring it back, the user has to upload it again."""
+    checksum, or one of its clips or pairs cannot be read: no retry will bring it back."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,10 @@ def _link_name(number: int, row_id: str, role: str, audio: AudioFile) -> str:
 async def export_dataset(bus: Bus, cache: ObjectCache, dataset_id: str, dataset_type: DatasetKind,
                          up_to_seq: int, folder: Path) -> ExportedDataset:
     """Write `<folder>/dataset.jsonl` with audio paths into `<folder>/audio/`, linked to the cache."""
-    history = await bus.history("dataset", dataset_id)
+    try:
+        history = await bus.history("dataset", dataset_id, needed=(ClipAdded.event_name(), PreferencePairAdded.event_name()))
+    except UndecodableEvent as error:
+        raise DatasetUnavailable(f"dataset {dataset_id}: {error}") from error
     rows = dataset_rows(history, dataset_type, up_to_seq)
     audio_folder = folder / "audio"
     lines = []
