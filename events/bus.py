@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -28,7 +28,7 @@ from nats.js.errors import APIError, BadRequestError, NoStreamResponseError
 from nats.js.object_store import ObjectStore
 
 from events.base import Envelope, Event, ObjectRef
-from events.codec import decode, encode
+from events.codec import UndecodableEvent, decode, encode
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +41,18 @@ log = logging.getLogger(__name__)
 DUPLICATE_WINDOW_SECONDS = 120.0
 PUBLISH_BATCH = 1_000
 REQUEST_TIMEOUT = 10.0
-STREAM_CONFIG_CONFLICT = 10058  # "stream name already in use with a different configuration"
+STREAM_CONFIG_CONFLICT = 10058
+# Each header costs its name and value plus ": " and CRLF; the server counts headers and payload
+# together against its max_payload. The margin also covers the "NATS/1.0" status line.
+HEADER_LINE_OVERHEAD = 4 + 16  # "stream name already in use with a different configuration"
 
 
 class PublishError(RuntimeError):
     pass
+
+
+class EventTooLarge(ValueError):
+    """An event whose encoded size is over the server's message limit: it was not published."""
 
 
 class ObjectCorrupted(RuntimeError):
@@ -60,6 +67,21 @@ class StoredEvent:
     subject: str
     envelope: Envelope
     event: Event
+
+
+@dataclass(frozen=True)
+class UnreadableEvent:
+    """A stored message `decode` refused: where it is, what it claims to be, and why."""
+
+    seq: int
+    subject: str
+    type: str
+    error: str
+
+
+def _claimed_type(subject: str) -> str:
+    # The subject's last token is the event name; the payload may not even be JSON.
+    return subject.rsplit(".", 1)[-1]
 
 
 class EventReader:
@@ -77,19 +99,47 @@ class EventReader:
         self._subscription = subscription
         self._consumer = info.name
         self.pending_at_start = info.num_pending
+        self.pending = info.num_pending  # messages still to come after the last one fetched
 
-    async def next_batch(self, max_events: int = 1_000, wait: float = 1.0) -> list[tuple[StoredEvent, int]]:
-        """Up to `max_events` events, each with the number still pending after it; [] when none
-        arrived within `wait` seconds."""
+    async def next_messages(self, max_events: int = 1_000, wait: float = 1.0) -> list[StoredEvent | UnreadableEvent]:
+        """Up to `max_events` stored messages in order, those `decode` refuses as `UnreadableEvent`;
+        [] when none arrived within `wait` seconds. For readers that must account for every
+        message (the projector parks the unreadable ones)."""
+        return [item for item, _ in await self._fetch(max_events, wait)]
+
+    async def next_batch(self, max_events: int = 1_000, wait: float = 1.0,
+                         needed: Collection[str] = ()) -> list[tuple[StoredEvent, int]]:
+        """Up to `max_events` readable events, each with the number still pending after it; [] when
+        none arrived within `wait` seconds (or all that arrived were unreadable). Messages `decode`
+        refuses are skipped with a warning: one event this code cannot read must not stop a reader
+        of the history. Only one whose event name (the subject's last token) is in `needed`
+        raises `UndecodableEvent`, naming it."""
+        batch = []
+        for item, pending in await self._fetch(max_events, wait):
+            if isinstance(item, UnreadableEvent) and item.type in needed:
+                raise UndecodableEvent(f"event {item.seq} on {item.subject} cannot be read: {item.error}")
+            if isinstance(item, UnreadableEvent):
+                log.warning("skipping unreadable event at sequence %d on %s: %s", item.seq, item.subject, item.error)
+            else:
+                batch.append((item, pending))
+        return batch
+
+    async def _fetch(self, max_events: int, wait: float) -> list[tuple[StoredEvent | UnreadableEvent, int]]:
         try:
             messages = await self._subscription.fetch(max_events, timeout=wait)
         except asyncio.TimeoutError:  # nats' FetchTimeoutError is one too
             return []
-        batch = []
+        batch: list[tuple[StoredEvent | UnreadableEvent, int]] = []
         for message in messages:
-            envelope, event = decode(message.data)
-            seq, pending = stream_position(message.reply)
-            batch.append((StoredEvent(seq=seq, subject=message.subject, envelope=envelope, event=event), pending))
+            seq, self.pending = stream_position(message.reply)
+            try:
+                envelope, event = decode(message.data)
+            except UndecodableEvent as error:
+                item: StoredEvent | UnreadableEvent = UnreadableEvent(
+                    seq=seq, subject=message.subject, type=_claimed_type(message.subject), error=str(error))
+            else:
+                item = StoredEvent(seq=seq, subject=message.subject, envelope=envelope, event=event)
+            batch.append((item, self.pending))
         return batch
 
     async def check_alive(self) -> None:
@@ -169,7 +219,18 @@ class Bus:
 
     # --- publishing ------------------------------------------------------------------------------
     def _message(self, event: Event) -> tuple[str, bytes, dict[str, str]]:
-        return event.subject(self.subject_root), encode(Envelope.wrap(event)), {"Nats-Msg-Id": event.idempotency_key()}
+        """The subject, bytes and headers of `event`; raises `EventTooLarge` if the server would
+        refuse it, before anything is sent."""
+        data, headers = encode(Envelope.wrap(event)), {"Nats-Msg-Id": event.idempotency_key()}
+        size = len(data) + sum(len(key) + len(value) + HEADER_LINE_OVERHEAD for key, value in headers.items())
+        if size > self.nc.max_payload:
+            fields = {name: len(json.dumps(value)) for name, value in event.model_dump(mode="json").items()}
+            largest = max(fields, key=fields.__getitem__)
+            raise EventTooLarge(
+                f"{event.event_type()} would be {size} bytes on the bus, over its limit of {self.nc.max_payload} "
+                f"bytes; its largest field is '{largest}' ({fields[largest]} bytes)"
+            )
+        return event.subject(self.subject_root), data, headers
 
     def _checked(self, ack: api.PubAck, event: Event) -> int:
         if ack.stream != self.stream:
@@ -234,28 +295,32 @@ class Bus:
         subscription = await self.js.pull_subscribe(subject_filter, stream=self.stream, config=config)
         return EventReader(self.js, self.stream, subscription, await subscription.consumer_info())
 
-    async def events(self, subject_filter: str | None = None, start_seq: int = 1,
-                     follow: bool = False) -> AsyncIterator[StoredEvent]:
-        """Every event on `subject_filter` from `start_seq` in stream order; without `follow`, stop
-        at the end of the stream as it was when reading began."""
+    async def events(self, subject_filter: str | None = None, start_seq: int = 1, follow: bool = False,
+                     needed: Collection[str] = ()) -> AsyncIterator[StoredEvent]:
+        """Every readable event on `subject_filter` from `start_seq` in stream order; without
+        `follow`, stop at the end of the stream as it was when reading began. See `next_batch`
+        for unreadable events and `needed`."""
         reader = await self.reader(start_seq, subject_filter)
         try:
             if reader.pending_at_start == 0 and not follow:
                 return
             while True:
-                batch = await reader.next_batch()
+                batch = await reader.next_batch(needed=needed)
                 for stored, pending_after in batch:
                     yield stored
                     if pending_after == 0 and not follow:
                         return
+                if reader.pending == 0 and not follow:  # the batch ended on skipped, unreadable events
+                    return
                 if not batch:
                     await reader.check_alive()
         finally:
             await reader.close()
 
-    async def history(self, aggregate: str, aggregate_id: str) -> list[StoredEvent]:
+    async def history(self, aggregate: str, aggregate_id: str, needed: Collection[str] = ()) -> list[StoredEvent]:
         """One aggregate's events in order (the audit view), e.g. `history("run", run_id)`."""
-        return [stored async for stored in self.events(f"{self.subject_root}.{aggregate}.{aggregate_id}.>")]
+        subject = f"{self.subject_root}.{aggregate}.{aggregate_id}.>"
+        return [stored async for stored in self.events(subject, needed=needed)]
 
     async def last_seq(self) -> int:
         info = await self.js.stream_info(self.stream)

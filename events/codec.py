@@ -1,12 +1,24 @@
-"""Bytes on the stream <-> envelopes and typed events. Reading always yields the current version."""
+"""Bytes on the stream <-> envelopes and typed events. Reading always yields the current version.
+
+Whatever a message holds, `decode` either returns a valid event of the current version or raises
+`UndecodableEvent` saying why: it is the one place that decides whether a stored message can be
+read, so every reader of the stream treats unknown types, unknown versions and invalid payloads
+alike.
+"""
 from __future__ import annotations
+
+from pydantic import ValidationError
 
 from events.base import Envelope, Event
 from events.catalogue import CATALOGUE
-from events.upcast import upcast
+from events.upcast import UnknownEventVersion, upcast
 
 
-class UnknownEventType(ValueError):
+class UndecodableEvent(ValueError):
+    """A stored message that is not an event this code can read."""
+
+
+class UnknownEventType(UndecodableEvent):
     pass
 
 
@@ -17,13 +29,28 @@ def encode(envelope: Envelope) -> bytes:
 def decode(data: bytes) -> tuple[Envelope, Event]:
     """Parse a stored envelope, upcast its payload to the catalogue's current version and validate
     it. The returned envelope carries the current version and the upcast payload."""
-    envelope = Envelope.model_validate_json(data)
+    try:
+        envelope = Envelope.model_validate_json(data)
+    except ValidationError as error:
+        raise UndecodableEvent(f"not an event envelope: {_first_errors(error)}") from None
     event_class = CATALOGUE.get(envelope.type)
     if event_class is None:
         raise UnknownEventType(
             f"unknown event type {envelope.type!r} (event {envelope.event_id}); known: {', '.join(sorted(CATALOGUE))}"
         )
-    if envelope.version != event_class.version:
-        payload = upcast(envelope.type, envelope.version, event_class.version, envelope.payload)
-        envelope = envelope.model_copy(update={"version": event_class.version, "payload": payload})
-    return envelope, event_class.model_validate(envelope.payload)
+    try:
+        if envelope.version != event_class.version:
+            payload = upcast(envelope.type, envelope.version, event_class.version, envelope.payload)
+            envelope = envelope.model_copy(update={"version": event_class.version, "payload": payload})
+        return envelope, event_class.model_validate(envelope.payload)
+    except UnknownEventVersion as error:
+        raise UndecodableEvent(str(error)) from None
+    except (ValidationError, KeyError, TypeError) as error:  # an upcaster may meet a payload it cannot lift
+        reason = _first_errors(error) if isinstance(error, ValidationError) else f"{type(error).__name__}: {error}"
+        raise UndecodableEvent(f"{envelope.type} v{envelope.version} (event {envelope.event_id}): {reason}") from None
+
+
+def _first_errors(error: ValidationError, limit: int = 3) -> str:
+    items = error.errors(include_url=False, include_context=False, include_input=False)
+    described = "; ".join(f"{'.'.join(map(str, item['loc'])) or 'message'}: {item['msg']}" for item in items[:limit])
+    return described + (f" (and {len(items) - limit} more)" if len(items) > limit else "")

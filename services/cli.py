@@ -66,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("rebuild", help="empty the read models and replay the stream from sequence 1"
                         ).set_defaults(handler=rebuild)
 
+    dead_parser = commands.add_parser(
+        "dead-letters", help="list the events the registry parked, or replay one (needs NATS_URL and DATABASE_URL)")
+    dead_parser.add_argument("action", nargs="?", choices=("list", "replay"), default="list")
+    dead_parser.add_argument("seq", nargs="?", type=int, help="with replay: the stream sequence of the parked event")
+    dead_parser.set_defaults(handler=dead_letters)
+
     events_parser = commands.add_parser("events", help="print the audit log (needs NATS_URL)")
     which = events_parser.add_mutually_exclusive_group()
     which.add_argument("--run", metavar="RUN_ID", help="one run's events")
@@ -151,6 +157,42 @@ def rebuild(args: argparse.Namespace) -> int:
     applied = asyncio.run(rebuild_read_models(settings))
     print(f"rebuilt the read models from {applied} events")
     return 0
+
+
+def dead_letters(args: argparse.Namespace) -> int:
+    if (args.action == "replay") != (args.seq is not None):
+        print("cadenza dead-letters: replay takes the SEQ of a parked event (and only replay does)", file=sys.stderr)
+        return 2
+    settings = _settings_with_servers("dead-letters")
+    return asyncio.run(_dead_letters(settings, args.seq))
+
+
+async def _dead_letters(settings: Settings, replay_seq: int | None) -> int:
+    import asyncpg
+
+    from events.bus import Bus
+    from services.registry import dead_letters
+    from services.registry.migrate import migrate
+
+    bus = await Bus.connect(settings.nats_url, settings.namespace)
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await migrate(conn)
+        if replay_seq is None:
+            for letter in await dead_letters.list_dead_letters(conn):
+                print(f"{letter.seq:>7}  {letter.parked_at:%Y-%m-%d %H:%M:%S}  {letter.type}  {letter.subject}  "
+                      f"{letter.error}")
+            return 0
+        try:
+            letter = await dead_letters.replay(conn, bus, replay_seq)
+        except dead_letters.ReplayFailed as error:
+            print(f"cadenza dead-letters: {error}", file=sys.stderr)
+            return 1
+        print(f"replayed event {letter.seq} ({letter.type}); it is no longer parked")
+        return 0
+    finally:
+        await conn.close()
+        await bus.close()
 
 
 def events(args: argparse.Namespace) -> int:

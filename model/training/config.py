@@ -5,17 +5,20 @@ configurations with this class (and answers 422 naming the field and the reason)
 loading torch.
 """
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
+# Far more optimizer steps than any LoRA fine-tuning takes, and well inside a 32-bit integer.
+MAX_STEPS = 10_000_000
 
 
 class TrainingConfig(BaseModel):
     """Hyperparameters of one LoRA fine-tuning run of MusicGen."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Every bound is stated, upper ones included, so a run's config is always storable and sane.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     # What to train on.
     dataset_type: Literal["supervised", "preference"] = Field(
@@ -26,13 +29,14 @@ class TrainingConfig(BaseModel):
     base_model: str = Field(
         "facebook/musicgen-small",
         min_length=1,
+        max_length=1000,
         description="Hub id or local folder (saved with save_pretrained) of the MusicGen to adapt.",
     )
 
     # How long and how hard.
     num_epochs: int = Field(3, ge=1, le=1000, description="Passes over the training set.")
     max_steps: int | None = Field(
-        None, ge=1, description="Stop after this many optimizer steps even if epochs remain (None: no cap)."
+        None, ge=1, le=MAX_STEPS, description="Stop after this many optimizer steps even if epochs remain (None: no cap)."
     )
     batch_size: int = Field(
         2, ge=1, le=256, description="Examples per forward pass (preference: pairs per forward pass)."
@@ -42,11 +46,11 @@ class TrainingConfig(BaseModel):
     )
     learning_rate: float = Field(1e-4, gt=0, le=1.0, description="Peak AdamW learning rate, reached after warmup.")
     warmup_steps: int = Field(
-        0, ge=0, description="Optimizer steps of linear warmup from 0 to the peak rate; cosine decay to 0 follows."
+        0, ge=0, le=MAX_STEPS, description="Optimizer steps of linear warmup from 0 to the peak rate; cosine decay to 0 follows."
     )
     weight_decay: float = Field(0.0, ge=0, le=1.0, description="AdamW decoupled weight decay on the LoRA weights.")
     max_grad_norm: float = Field(
-        1.0, ge=0, description="Clip the global gradient norm to this before each step (0: no clipping)."
+        1.0, ge=0, le=1e6, description="Clip the global gradient norm to this before each step (0: no clipping)."
     )
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Seeds LoRA init, data order, split and dropout.")
 
@@ -54,9 +58,10 @@ class TrainingConfig(BaseModel):
     lora_r: int = Field(16, ge=1, le=1024, description="LoRA rank.")
     lora_alpha: int = Field(32, ge=1, le=4096, description="LoRA scaling numerator: updates are scaled by alpha / r.")
     lora_dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA branch's input.")
-    target_modules: list[str] = Field(
+    target_modules: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
         list(DEFAULT_TARGET_MODULES),
         min_length=1,
+        max_length=100,
         description="Names of the decoder's Linear layers that get LoRA (self- and cross-attention projections "
         "and the feed-forward layers by default; only decoder modules carry these names).",
     )
@@ -93,7 +98,7 @@ class TrainingConfig(BaseModel):
 
     # Bookkeeping and hardware.
     checkpoint_every: int = Field(
-        100, ge=1, description="Save a resumable checkpoint every this many optimizer steps (and always at the end)."
+        100, ge=1, le=MAX_STEPS, description="Save a resumable checkpoint every this many optimizer steps (and always at the end)."
     )
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto",

@@ -17,6 +17,7 @@ from events.catalogue import (
     ClipAdded, DatasetCreated, ExperimentCreated, ExperimentUpdated, PreferencePairAdded,
     RunCancelled, RunCancelRequested, RunRequested,
 )
+from model.audio import MIN_WINDOW_SECONDS
 from model.training.config import TrainingConfig
 from services.api import queries
 from services.api.audio import AudioInfo, UndecodableAudio, inspect_audio
@@ -25,6 +26,7 @@ from services.api.errors import Conflict, invalid, invalid_from
 from services.api.schemas import (
     Clip, Dataset, DatasetCreate, Experiment, ExperimentCreate, ExperimentPatch, Pair, Run, RunCreate,
 )
+from services.api.validation import storable_text
 from services.registry.progress import wait_until_projected
 
 FINISHED = ("completed", "failed", "cancelled")
@@ -92,10 +94,24 @@ async def require_kind(ctx: Context, dataset_id: str, kind: str, adding: str, in
 
 
 def inspect_upload(upload: Upload) -> AudioInfo:
+    """What the uploaded file is; a 422 on its field if it cannot be trained on. The file name is
+    only ever stored and shown, never used as a path."""
     try:
-        return inspect_audio(upload.data)
+        storable_text(upload.filename)
+    except ValueError as error:
+        raise invalid(("body", upload.field), f"the file name {error}", "filename_unstorable") from None
+    try:
+        info = inspect_audio(upload.data)
     except UndecodableAudio as error:
         raise invalid(("body", upload.field), f"{upload.filename}: {error}", "audio_undecodable") from error
+    if info.duration_seconds < MIN_WINDOW_SECONDS:
+        raise invalid(
+            ("body", upload.field),
+            f"{upload.filename}: the audio is {info.duration_seconds:.3f} s long; training needs at least "
+            f"{MIN_WINDOW_SECONDS:g} s",
+            "audio_too_short",
+        )
+    return info
 
 
 async def store_audio(ctx: Context, upload: Upload, info: AudioInfo) -> AudioFile:

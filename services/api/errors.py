@@ -8,10 +8,13 @@ from __future__ import annotations
 from typing import Sequence
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
+from events.bus import EventTooLarge
+from services.api.validation import renderable
 from services.registry.progress import ProjectionTimeout
 
 
@@ -52,6 +55,15 @@ def install_error_handlers(app: FastAPI) -> None:
         # The event is stored on the stream and will be applied; only the read-your-write wait gave up.
         return JSONResponse({"detail": f"accepted, but not readable yet: {exc}; read it again shortly"}, status_code=503)
 
+    async def unprocessable(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler, but able to quote an input holding NaN or an unpaired surrogate.
+        return JSONResponse({"detail": renderable(jsonable_encoder(exc.errors()))}, status_code=422)
+
+    async def too_large(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=413)
+
+    app.add_exception_handler(RequestValidationError, unprocessable)
+    app.add_exception_handler(EventTooLarge, too_large)
     app.add_exception_handler(NotFound, not_found)
     app.add_exception_handler(Conflict, conflict)
     app.add_exception_handler(ProjectionTimeout, not_projected)

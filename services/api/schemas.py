@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from events.catalogue import DatasetKind
+from services.api.validation import JsonObject, Name, Text
 
 
 class Body(BaseModel):
@@ -15,16 +16,16 @@ class Body(BaseModel):
 
 # --- requests -----------------------------------------------------------------------------------
 class DatasetCreate(Body):
-    name: str = Field(min_length=1)
+    name: Name
     kind: DatasetKind
-    description: str = ""
+    description: Text = ""
 
 
 class ExperimentCreate(Body):
-    name: str = Field(min_length=1)
-    dataset_id: str
-    description: str = ""
-    config: dict[str, Any] = Field(
+    name: Name
+    dataset_id: Text
+    description: Text = ""
+    config: JsonObject = Field(
         default_factory=dict,
         description="Default training config of its runs: any TrainingConfig fields (`epochs` is read as "
         "`num_epochs`); `dataset_type` always comes from the dataset's kind.",
@@ -34,15 +35,15 @@ class ExperimentCreate(Body):
 class ExperimentPatch(Body):
     """Fields left out (or null) stay as they are; `config` replaces the whole default config."""
 
-    name: str | None = Field(None, min_length=1)
-    description: str | None = None
-    dataset_id: str | None = None
-    config: dict[str, Any] | None = None
+    name: Name | None = None
+    description: Text | None = None
+    dataset_id: Text | None = None
+    config: JsonObject | None = None
 
 
 class RunCreate(Body):
-    name: str | None = Field(None, min_length=1, description="Default: `run-<n>`, n counting the experiment's runs")
-    config: dict[str, Any] = Field(default_factory=dict, description="Overrides merged over the experiment's config")
+    name: Name | None = Field(None, description="Default: `run-<n>`, n counting the experiment's runs")
+    config: JsonObject = Field(default_factory=dict, description="Overrides merged over the experiment's config")
 
 
 # --- responses ----------------------------------------------------------------------------------

@@ -4,15 +4,17 @@ The checkpoint row (`projector_checkpoint`, name 'registry') holds the stream se
 event folded. It is read FOR UPDATE first, the batch's effects and the new sequence are written
 after, all in the caller's transaction: effects and position commit together or not at all, an
 event at or below the checkpoint is skipped, and whoever else folds (a second projector, a
-rebuild) waits for the row instead of interleaving.
+rebuild) waits for the row instead of interleaving. An event that cannot be applied is parked in
+`dead_letters` in that same transaction, and folding goes on.
 """
 from __future__ import annotations
 
 import asyncpg
 
-from events.bus import StoredEvent
+from events.bus import StoredEvent, UnreadableEvent
 from events.catalogue import LossReported
-from services.registry import handlers
+from services.registry import dead_letters, handlers
+from services.registry.dead_letters import APPLY_ERRORS
 
 CHECKPOINT = "registry"
 NOTIFY_CHANNEL = "projector_checkpoint"
@@ -43,8 +45,10 @@ async def lock_checkpoint(conn: asyncpg.Connection) -> int:
     return checkpoint
 
 
-async def apply_batch(conn: asyncpg.Connection, batch: list[StoredEvent], expected: int | None = None) -> int:
-    """Fold the events of `batch` the checkpoint has not seen, in stream order, and advance it.
+async def apply_batch(conn: asyncpg.Connection, batch: list[StoredEvent | UnreadableEvent],
+                      expected: int | None = None) -> int:
+    """Fold the events of `batch` the checkpoint has not seen, in stream order, and advance it;
+    park those that cannot be applied (see `dead_letters`) with the same commit.
 
     Must run inside a transaction. With `expected` (the checkpoint the caller last committed),
     raise `PositionMoved` if the checkpoint is elsewhere. Returns the checkpoint afterwards.
@@ -55,8 +59,32 @@ async def apply_batch(conn: asyncpg.Connection, batch: list[StoredEvent], expect
     fresh = [stored for stored in batch if stored.seq > checkpoint]
     if not fresh:
         return checkpoint
+    # The whole batch is tried under one savepoint first: a savepoint per event costs two round
+    # trips each. Only a batch that holds an event the read models refuse is folded again, event
+    # by event, each under its own savepoint, so that one bad event parks alone.
+    readable = [stored for stored in fresh if isinstance(stored, StoredEvent)]
+    try:
+        async with conn.transaction():
+            await _fold_in_bulk(conn, readable)
+    except APPLY_ERRORS:
+        await _fold_one_by_one(conn, fresh)
+    else:
+        for unreadable in fresh:
+            if isinstance(unreadable, UnreadableEvent):
+                await dead_letters.park(conn, unreadable.seq, unreadable.subject, unreadable.type, unreadable.error)
+    checkpoint = fresh[-1].seq
+    # the notification is delivered when (and only if) the transaction commits
+    await conn.execute(
+        "WITH moved AS (UPDATE projector_checkpoint SET last_seq = $2 WHERE name = $1 RETURNING last_seq)"
+        " SELECT pg_notify($3, last_seq::text) FROM moved",
+        CHECKPOINT, checkpoint, NOTIFY_CHANNEL,
+    )
+    return checkpoint
+
+
+async def _fold_in_bulk(conn: asyncpg.Connection, batch: list[StoredEvent]) -> None:
     reports: list = []  # consecutive LossReported events go in one statement
-    for stored in fresh:
+    for stored in batch:
         if isinstance(stored.event, LossReported):
             reports.append((stored.envelope, stored.event))
             continue
@@ -66,11 +94,16 @@ async def apply_batch(conn: asyncpg.Connection, batch: list[StoredEvent], expect
         await handlers.apply(conn, stored.envelope, stored.event)
     if reports:
         await handlers.loss_reported(conn, reports)
-    checkpoint = fresh[-1].seq
-    # the notification is delivered when (and only if) the transaction commits
-    await conn.execute(
-        "WITH moved AS (UPDATE projector_checkpoint SET last_seq = $2 WHERE name = $1 RETURNING last_seq)"
-        " SELECT pg_notify($3, last_seq::text) FROM moved",
-        CHECKPOINT, checkpoint, NOTIFY_CHANNEL,
-    )
-    return checkpoint
+
+
+async def _fold_one_by_one(conn: asyncpg.Connection, batch: list[StoredEvent | UnreadableEvent]) -> None:
+    for stored in batch:
+        if isinstance(stored, UnreadableEvent):
+            await dead_letters.park(conn, stored.seq, stored.subject, stored.type, stored.error)
+            continue
+        try:
+            async with conn.transaction():
+                await handlers.apply(conn, stored.envelope, stored.event)
+        except APPLY_ERRORS as error:
+            await dead_letters.park(conn, stored.seq, stored.subject, stored.envelope.type,
+                                    f"{type(error).__name__}: {error}")

@@ -17,7 +17,7 @@ import logging
 import asyncpg
 import nats.errors
 
-from events.bus import Bus, StoredEvent
+from events.bus import Bus, StoredEvent, UnreadableEvent
 from services.registry.fold import PositionMoved, apply_batch, read_checkpoint
 from services.registry.migrate import migrate
 from services.settings import Settings
@@ -29,7 +29,8 @@ IDLE_WAIT = 1.0  # seconds a fetch waits for new events before the reader is che
 RETRY_AFTER = 0.5
 
 # Trouble that passes (a server restarting, a connection dropped): open the reader again and go on.
-# Anything else (an event no handler can fold) stops the projector loudly rather than skip an event.
+# An event that cannot be applied is parked as a dead letter (see fold.py); anything else (a bug,
+# a schema the code does not expect) stops the projector loudly rather than skip events.
 TRANSIENT = (
     nats.errors.Error, asyncio.TimeoutError, OSError,
     asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.exceptions.OperatorInterventionError,
@@ -71,16 +72,16 @@ async def _follow(bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
             "the stream was replaced; run `cadenza rebuild` to fold it from sequence 1"
         )
     reader = await bus.reader(start_seq=position + 1)
-    fetching = asyncio.create_task(reader.next_batch(BATCH, wait=IDLE_WAIT))
+    fetching = asyncio.create_task(reader.next_messages(BATCH, wait=IDLE_WAIT))
     try:
         while not stop.is_set():
             batch = await fetching
-            fetching = asyncio.create_task(reader.next_batch(BATCH, wait=IDLE_WAIT))
+            fetching = asyncio.create_task(reader.next_messages(BATCH, wait=IDLE_WAIT))
             if not batch:
                 await reader.check_alive()
                 continue
             try:
-                position = await _fold(pool, [stored for stored, _ in batch], position)
+                position = await _fold(pool, batch, position)
             except PositionMoved as moved:
                 log.info("projector: %s; reading again from there", moved)
                 return
@@ -90,7 +91,7 @@ async def _follow(bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
         await reader.close()
 
 
-async def _fold(pool: asyncpg.Pool, batch: list[StoredEvent], position: int) -> int:
+async def _fold(pool: asyncpg.Pool, batch: list[StoredEvent | UnreadableEvent], position: int) -> int:
     async with pool.acquire() as conn, conn.transaction():
         return await apply_batch(conn, batch, expected=position)
 

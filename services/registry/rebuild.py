@@ -1,4 +1,5 @@
-"""`cadenza rebuild`: empty the read models and fold the whole stream again from sequence 1.
+"""`cadenza rebuild`: empty the read models and fold the whole stream again from sequence 1,
+parking what cannot be applied in `dead_letters` as the projector does.
 
 It all happens in one transaction that first locks the projector checkpoint. Rows are DELETEd,
 not TRUNCATEd: TRUNCATE would lock every reader out until the end, while with DELETE readers keep
@@ -17,6 +18,7 @@ from services.settings import Settings
 # children before parents, for the foreign keys
 READ_MODELS = (
     "run_metrics", "run_logs", "adapters", "runs", "experiments", "preference_pairs", "clips", "datasets",
+    "dead_letters",
 )
 BATCH = 1_000
 FETCH_WAIT = 10.0
@@ -39,7 +41,7 @@ async def rebuild(settings: Settings) -> int:
             reader = await bus.reader(start_seq=1)
             try:
                 while position < end:
-                    batch = [stored for stored, _ in await reader.next_batch(BATCH, wait=FETCH_WAIT)]
+                    batch = await reader.next_messages(BATCH, wait=FETCH_WAIT)
                     if not batch:
                         raise RuntimeError(f"the stream stopped delivering at sequence {position} of {end}")
                     position = await apply_batch(conn, batch, expected=position)

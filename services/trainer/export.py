@@ -9,16 +9,21 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from nats.js.errors import NotFoundError
 
 from events.base import AudioFile, ObjectRef
 from events.bus import Bus, ObjectCorrupted, StoredEvent
+from events.codec import UndecodableEvent
 from events.catalogue import ClipAdded, DatasetKind, PreferencePairAdded
 from model.data import Row, dataset_digest
+
+AUDIO_SUFFIX = re.compile(r"\.[a-z0-9]{1,8}")
+PLAIN_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 class ObjectCache:
@@ -48,7 +53,7 @@ class ObjectCache:
 
 class DatasetUnavailable(Exception):
     """An audio file of the dataset is missing from the object store or no longer matches its
-    checksum: no retry will bring it back, the user has to upload it again."""
+    checksum, or one of its clips or pairs cannot be read: no retry will bring it back."""
 
 
 @dataclass(frozen=True)
@@ -84,20 +89,27 @@ def digest(rows: list[dict]) -> str:
     return dataset_digest(model_rows, audio_sha256)
 
 
-def _link_name(row_id: str, audio: AudioFile) -> str:
-    # The model names the file in its errors: keep the user's file name (and its extension, which
-    # tells the decoder the format) under a folder per row so names never collide.
-    return f"{row_id}/{Path(audio.filename).name or audio.sha256}"
+def _link_name(number: int, row_id: str, role: str, audio: AudioFile) -> str:
+    """`<clip or pair id>-<role>.<extension>`, the model naming that in its errors. The uploader's
+    file name is never part of a path (it may be `..`, hold a slash, anything), nor is an id that
+    is not a plain token (the stream may hold events of other producers): then the row's number
+    stands in. The extension, which tells the decoder the format, is the stored object's."""
+    name = row_id if PLAIN_TOKEN.fullmatch(row_id) else f"row-{number}"
+    suffix = PurePosixPath(audio.name).suffix
+    return f"{name}-{role}{suffix if AUDIO_SUFFIX.fullmatch(suffix) else ''}"
 
 
 async def export_dataset(bus: Bus, cache: ObjectCache, dataset_id: str, dataset_type: DatasetKind,
                          up_to_seq: int, folder: Path) -> ExportedDataset:
     """Write `<folder>/dataset.jsonl` with audio paths into `<folder>/audio/`, linked to the cache."""
-    history = await bus.history("dataset", dataset_id)
+    try:
+        history = await bus.history("dataset", dataset_id, needed=(ClipAdded.event_name(), PreferencePairAdded.event_name()))
+    except UndecodableEvent as error:
+        raise DatasetUnavailable(f"dataset {dataset_id}: {error}") from error
     rows = dataset_rows(history, dataset_type, up_to_seq)
     audio_folder = folder / "audio"
     lines = []
-    for row in rows:
+    for number, row in enumerate(rows, start=1):
         line = {"id": row["id"], "prompt": row["prompt"]}
         for key, audio in row["audio"].items():
             try:
@@ -108,7 +120,7 @@ async def export_dataset(bus: Bus, cache: ObjectCache, dataset_id: str, dataset_
                     f"{audio.filename} (row {row['id']} of dataset {dataset_id}): the stored audio {problem} "
                     f"in the object store ({error}); upload the file again"
                 ) from error
-            link = audio_folder / _link_name(f"{row['id']}-{key.removesuffix('_path')}", audio)
+            link = audio_folder / _link_name(number, row["id"], key.removesuffix("_path"), audio)
             link.parent.mkdir(parents=True, exist_ok=True)
             link.unlink(missing_ok=True)
             link.symlink_to(cached)

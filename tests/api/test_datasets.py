@@ -142,4 +142,5 @@ async def test_the_public_contract_is_described_at_docs(client):
         "/api/adapters": ["get"],
         "/api/adapters/{adapter_id}": ["get"],
         "/api/adapters/{adapter_id}/download": ["get"],
+        "/api/dead-letters": ["get"],
     }

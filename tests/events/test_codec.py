@@ -10,8 +10,8 @@ from nats.aio.msg import Msg
 from events.base import Envelope
 from events.bus import stream_position
 from events.catalogue import DatasetCreated, RunRequested
-from events.codec import UnknownEventType, decode, encode
-from events.upcast import UnknownEventVersion
+from events.codec import UndecodableEvent, UnknownEventType, decode, encode
+
 from model.training.config import TrainingConfig
 
 V1_FIXTURE = Path(__file__).parent / "fixtures" / "run_requested_v1.json"
@@ -51,7 +51,7 @@ def test_a_version_newer_than_the_code_is_a_clear_error():
     stored = json.loads(V1_FIXTURE.read_text())
     stored["version"] = 3
 
-    with pytest.raises(UnknownEventVersion, match="RunRequested version 3 is newer than this code knows"):
+    with pytest.raises(UndecodableEvent, match="RunRequested version 3 is newer than this code knows"):
         decode(json.dumps(stored).encode())
 
 

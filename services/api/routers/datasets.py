@@ -5,6 +5,7 @@ import json
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
+from pydantic import AfterValidator
 
 from events.base import ObjectRef
 from services.api import commands, queries
@@ -12,10 +13,11 @@ from services.api.audio import content_type
 from services.api.context import ContextDep
 from services.api.responses import download
 from services.api.schemas import Clip, Dataset, DatasetCreate, DatasetDetail, Pair
+from services.api.validation import storable_text
 
 router = APIRouter(prefix="/api", tags=["datasets"])
 
-Prompt = Annotated[str, Form(min_length=1, description="The text the audio answers")]
+Prompt = Annotated[str, Form(min_length=1, description="The text the audio answers"), AfterValidator(storable_text)]
 
 
 async def read_upload(field: str, file: UploadFile) -> commands.Upload:
