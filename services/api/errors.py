@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import asyncpg
+
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -62,7 +64,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def too_large(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=413)
 
+    async def unstorable_id(request: Request, _: Exception) -> JSONResponse:
+        # Commands refuse such text before it is stored, so only an id in a URL gets this far, and
+        # no stored id holds a NUL: it names nothing.
+        return JSONResponse({"detail": f"{request.url.path!r} not found: no stored id holds a NUL character"},
+                            status_code=404)
+
     app.add_exception_handler(RequestValidationError, unprocessable)
+    app.add_exception_handler(asyncpg.CharacterNotInRepertoireError, unstorable_id)
     app.add_exception_handler(EventTooLarge, too_large)
     app.add_exception_handler(NotFound, not_found)
     app.add_exception_handler(Conflict, conflict)

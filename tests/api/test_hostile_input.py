@@ -94,3 +94,12 @@ async def test_what_was_refused_never_broke_what_is_stored(api, client):
     stored = (await client.get(f"/api/experiments/{experiment['id']}")).json()["config"]
     assert json.dumps(stored, sort_keys=True) == json.dumps(
         {"learning_rate": 1e-7, "max_grad_norm": 1e6, "warmup_steps": 10_000_000}, sort_keys=True)
+
+
+async def test_an_id_the_database_cannot_hold_names_nothing(api, client):
+    dataset = await api.dataset()
+    for path in ("/api/datasets/%00", "/api/experiments/a%00b", "/api/runs/%00/metrics",
+                 f"/api/datasets/{dataset['id']}%00"):
+        response = await client.get(path)
+        assert response.status_code == 404, (path, response.status_code, response.text)
+        assert "not found" in response.json()["detail"], path
