@@ -166,8 +166,9 @@ def events(args: argparse.Namespace) -> int:
 
 async def print_events(settings: Settings, aggregate: str | None, aggregate_id: str | None, follow: bool) -> None:
     from events.bus import Bus
+    from events.subjects import subject_filter
 
-    subject = ".".join([settings.namespace, *(part for part in (aggregate, aggregate_id) if part), ">"])
+    subject = subject_filter(settings.namespace, aggregate, aggregate_id)
     bus = await Bus.connect(settings.nats_url, settings.namespace)
     try:
         await bus.ensure()

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import AsyncIterator
 
 from events.bus import StoredEvent
+from events.subjects import subject_filter
 from services.api import queries
 from services.api.commands import FINISHED
 from services.api.context import Context
@@ -29,7 +30,7 @@ async def run_events(ctx: Context, run_id: str, after_seq: int | None) -> AsyncI
     `after_seq` first, when given: a reconnecting browser sends it as Last-Event-ID). Ends after the
     run's final event, or at once when the run is already finished and nothing is to be replayed."""
     start = after_seq + 1 if after_seq is not None else await ctx.bus.last_seq() + 1
-    reader = await ctx.bus.reader(start, f"{ctx.bus.subject_root}.run.{run_id}.>")
+    reader = await ctx.bus.reader(start, subject_filter(ctx.bus.subject_root, "run", run_id))
     try:
         if after_seq is None and (await queries.run(ctx.pool, run_id)).status in FINISHED:
             return

@@ -22,6 +22,7 @@ from events.catalogue import (
     AdapterSaved, CheckpointSaved, DatasetExported, ExperimentCreated, ExperimentUpdated,
     RunCancelled, RunCancelRequested, RunCompleted, RunFailed, RunLogged, RunRequested, RunStarted,
 )
+from events.subjects import subject_filter
 from services.trainer import process
 from services.trainer.archive import pack_tar, pack_zip, unpack_tar
 from services.trainer.config import TrainerConfig
@@ -127,8 +128,8 @@ class RunAttempt:
     async def _watching_cancel(self) -> AsyncIterator[None]:
         """Listen for a cancel from before reading the history on, so none falls in between. The API
         publishes RunCancelled itself for a run it still saw queued, so that counts too."""
-        subjects = [f"{self.bus.subject_root}.run.{self.run_id}.{name}"
-                    for name in (RunCancelRequested.event_name(), RunCancelled.event_name())]
+        subjects = [subject_filter(self.bus.subject_root, "run", self.run_id, event.event_name())
+                    for event in (RunCancelRequested, RunCancelled)]
 
         async def on_cancel(_message: object) -> None:
             self.cancelled.set()

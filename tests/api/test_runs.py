@@ -8,11 +8,12 @@ import zipfile
 
 from events.base import ObjectRef
 from events.catalogue import AdapterSaved, RunCancelled, RunCompleted, RunStarted
+from events.subjects import subject_filter
 from model.training.config import TrainingConfig
 
 
 async def run_requests_on_stream(bus) -> list:
-    return [s async for s in bus.events(f"{bus.subject_root}.run.>") if s.envelope.type == "RunRequested"]
+    return [s async for s in bus.events(subject_filter(bus.subject_root, "run")) if s.envelope.type == "RunRequested"]
 
 
 async def test_a_requested_run_is_one_run_requested_event_with_the_full_config_and_is_queued(api, client, bus, stored):
