@@ -163,6 +163,17 @@ class RunFailed(Event):
     error: str
 
 
+class RunAttemptFailed(Event):
+    """An attempt failed in the trainer (not in training); the request is delivered again, up to the
+    trainer's attempt limit, and the run fails with this error once no attempt is left."""
+
+    aggregate = "run"
+    key_fields = ("attempt",)
+    run_id: str
+    attempt: int = Field(ge=1)
+    error: str
+
+
 class RunCancelRequested(Event):
     aggregate = "run"
     run_id: str
@@ -181,6 +192,6 @@ CATALOGUE: dict[str, type[Event]] = {
         DatasetCreated, ClipAdded, PreferencePairAdded,
         ExperimentCreated, ExperimentUpdated,
         RunRequested, RunStarted, DatasetExported, LossReported, RunLogged, CheckpointSaved,
-        AdapterSaved, RunCompleted, RunFailed, RunCancelRequested, RunCancelled,
+        AdapterSaved, RunCompleted, RunFailed, RunAttemptFailed, RunCancelRequested, RunCancelled,
     )
 }

@@ -12,10 +12,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from events import runs
 from events.base import AudioFile, Event
 from events.catalogue import (
-    ClipAdded, DatasetCreated, ExperimentCreated, ExperimentUpdated, PreferencePairAdded,
-    RunCancelled, RunCancelRequested, RunRequested,
+    ClipAdded, DatasetCreated, ExperimentCreated, ExperimentUpdated, PreferencePairAdded, RunRequested,
 )
 from model.training.config import TrainingConfig
 from services.api import queries
@@ -26,9 +26,6 @@ from services.api.schemas import (
     Clip, Dataset, DatasetCreate, Experiment, ExperimentCreate, ExperimentPatch, Pair, Run, RunCreate,
 )
 from services.registry.progress import wait_until_projected
-
-FINISHED = ("completed", "failed", "cancelled")
-
 
 @dataclass(frozen=True)
 class Upload:
@@ -197,10 +194,9 @@ async def cancel_run(ctx: Context, run_id: str) -> Run:
     """A queued run is cancelled at once (it will never be trained); a running one is asked to stop,
     and its trainer publishes RunCancelled once the process has stopped."""
     run = await queries.run(ctx.pool, run_id)
-    if run.status in FINISHED:
-        raise Conflict(f"run '{run_id}' is already {run.status}")
-    events: list[Event] = [RunCancelRequested(run_id=run_id)]
-    if run.status == "queued":
-        events.append(RunCancelled(run_id=run_id, attempt=0))
+    try:
+        events = runs.cancel(run_id, run.status)
+    except runs.RunAlreadyFinished as error:
+        raise Conflict(str(error)) from error
     await publish(ctx, *events)
     return await queries.run(ctx.pool, run_id)

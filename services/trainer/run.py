@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from events.bus import Bus, StoredEvent
+from events import runs
 from events.catalogue import (
-    AdapterSaved, CheckpointSaved, DatasetExported, ExperimentCreated, ExperimentUpdated,
-    RunCancelled, RunCancelRequested, RunCompleted, RunFailed, RunLogged, RunRequested, RunStarted,
+    AdapterSaved, CheckpointSaved, DatasetExported, ExperimentCreated, ExperimentUpdated, RunAttemptFailed,
+    RunCancelled, RunCancelRequested, RunCompleted, RunFailed, RunRequested, RunStarted,
 )
 from events.subjects import subject_filter
 from services.trainer import process
@@ -33,9 +34,7 @@ from services.trainer.progress import Adapter, Checkpoint, Completed, Failed, Ot
 log = logging.getLogger(__name__)
 
 ADAPTER_ID_NAMESPACE = uuid.UUID("3b0f6f0e-2d7c-4a8e-9a57-0c5e1f4d8b21")
-FINISHED = (RunCompleted, RunFailed, RunCancelled)
 STDERR_TAIL = 20  # lines quoted in RunFailed when the process died without saying why
-TRAINER_ERROR = "[trainer] error: "  # prefix of the log line an attempt that failed in the trainer leaves
 
 
 class Outcome(enum.Enum):
@@ -61,14 +60,6 @@ def experiment_name(history: list[StoredEvent]) -> str:
         if isinstance(stored.event, (ExperimentCreated, ExperimentUpdated)) and stored.event.name is not None:
             name = stored.event.name
     return name
-
-
-def _last_trainer_error(events: list) -> str:
-    lines = [line for event in events if isinstance(event, RunLogged) for line in event.lines]
-    errors = [line.removeprefix(TRAINER_ERROR) for line in lines if line.startswith(TRAINER_ERROR)]
-    if errors:
-        return f"the last one failed in the trainer with {errors[-1]}"
-    return "each trainer that took this run stopped before finishing it (crashed, killed or lost its connection)"
 
 
 def _model_source_root() -> Path:
@@ -99,27 +90,22 @@ class RunAttempt:
     # --- deciding -------------------------------------------------------------------------------
     async def handle(self) -> Outcome:
         async with self._watching_cancel():
-            history = await self.bus.history("run", self.run_id)
-            events = [stored.event for stored in history]
-            if any(isinstance(event, FINISHED) for event in events):
+            state = runs.fold(stored.event for stored in await self.bus.history("run", self.run_id))
+            decision = runs.take_delivery(state, self.run_id, self.attempt, self.trainer.max_attempts,
+                                          cancel_seen=self.cancelled.is_set())
+            if isinstance(decision, runs.Skip):
                 log.info("run %s is already finished; skipping its request", self.run_id)
                 return Outcome.DONE
-            last_attempt = max((e.attempt for e in events if isinstance(e, RunStarted)), default=0)
-            if self.cancelled.is_set() or any(isinstance(event, RunCancelRequested) for event in events):
-                await self.bus.publish(RunCancelled(run_id=self.run_id, attempt=last_attempt))
+            if isinstance(decision, runs.Finish):
+                await self.bus.publish(decision.event)
                 return Outcome.DONE
-            if self.attempt > self.trainer.max_attempts:
-                error = f"gave up after {self.trainer.max_attempts} attempts: " + _last_trainer_error(events)
-                await self.bus.publish(RunFailed(run_id=self.run_id, attempt=last_attempt, error=error))
-                return Outcome.DONE
-            checkpoints = [e for e in events if isinstance(e, CheckpointSaved)]
             try:
-                return await self._train(checkpoints[-1] if checkpoints else None)
+                return await self._train(decision.resume_from)
             except Exception as error:
-                # Retried (by redelivery) up to max_attempts; the run's logs say why, for the user.
+                # Retried (by redelivery) up to max_attempts; the next delivery reads why from this event.
                 with contextlib.suppress(Exception):
-                    self.outbox.add_log(f"{TRAINER_ERROR}{type(error).__name__}: {error}")
-                    await self.outbox.flush()
+                    await self.outbox.publish(RunAttemptFailed(
+                        run_id=self.run_id, attempt=self.attempt, error=f"{type(error).__name__}: {error}"))
                 raise
             finally:
                 shutil.rmtree(self.folder, ignore_errors=True)

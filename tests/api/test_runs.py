@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import zipfile
 
 from events.base import ObjectRef
@@ -161,7 +162,7 @@ async def test_a_registered_adapter_is_listed_and_downloads_as_a_zip(api, client
                      size=adapter["size"]) == ref
 
 
-async def test_a_run_streams_its_new_events_until_its_last(api, client):
+async def test_a_run_streams_its_new_events_until_its_last(api, client, bus):
     experiment = await api.supervised_experiment()
     run = await api.run(experiment["id"])
     [requested] = (await client.get(f"/api/runs/{run['id']}/events")).json()
@@ -181,5 +182,13 @@ async def test_a_run_streams_its_new_events_until_its_last(api, client):
     assert [(m["id"], m["event"]) for m in messages] == [
         (str(requested["seq"] + 1), "RunCancelRequested"), (str(requested["seq"] + 2), "RunCancelled")
     ]
+    states = [json.loads(m["data"])["run"] for m in messages]
+    assert [(s["status"], s["cancel_requested"], s["finished"]) for s in states] == [
+        ("queued", True, False), ("cancelled", True, True)]
+    # A late start (a trainer that had fetched the request before the cancel) changes nothing.
+    await bus.publish(RunStarted(run_id=run["id"], attempt=1, trainer_id="late"))
+    history = (await client.get(f"/api/runs/{run['id']}/events")).json()
+    assert [(e["type"], e["run"]["status"]) for e in history][-2:] == [("RunCancelled", "cancelled"),
+                                                                       ("RunStarted", "cancelled")]
     # A finished run has nothing new to stream: the stream ends at once.
     assert (await client.get(f"/api/runs/{run['id']}/stream")).text == ""
