@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from events.base import AudioFile, Event, ObjectRef
+from model.training.config import TrainingConfig
 
 DatasetKind = Literal["supervised", "preference"]
 
@@ -68,7 +69,7 @@ class ExperimentUpdated(Event):
 
 # --- runs ---------------------------------------------------------------------------------------
 class RunRequested(Event):
-    """Version 2: `config` is a full, validated `TrainingConfig` (v1 carried the seed's `epochs`)."""
+    """Version 2: `config` is a full, validated `TrainingConfig` (v1 carried `epochs` and only some fields)."""
 
     aggregate = "run"
     version = 2
@@ -76,7 +77,7 @@ class RunRequested(Event):
     experiment_id: str
     dataset_id: str
     name: str
-    config: dict[str, Any]
+    config: TrainingConfig
 
 
 class RunStarted(Event):

@@ -17,7 +17,7 @@ from events.base import AudioFile, Event
 from events.catalogue import (
     ClipAdded, DatasetCreated, ExperimentCreated, ExperimentUpdated, PreferencePairAdded, RunRequested,
 )
-from model.training.config import TrainingConfig
+from model.training.config import TrainingConfig, with_num_epochs
 from services.api import queries
 from services.api.audio import AudioInfo, UndecodableAudio, inspect_audio
 from services.api.context import Context
@@ -110,14 +110,7 @@ async def store_audio(ctx: Context, upload: Upload, info: AudioInfo) -> AudioFil
 
 
 # --- experiments --------------------------------------------------------------------------------
-def with_num_epochs(config: dict[str, Any]) -> dict[str, Any]:
-    """The seed's `epochs` is TrainingConfig's `num_epochs`."""
-    if "epochs" in config and "num_epochs" not in config:
-        config = {key: value for key, value in config.items() if key != "epochs"} | {"num_epochs": config["epochs"]}
-    return config
-
-
-def training_config(config: dict[str, Any], dataset_kind: str) -> dict[str, Any]:
+def training_config(config: dict[str, Any], dataset_kind: str) -> TrainingConfig:
     """The full TrainingConfig for `config` on a dataset of `dataset_kind`, or a 422 naming the field."""
     if config.get("dataset_type", dataset_kind) != dataset_kind:
         raise invalid(
@@ -125,10 +118,9 @@ def training_config(config: dict[str, Any], dataset_kind: str) -> dict[str, Any]
             f"comes from the dataset's kind ('{dataset_kind}'); leave it out",
         )
     try:
-        validated = TrainingConfig.model_validate(config | {"dataset_type": dataset_kind})
+        return TrainingConfig.model_validate(config | {"dataset_type": dataset_kind})
     except ValidationError as error:
         raise invalid_from(error, ("body", "config")) from error
-    return validated.model_dump(mode="json")
 
 
 async def create_experiment(ctx: Context, body: ExperimentCreate) -> Experiment:

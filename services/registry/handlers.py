@@ -91,8 +91,8 @@ async def run_requested(conn: asyncpg.Connection, envelope: Envelope, event: Run
     await conn.execute(
         "INSERT INTO runs (id, experiment_id, dataset_id, name, dataset_type, status, config, requested_at)"
         " VALUES ($1, $2, $3, $4, $5, $8, $6::jsonb, $7) ON CONFLICT (id) DO NOTHING",
-        event.run_id, event.experiment_id, event.dataset_id, event.name, event.config["dataset_type"],
-        _json(event.config), envelope.occurred_at, runs.RunStatus.QUEUED,
+        event.run_id, event.experiment_id, event.dataset_id, event.name, event.config.dataset_type,
+        _json(event.config.model_dump(mode="json")), envelope.occurred_at, runs.RunStatus.QUEUED,
     )
 
 

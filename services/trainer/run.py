@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import enum
 import importlib.util
-import json
 import logging
 import shutil
 import uuid
@@ -24,6 +23,7 @@ from events.catalogue import (
     RunCancelled, RunCancelRequested, RunCompleted, RunFailed, RunRequested, RunStarted,
 )
 from events.subjects import subject_filter
+from model.training.config import TrainingConfig
 from services.trainer import process
 from services.trainer.archive import pack_tar, pack_zip, unpack_tar
 from services.trainer.config import TrainerConfig
@@ -129,16 +129,16 @@ class RunAttempt:
 
     # --- training -------------------------------------------------------------------------------
     async def _train(self, checkpoint: CheckpointSaved | None) -> Outcome:
-        config = dict(self.request.config)
+        config = self.request.config
         if self.trainer.device:
-            config["device"] = self.trainer.device
+            config = config.model_copy(update={"device": self.trainer.device})
         await self.bus.publish(RunStarted(run_id=self.run_id, attempt=self.attempt, trainer_id=self.trainer.trainer_id))
         log.info("run %s: attempt %d on %s", self.run_id, self.attempt, self.trainer.trainer_id)
         self.folder.mkdir(parents=True, exist_ok=True)
         async with self.outbox.flushing():
             cache = ObjectCache(self.bus, self.cache_root / "objects")
             try:
-                exported = await export_dataset(self.bus, cache, self.request.dataset_id, config["dataset_type"],
+                exported = await export_dataset(self.bus, cache, self.request.dataset_id, config.dataset_type,
                                                 self.request_seq, self.folder)
             except DatasetUnavailable as error:
                 await self.outbox.publish(RunFailed(run_id=self.run_id, attempt=self.attempt, error=str(error)))
@@ -149,12 +149,11 @@ class RunAttempt:
             if self.cancelled.is_set():
                 await self.outbox.publish(RunCancelled(run_id=self.run_id, attempt=self.attempt))
                 return Outcome.DONE
-            config_path = self.folder / "config.json"
-            config_path.write_text(json.dumps(config))
+            config_path = process.write_config(config, self.folder / "config.json")
             name = await self._adapter_name()
             command = process.training_command(
-                self.trainer.python, exported.path, config["dataset_type"], self.folder / "output", name,
-                config_path, self.cache_root / "features", resume)
+                self.trainer.python, exported.path, self.folder / "output", name, config_path,
+                self.cache_root / "features", resume)
             return await self._supervise(await process.start(command, _model_source_root()), config, name)
 
     async def _fetch_checkpoint(self, checkpoint: CheckpointSaved) -> Path:
@@ -168,7 +167,7 @@ class RunAttempt:
         experiment = experiment_name(await self.bus.history("experiment", self.request.experiment_id))
         return f"{experiment}-{self.request.name}" if experiment else self.request.name
 
-    async def _supervise(self, child: asyncio.subprocess.Process, config: dict, name: str) -> Outcome:
+    async def _supervise(self, child: asyncio.subprocess.Process, config: TrainingConfig, name: str) -> Outcome:
         """Turn the child's output into events until it exits; stop it on cancel or shutdown."""
         stderr_tail: list[str] = []
 
@@ -242,14 +241,15 @@ class RunAttempt:
         await self.outbox.publish(CheckpointSaved(run_id=self.run_id, attempt=self.attempt,
                                                   step=checkpoint.step, checkpoint=ref))
 
-    async def _register_adapter(self, adapter: Adapter, completed: Completed, config: dict, name: str) -> None:
+    async def _register_adapter(self, adapter: Adapter, completed: Completed, config: TrainingConfig,
+                                name: str) -> None:
         adapter_id = adapter_id_for(self.run_id)
         archive = await asyncio.to_thread(pack_zip, adapter.path, self.folder / "adapter.zip")
         ref = await self.bus.put_file(self.bus.adapters_bucket, f"{adapter_id}/attempt-{self.attempt}.zip", archive)
-        lora_config = {key: config.get(key) for key in ("lora_r", "lora_alpha", "lora_dropout", "target_modules")}
+        lora_config = config.model_dump(include={"lora_r", "lora_alpha", "lora_dropout", "target_modules"})
         await self.outbox.publish(AdapterSaved(
             run_id=self.run_id, adapter_id=adapter_id, experiment_id=self.request.experiment_id, name=name,
-            adapter=ref, base_model=config["base_model"], dataset_type=config["dataset_type"],
+            adapter=ref, base_model=config.base_model, dataset_type=config.dataset_type,
             lora_config=lora_config, final_loss=completed.final_loss,
         ))
         await self.outbox.publish(RunCompleted(

@@ -38,7 +38,7 @@ async def test_a_requested_run_is_one_run_requested_event_with_the_full_config_a
 
     assert (await stored()).messages == before.messages + 1
     [requested] = await run_requests_on_stream(bus)
-    assert (requested.envelope.version, requested.event.run_id, requested.event.config) == (2, run["id"], expected)
+    assert (requested.envelope.version, requested.event.run_id, requested.event.config.model_dump(mode="json")) == (2, run["id"], expected)
 
     assert (await client.get(f"/api/runs/{run['id']}")).json() == run
     assert [r["id"] for r in (await client.get("/api/runs", params={"experiment_id": experiment["id"]})).json()] == [run["id"]]
