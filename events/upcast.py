@@ -14,7 +14,7 @@ Payload = dict[str, Any]
 
 
 def run_requested_v1_to_v2(payload: Payload) -> Payload:
-    """v1 carried the seed's config (`epochs`, `batch_size`, `learning_rate`, `lora_r`,
+    """v1 carried the first API's config (`epochs`, `batch_size`, `learning_rate`, `lora_r`,
     `lora_alpha`, `dataset_type`, `base_model`); v2 carries a `TrainingConfig`, which names the
     epoch count `num_epochs`. Fields v1 never had keep the TrainingConfig defaults."""
     return {**payload, "config": with_num_epochs(payload["config"])}

@@ -20,11 +20,7 @@ from pydantic import ValidationError
 
 from model.errors import InputError, Stopped
 from model.training.config import TrainingConfig
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_STOPPED = 3
+from model.training.protocol import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED
 
 # flag -> TrainingConfig field; a flag given on the command line overrides --config.
 FLAG_FIELDS = {

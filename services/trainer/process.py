@@ -16,12 +16,6 @@ from pathlib import Path
 
 from model.training.config import TrainingConfig
 
-# The CLI's exit codes (model/training/cli.py).
-EXIT_OK = 0
-EXIT_TRAINING_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_STOPPED = 3
-
 _PR_SET_PDEATHSIG = 1
 
 
@@ -66,7 +60,7 @@ async def start(command: list[str], cwd: Path) -> asyncio.subprocess.Process:
 
 
 def terminate(process: asyncio.subprocess.Process) -> None:
-    """Ask the CLI to save a checkpoint and stop (it exits with EXIT_STOPPED)."""
+    """Ask the CLI to save a checkpoint and stop (it exits with `protocol.EXIT_STOPPED`)."""
     if process.returncode is None:
         process.send_signal(signal.SIGTERM)
 

@@ -23,6 +23,7 @@ from events.catalogue import (
     RunCancelled, RunCancelRequested, RunCompleted, RunFailed, RunRequested, RunStarted,
 )
 from events.subjects import subject_filter
+from model.training import protocol
 from model.training.config import TrainingConfig
 from services.trainer import process
 from services.trainer.archive import pack_tar, pack_zip, unpack_tar
@@ -214,7 +215,7 @@ class RunAttempt:
                 await child.wait()
         log.info("run %s: training process exited with %s", self.run_id, exit_code)
 
-        if exit_code == process.EXIT_OK and completed and adapter:
+        if exit_code == protocol.EXIT_OK and completed and adapter:
             await self._register_adapter(adapter, completed, config, name)
             return Outcome.DONE
         if self.cancelled.is_set():

@@ -8,6 +8,7 @@ from pathlib import Path
 from events.base import Envelope
 from events.catalogue import RunRequested
 from events.codec import decode, encode
+from model.training import protocol
 from model.training.config import TrainingConfig
 from services.trainer import process
 from tests.model.model_testing import PROMPTS, cli_env, write_clip, write_jsonl
@@ -30,7 +31,7 @@ def test_event_config_file_checkpoint_and_adapter_manifest_hold_the_same_config(
                                        tmp_path / "features", resume=None)
     done = subprocess.run([sys.executable, *command[1:]], env=cli_env(tmp_path / "cache"),
                           capture_output=True, text=True, timeout=300)
-    assert done.returncode == process.EXIT_OK, done.stderr
+    assert done.returncode == protocol.EXIT_OK, done.stderr
 
     [checkpoint] = (tmp_path / "out" / "checkpoints").glob("step-000002")
     saved = json.loads((checkpoint / "checkpoint.json").read_text())
