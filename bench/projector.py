@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from events.bus import Bus  # noqa: E402
 from events.catalogue import DatasetCreated, ExperimentCreated, LossReported, RunRequested  # noqa: E402
+from events.subjects import subject_filter  # noqa: E402
 from services.embedded import start_missing  # noqa: E402
 from services.registry.migrate import migrate  # noqa: E402
 from services.registry.progress import wait_until_projected  # noqa: E402
@@ -58,7 +59,7 @@ def history(count: int) -> tuple[list, list[LossReported]]:
 async def consume(bus: Bus, ack: bool) -> int:
     config = api.ConsumerConfig(ack_policy=api.AckPolicy.EXPLICIT if ack else api.AckPolicy.NONE,
                                 deliver_policy=api.DeliverPolicy.ALL, max_ack_pending=-1)
-    subscription = await bus.js.pull_subscribe(f"{bus.subject_root}.>", stream=bus.stream, config=config)
+    subscription = await bus.js.pull_subscribe(subject_filter(bus.subject_root), stream=bus.stream, config=config)
     total = (await subscription.consumer_info()).num_pending
     received = 0
     while received < total:

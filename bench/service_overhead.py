@@ -42,6 +42,7 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPOSITORY))
 
 from events.bus import Bus  # noqa: E402
+from events.subjects import parse_subject, subject_filter  # noqa: E402
 from services.api.app import create_app  # noqa: E402
 from services.embedded import start_missing  # noqa: E402
 from services.registry.projector import run_projector  # noqa: E402
@@ -116,11 +117,11 @@ class Services:
         async def on_event(message) -> None:
             arrived.put_nowait(message.subject)
 
-        subscription = await self.bus.nc.subscribe(f"{self.bus.subject_root}.run.*.{until}", cb=on_event)
+        subscription = await self.bus.nc.subscribe(subject_filter(self.bus.subject_root, "run", event_name=until), cb=on_event)
         try:
             started = time.perf_counter()
             run = await self.post(f"/api/experiments/{experiment['id']}/runs", json={})
-            while (await arrived.get()).split(".")[2] != run["id"]:
+            while parse_subject(await arrived.get()).aggregate_id != run["id"]:
                 pass
             seconds = time.perf_counter() - started
         finally:

@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from events.subjects import event_subject
+
 EVENT_ID_NAMESPACE = uuid.UUID("5f0c6a43-8a4e-4b8e-9c1d-2f1f3c6a9e10")
 
 
@@ -48,7 +50,7 @@ class Event(BaseModel):
         return ":".join(parts)
 
     def subject(self, root: str) -> str:
-        return f"{root}.{self.aggregate}.{self.aggregate_id}.{self.event_name()}"
+        return event_subject(root, self.aggregate, self.aggregate_id, self.event_name())
 
 
 class Envelope(BaseModel):

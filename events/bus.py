@@ -29,6 +29,7 @@ from nats.js.object_store import ObjectStore
 
 from events.base import Envelope, Event, ObjectRef
 from events.codec import UndecodableEvent, decode, encode
+from events import subjects
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,7 @@ class Bus:
     def stream_config(self) -> api.StreamConfig:
         return api.StreamConfig(
             name=self.stream,
-            subjects=[f"{self.subject_root}.>"],
+            subjects=[subjects.subject_filter(self.subject_root)],
             retention=api.RetentionPolicy.LIMITS,
             storage=api.StorageType.FILE,
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
@@ -284,7 +285,7 @@ class Bus:
     # --- reading ---------------------------------------------------------------------------------
     async def reader(self, start_seq: int = 1, subject_filter: str | None = None) -> EventReader:
         """Open an `EventReader` on `subject_filter` (default: the whole stream) from `start_seq`."""
-        subject_filter = subject_filter or f"{self.subject_root}.>"
+        subject_filter = subject_filter or subjects.subject_filter(self.subject_root)
         config = api.ConsumerConfig(
             deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=max(start_seq, 1),
@@ -319,7 +320,7 @@ class Bus:
 
     async def history(self, aggregate: str, aggregate_id: str, needed: Collection[str] = ()) -> list[StoredEvent]:
         """One aggregate's events in order (the audit view), e.g. `history("run", run_id)`."""
-        subject = f"{self.subject_root}.{aggregate}.{aggregate_id}.>"
+        subject = subjects.subject_filter(self.subject_root, aggregate, aggregate_id)
         return [stored async for stored in self.events(subject, needed=needed)]
 
     async def last_seq(self) -> int:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from events.base import AudioFile, Event, ObjectRef
+from model.training.config import TrainingConfig
 
 DatasetKind = Literal["supervised", "preference"]
 
@@ -68,7 +69,7 @@ class ExperimentUpdated(Event):
 
 # --- runs ---------------------------------------------------------------------------------------
 class RunRequested(Event):
-    """Version 2: `config` is a full, validated `TrainingConfig` (v1 carried the seed's `epochs`)."""
+    """Version 2: `config` is a full, validated `TrainingConfig` (v1 carried `epochs` and only some fields)."""
 
     aggregate = "run"
     version = 2
@@ -76,7 +77,7 @@ class RunRequested(Event):
     experiment_id: str
     dataset_id: str
     name: str
-    config: dict[str, Any]
+    config: TrainingConfig
 
 
 class RunStarted(Event):
@@ -163,6 +164,17 @@ class RunFailed(Event):
     error: str
 
 
+class RunAttemptFailed(Event):
+    """An attempt failed in the trainer (not in training); the request is delivered again, up to the
+    trainer's attempt limit, and the run fails with this error once no attempt is left."""
+
+    aggregate = "run"
+    key_fields = ("attempt",)
+    run_id: str
+    attempt: int = Field(ge=1)
+    error: str
+
+
 class RunCancelRequested(Event):
     aggregate = "run"
     run_id: str
@@ -181,6 +193,6 @@ CATALOGUE: dict[str, type[Event]] = {
         DatasetCreated, ClipAdded, PreferencePairAdded,
         ExperimentCreated, ExperimentUpdated,
         RunRequested, RunStarted, DatasetExported, LossReported, RunLogged, CheckpointSaved,
-        AdapterSaved, RunCompleted, RunFailed, RunCancelRequested, RunCancelled,
+        AdapterSaved, RunCompleted, RunFailed, RunAttemptFailed, RunCancelRequested, RunCancelled,
     )
 }

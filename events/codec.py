@@ -28,7 +28,8 @@ def encode(envelope: Envelope) -> bytes:
 
 def decode(data: bytes) -> tuple[Envelope, Event]:
     """Parse a stored envelope, upcast its payload to the catalogue's current version and validate
-    it. The returned envelope carries the current version and the upcast payload."""
+    it. The returned envelope carries the current version and the upcast payload as validated (with
+    the defaults of fields the stored version did not have)."""
     try:
         envelope = Envelope.model_validate_json(data)
     except ValidationError as error:
@@ -39,10 +40,11 @@ def decode(data: bytes) -> tuple[Envelope, Event]:
             f"unknown event type {envelope.type!r} (event {envelope.event_id}); known: {', '.join(sorted(CATALOGUE))}"
         )
     try:
-        if envelope.version != event_class.version:
-            payload = upcast(envelope.type, envelope.version, event_class.version, envelope.payload)
-            envelope = envelope.model_copy(update={"version": event_class.version, "payload": payload})
-        return envelope, event_class.model_validate(envelope.payload)
+        if envelope.version == event_class.version:
+            return envelope, event_class.model_validate(envelope.payload)
+        payload = upcast(envelope.type, envelope.version, event_class.version, envelope.payload)
+        event = event_class.model_validate(payload)
+        return envelope.model_copy(update={"version": event_class.version, "payload": event.model_dump(mode="json")}), event
     except UnknownEventVersion as error:
         raise UndecodableEvent(str(error)) from None
     except (ValidationError, KeyError, TypeError) as error:  # an upcaster may meet a payload it cannot lift

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from model.training.config import with_num_epochs
+
 Payload = dict[str, Any]
 
 
 def run_requested_v1_to_v2(payload: Payload) -> Payload:
-    """v1 carried the seed's config (`epochs`, `batch_size`, `learning_rate`, `lora_r`,
+    """v1 carried the first API's config (`epochs`, `batch_size`, `learning_rate`, `lora_r`,
     `lora_alpha`, `dataset_type`, `base_model`); v2 carries a `TrainingConfig`, which names the
     epoch count `num_epochs`. Fields v1 never had keep the TrainingConfig defaults."""
-    config = dict(payload["config"])
-    if "epochs" in config:
-        config["num_epochs"] = config.pop("epochs")
-    return {**payload, "config": config}
+    return {**payload, "config": with_num_epochs(payload["config"])}
 
 
 UPCASTERS: dict[tuple[str, int], Callable[[Payload], Payload]] = {

@@ -1,8 +1,9 @@
 """Loading MusicGen, its processor and LoRA adapters; choosing device and precision.
 
 Training and generation share this code, so an adapter is always created, saved and loaded on the
-whole `MusicgenForConditionalGeneration`: the key prefixes then agree (see NOTES for the peer whose
-adapter, saved from `model.decoder`, silently did nothing).
+whole `MusicgenForConditionalGeneration`: the key prefixes then agree. An adapter saved from
+`model.decoder` and loaded onto the whole model has other prefixes; peft only warns about the
+missing keys, and the adapter silently does nothing.
 """
 
 from pathlib import Path

@@ -122,7 +122,7 @@ def build_tiny_model(dir: Path, seed: int = 0, stereo: bool = False) -> Path:
     _fill_codebooks(model, generator)
     _calibrate_decoder(model, generator)
     # At the default std (0.02) the heads' logits are nearly flat and LoRA barely moves the loss
-    # of a random model; 0.1 gives a test something to learn (see NOTES).
+    # of a random model; 0.1 gives a test something to learn.
     with torch.no_grad():
         for head in model.decoder.lm_heads:
             head.weight.normal_(0.0, 0.1, generator=generator)

@@ -13,19 +13,14 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 
 from services import embedded
 from services.settings import Settings
-
-Service = Callable[[Settings, asyncio.Event], Awaitable[None]]
+from services.supervisor import Service, run_services
 # These hand their arguments on to their own command line (and so show its --help).
 FORWARDING = ("trainer", "train")
-
-log = logging.getLogger("cadenza")
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
@@ -213,8 +208,9 @@ def events(args: argparse.Namespace) -> int:
 
 async def print_events(settings: Settings, aggregate: str | None, aggregate_id: str | None, follow: bool) -> None:
     from events.bus import Bus
+    from events.subjects import subject_filter
 
-    subject = ".".join([settings.namespace, *(part for part in (aggregate, aggregate_id) if part), ">"])
+    subject = subject_filter(settings.namespace, aggregate, aggregate_id)
     bus = await Bus.connect(settings.nats_url, settings.namespace)
     try:
         await bus.ensure()
@@ -250,31 +246,6 @@ def _settings_with_servers(command: str) -> Settings:
               f"on private servers instead)", file=sys.stderr)
         raise SystemExit(2)
     return settings
-
-
-async def run_services(settings: Settings, services: dict[str, Service]) -> int:
-    """Run the services until SIGINT/SIGTERM, or until one of them ends (then stop the others).
-    Returns the exit status: 0 after a signal, 1 if a service ended on its own."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    tasks = {asyncio.create_task(service(settings, stop), name=name): name for name, service in services.items()}
-    stopping = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
-    status = 0
-    for task in done - {stopping}:
-        log.error("%s stopped on its own", tasks[task], exc_info=task.exception())
-        status = 1
-    stop.set()
-    for task, name in tasks.items():
-        try:
-            await task
-        except Exception:
-            if task not in done:
-                log.exception("%s failed while stopping", name)
-                status = 1
-    return status
 
 
 async def serve_api(settings: Settings, stop: asyncio.Event, host: str, port: int) -> None:

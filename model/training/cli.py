@@ -20,11 +20,7 @@ from pydantic import ValidationError
 
 from model.errors import InputError, Stopped
 from model.training.config import TrainingConfig
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_STOPPED = 3
+from model.training.protocol import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED
 
 # flag -> TrainingConfig field; a flag given on the command line overrides --config.
 FLAG_FIELDS = {
@@ -46,7 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train a LoRA adapter")
     train.add_argument("--dataset", type=Path, required=True, help="JSONL file of rows")
-    train.add_argument("--type", choices=["supervised", "preference"], required=True, help="dataset type")
+    train.add_argument("--type", choices=["supervised", "preference"], help=_doc("dataset_type"))
     train.add_argument("--output", type=Path, required=True, help="run folder: checkpoints/ and adapter/")
     train.add_argument("--name", required=True, help="run name, recorded in the adapter manifest")
     train.add_argument("--base-model", help="hub id or local folder (default facebook/musicgen-small)")

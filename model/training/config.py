@@ -5,7 +5,7 @@ configurations with this class (and answers 422 naming the field and the reason)
 loading torch.
 """
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -106,3 +106,12 @@ class TrainingConfig(BaseModel):
         "on GPUs that support it and on CPUs with native bf16 matrix units (AVX512-BF16/AMX), else fp32.",
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto': CUDA when available, else CPU.")
+
+
+def with_num_epochs(values: dict[str, Any]) -> dict[str, Any]:
+    """Configuration values with the older name `epochs` (of the first stored run requests and of
+    the HTTP API) renamed to TrainingConfig's `num_epochs`. Given both, they stay as they are, and
+    validation refuses `epochs`."""
+    if "epochs" not in values or "num_epochs" in values:
+        return values
+    return {("num_epochs" if key == "epochs" else key): value for key, value in values.items()}

@@ -4,7 +4,7 @@ states of every prompt.
 Both encoders are frozen, so their outputs depend only on their weights and their input. They are
 cached on disk under keys that hash exactly those (encoder weights + config, audio file bytes +
 window length; text encoder weights + token ids), so every epoch and every later run on the same
-data skips them; the peer re-ran both encoders on every step.
+data skips them instead of re-running both encoders on every step.
 """
 
 import hashlib

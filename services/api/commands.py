@@ -12,13 +12,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from events import runs
 from events.base import AudioFile, Event
 from events.catalogue import (
-    ClipAdded, DatasetCreated, ExperimentCreated, ExperimentUpdated, PreferencePairAdded,
-    RunCancelled, RunCancelRequested, RunRequested,
+    ClipAdded, DatasetCreated, ExperimentCreated, ExperimentUpdated, PreferencePairAdded, RunRequested,
 )
 from model.audio import MIN_WINDOW_SECONDS
-from model.training.config import TrainingConfig
+from model.training.config import TrainingConfig, with_num_epochs
 from services.api import queries
 from services.api.audio import AudioInfo, UndecodableAudio, inspect_audio
 from services.api.context import Context
@@ -28,9 +28,6 @@ from services.api.schemas import (
 )
 from services.api.validation import storable_text
 from services.registry.progress import wait_until_projected
-
-FINISHED = ("completed", "failed", "cancelled")
-
 
 @dataclass(frozen=True)
 class Upload:
@@ -129,14 +126,7 @@ async def store_audio(ctx: Context, upload: Upload, info: AudioInfo) -> AudioFil
 
 
 # --- experiments --------------------------------------------------------------------------------
-def with_num_epochs(config: dict[str, Any]) -> dict[str, Any]:
-    """The seed's `epochs` is TrainingConfig's `num_epochs`."""
-    if "epochs" in config and "num_epochs" not in config:
-        config = {key: value for key, value in config.items() if key != "epochs"} | {"num_epochs": config["epochs"]}
-    return config
-
-
-def training_config(config: dict[str, Any], dataset_kind: str) -> dict[str, Any]:
+def training_config(config: dict[str, Any], dataset_kind: str) -> TrainingConfig:
     """The full TrainingConfig for `config` on a dataset of `dataset_kind`, or a 422 naming the field."""
     if config.get("dataset_type", dataset_kind) != dataset_kind:
         raise invalid(
@@ -144,10 +134,9 @@ def training_config(config: dict[str, Any], dataset_kind: str) -> dict[str, Any]
             f"comes from the dataset's kind ('{dataset_kind}'); leave it out",
         )
     try:
-        validated = TrainingConfig.model_validate(config | {"dataset_type": dataset_kind})
+        return TrainingConfig.model_validate(config | {"dataset_type": dataset_kind})
     except ValidationError as error:
         raise invalid_from(error, ("body", "config")) from error
-    return validated.model_dump(mode="json")
 
 
 async def create_experiment(ctx: Context, body: ExperimentCreate) -> Experiment:
@@ -213,10 +202,9 @@ async def cancel_run(ctx: Context, run_id: str) -> Run:
     """A queued run is cancelled at once (it will never be trained); a running one is asked to stop,
     and its trainer publishes RunCancelled once the process has stopped."""
     run = await queries.run(ctx.pool, run_id)
-    if run.status in FINISHED:
-        raise Conflict(f"run '{run_id}' is already {run.status}")
-    events: list[Event] = [RunCancelRequested(run_id=run_id)]
-    if run.status == "queued":
-        events.append(RunCancelled(run_id=run_id, attempt=0))
+    try:
+        events = runs.cancel(run_id, run.status)
+    except runs.RunAlreadyFinished as error:
+        raise Conflict(str(error)) from error
     await publish(ctx, *events)
     return await queries.run(ctx.pool, run_id)

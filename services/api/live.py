@@ -1,19 +1,19 @@
-"""Live updates: a run's events as server-sent events, straight from the stream."""
+"""A run's events as the API shows them: each with the run's state once it happened (the run's
+fold up to there), as a list (the audit view) or live as server-sent events."""
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
+from events import runs
 from events.bus import StoredEvent
-from services.api import queries
-from services.api.commands import FINISHED
+from events.subjects import subject_filter
 from services.api.context import Context
 from services.api.schemas import RunEvent
 
 KEEP_ALIVE_SECONDS = 15.0
-TERMINAL = ("RunCompleted", "RunFailed", "RunCancelled")
 
 
-def run_event(stored: StoredEvent) -> RunEvent:
+def run_event(stored: StoredEvent, state: runs.RunState) -> RunEvent:
     envelope = stored.envelope
     return RunEvent(
         seq=stored.seq,
@@ -21,29 +21,41 @@ def run_event(stored: StoredEvent) -> RunEvent:
         version=envelope.version,
         occurred_at=envelope.occurred_at,
         payload=envelope.payload,
+        run=state,
     )
+
+
+async def run_history(ctx: Context, run_id: str) -> list[RunEvent]:
+    history = []
+    state = runs.RunState()
+    for stored in await ctx.bus.history("run", run_id):
+        state = runs.evolve(state, stored.event)
+        history.append(run_event(stored, state))
+    return history
 
 
 async def run_events(ctx: Context, run_id: str, after_seq: int | None) -> AsyncIterator[str]:
     """The run's events as they land, formatted as server-sent events (those after stream sequence
     `after_seq` first, when given: a reconnecting browser sends it as Last-Event-ID). Ends after the
-    run's final event, or at once when the run is already finished and nothing is to be replayed."""
-    start = after_seq + 1 if after_seq is not None else await ctx.bus.last_seq() + 1
-    reader = await ctx.bus.reader(start, f"{ctx.bus.subject_root}.run.{run_id}.>")
+    run's final event, or at once when the run is already finished and nothing is to be replayed.
+
+    The run's history is read from its start, so that each event is sent with the state it leads to;
+    only the events after `after_seq` (or, without it, after the stream's current end) are sent."""
+    send_from = after_seq + 1 if after_seq is not None else await ctx.bus.last_seq() + 1
+    reader = await ctx.bus.reader(1, subject_filter(ctx.bus.subject_root, "run", run_id))
+    state = runs.RunState()
     try:
-        if after_seq is None and (await queries.run(ctx.pool, run_id)).status in FINISHED:
-            return
         while True:
             batch = await reader.next_batch(wait=KEEP_ALIVE_SECONDS)
             if not batch:
-                # Also ends a stream whose final event landed just before the reader started.
-                if (await queries.run(ctx.pool, run_id)).status in FINISHED:
-                    return
                 await reader.check_alive()
                 yield ": keep-alive\n\n"
-            for stored, _ in batch:
-                yield f"id: {stored.seq}\nevent: {stored.envelope.type}\ndata: {run_event(stored).model_dump_json()}\n\n"
-                if stored.envelope.type in TERMINAL:
+            for stored, pending_after in batch:
+                state = runs.evolve(state, stored.event)
+                if stored.seq >= send_from:
+                    event = run_event(stored, state)
+                    yield f"id: {stored.seq}\nevent: {stored.envelope.type}\ndata: {event.model_dump_json()}\n\n"
+                if state.finished and (stored.seq >= send_from or pending_after == 0):
                     return
     finally:
         await reader.close()

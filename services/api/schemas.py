@@ -1,12 +1,13 @@
-"""Request and response bodies of the public HTTP contract (issue 2): keep these names."""
+"""Request and response bodies of the public HTTP contract: clients depend on these names."""
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from events.catalogue import DatasetKind
+from events.runs import FINISHED, RunState, RunStatus
 from services.api.validation import JsonObject, Name, Text
 
 
@@ -94,7 +95,7 @@ class Run(BaseModel):
     dataset_id: str
     name: str
     dataset_type: DatasetKind
-    status: str = Field(description="queued | running | completed | failed | cancelled")
+    status: RunStatus
     cancel_requested: bool
     attempt: int
     trainer_id: str | None
@@ -110,17 +111,27 @@ class Run(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
 
+    @computed_field(description="Whether the status is final: nothing changes it any more")  # type: ignore[prop-decorator]
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
 
 class RunSummary(BaseModel):
     id: str
     name: str
     dataset_type: str
-    status: str
+    status: RunStatus
     attempt: int
     final_loss: float | None
     adapter_id: str | None
     requested_at: datetime
     finished_at: datetime | None
+
+    @computed_field(description="Whether the status is final: nothing changes it any more")  # type: ignore[prop-decorator]
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
 
 
 class BestRuns(BaseModel):
@@ -171,6 +182,7 @@ class RunEvent(BaseModel):
     version: int
     occurred_at: datetime
     payload: dict[str, Any]
+    run: RunState = Field(description="The run's state once this event happened (its history folded up to here)")
 
 
 class Adapter(BaseModel):

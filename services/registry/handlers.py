@@ -3,8 +3,8 @@
 Every function runs inside the projector's transaction for the batch the event belongs to. They
 are written so that an event folded twice (a duplicate stored after the dedup window, a late
 report from an earlier attempt) changes nothing: rows keyed by the ids the event carries are
-inserted with ON CONFLICT DO NOTHING, and a run's status only moves forward: `queued` → `running`
-→ one of the final `completed | failed | cancelled`, which nothing changes afterwards.
+inserted with ON CONFLICT DO NOTHING, and a run's status only moves forward as `events.runs`
+states it: the guards below are written from its statuses.
 """
 from __future__ import annotations
 
@@ -14,14 +14,16 @@ from typing import Any
 
 import asyncpg
 
+from events import runs
 from events.base import AudioFile, Envelope, Event
 from events.catalogue import (
     AdapterSaved, CheckpointSaved, ClipAdded, DatasetCreated, DatasetExported, ExperimentCreated,
-    ExperimentUpdated, LossReported, PreferencePairAdded, RunCancelled, RunCancelRequested, RunCompleted,
-    RunFailed, RunLogged, RunRequested, RunStarted,
+    ExperimentUpdated, LossReported, PreferencePairAdded, RunAttemptFailed, RunCancelled, RunCancelRequested,
+    RunCompleted, RunFailed, RunLogged, RunRequested, RunStarted,
 )
 
-NOT_FINAL = "status IN ('queued', 'running')"
+# SQL for "the run is not finished yet": nothing changes a finished run's status.
+NOT_FINAL = "status IN ({})".format(", ".join(f"'{status}'" for status in sorted(runs.ACTIVE)))
 
 
 def _json(value: Any) -> str | None:
@@ -88,19 +90,27 @@ async def experiment_updated(conn: asyncpg.Connection, envelope: Envelope, event
 async def run_requested(conn: asyncpg.Connection, envelope: Envelope, event: RunRequested) -> None:
     await conn.execute(
         "INSERT INTO runs (id, experiment_id, dataset_id, name, dataset_type, status, config, requested_at)"
-        " VALUES ($1, $2, $3, $4, $5, 'queued', $6::jsonb, $7) ON CONFLICT (id) DO NOTHING",
-        event.run_id, event.experiment_id, event.dataset_id, event.name, event.config["dataset_type"],
-        _json(event.config), envelope.occurred_at,
+        " VALUES ($1, $2, $3, $4, $5, $8, $6::jsonb, $7) ON CONFLICT (id) DO NOTHING",
+        event.run_id, event.experiment_id, event.dataset_id, event.name, event.config.dataset_type,
+        _json(event.config.model_dump(mode="json")), envelope.occurred_at, runs.RunStatus.QUEUED,
     )
 
 
 async def run_started(conn: asyncpg.Connection, envelope: Envelope, event: RunStarted) -> None:
     # a later attempt (a trainer resuming after a crash) takes over; a late start of an earlier one does not
     await conn.execute(
-        "UPDATE runs SET status = 'running', attempt = $2, trainer_id = $3,"
+        "UPDATE runs SET status = $5, attempt = $2, trainer_id = $3, error = NULL,"
         " started_at = COALESCE(started_at, $4)"
         f" WHERE id = $1 AND {NOT_FINAL} AND attempt < $2",
-        event.run_id, event.attempt, event.trainer_id, envelope.occurred_at,
+        event.run_id, event.attempt, event.trainer_id, envelope.occurred_at, runs.RunStatus.RUNNING,
+    )
+
+
+async def run_attempt_failed(conn: asyncpg.Connection, envelope: Envelope, event: RunAttemptFailed) -> None:
+    # shown while the run is retried; the next attempt's start clears it
+    await conn.execute(
+        f"UPDATE runs SET error = $2 WHERE id = $1 AND {NOT_FINAL} AND attempt <= $3",
+        event.run_id, event.error, event.attempt,
     )
 
 
@@ -170,19 +180,19 @@ async def adapter_saved(conn: asyncpg.Connection, envelope: Envelope, event: Ada
 
 async def run_completed(conn: asyncpg.Connection, envelope: Envelope, event: RunCompleted) -> None:
     await conn.execute(
-        "UPDATE runs SET status = 'completed', attempt = GREATEST(attempt, $2), final_loss = $3,"
+        "UPDATE runs SET status = $8, attempt = GREATEST(attempt, $2), final_loss = $3,"
         " best_validation_loss = $4, steps = $5, adapter_id = $6, finished_at = $7"
         f" WHERE id = $1 AND {NOT_FINAL}",
         event.run_id, event.attempt, event.final_loss, event.best_validation_loss, event.steps,
-        event.adapter_id, envelope.occurred_at,
+        event.adapter_id, envelope.occurred_at, runs.RunStatus.COMPLETED,
     )
 
 
 async def run_failed(conn: asyncpg.Connection, envelope: Envelope, event: RunFailed) -> None:
     await conn.execute(
-        "UPDATE runs SET status = 'failed', attempt = GREATEST(attempt, $2), error = $3, finished_at = $4"
+        "UPDATE runs SET status = $5, attempt = GREATEST(attempt, $2), error = $3, finished_at = $4"
         f" WHERE id = $1 AND {NOT_FINAL}",
-        event.run_id, event.attempt, event.error, envelope.occurred_at,
+        event.run_id, event.attempt, event.error, envelope.occurred_at, runs.RunStatus.FAILED,
     )
 
 
@@ -193,9 +203,9 @@ async def run_cancel_requested(conn: asyncpg.Connection, envelope: Envelope, eve
 
 async def run_cancelled(conn: asyncpg.Connection, envelope: Envelope, event: RunCancelled) -> None:
     await conn.execute(
-        "UPDATE runs SET status = 'cancelled', attempt = GREATEST(attempt, $2), finished_at = $3"
+        "UPDATE runs SET status = $4, attempt = GREATEST(attempt, $2), finished_at = $3"
         f" WHERE id = $1 AND {NOT_FINAL}",
-        event.run_id, event.attempt, envelope.occurred_at,
+        event.run_id, event.attempt, envelope.occurred_at, runs.RunStatus.CANCELLED,
     )
 
 
@@ -215,6 +225,7 @@ HANDLERS: dict[type[Event], Handler] = {
     AdapterSaved: adapter_saved,
     RunCompleted: run_completed,
     RunFailed: run_failed,
+    RunAttemptFailed: run_attempt_failed,
     RunCancelRequested: run_cancel_requested,
     RunCancelled: run_cancelled,
 }

@@ -8,8 +8,8 @@ import logging
 import sys
 from functools import partial
 
-from services.cli import run_services
 from services.settings import Settings
+from services.supervisor import run_services
 from services.trainer.config import add_arguments, from_arguments
 from services.trainer.worker import run_trainer
 

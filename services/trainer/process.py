@@ -14,11 +14,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-# The CLI's exit codes (model/training/cli.py).
-EXIT_OK = 0
-EXIT_TRAINING_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_STOPPED = 3
+from model.training.config import TrainingConfig
 
 _PR_SET_PDEATHSIG = 1
 
@@ -28,11 +24,17 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def training_command(python: str, dataset: Path, dataset_type: str, output: Path, name: str,
-                     config: Path, cache_dir: Path, resume: Path | None) -> list[str]:
+def write_config(config: TrainingConfig, path: Path) -> Path:
+    """The run's configuration as the CLI's `--config` file: every field, so the CLI adds nothing."""
+    path.write_text(config.model_dump_json(indent=2))
+    return path
+
+
+def training_command(python: str, dataset: Path, output: Path, name: str, config: Path, cache_dir: Path,
+                     resume: Path | None) -> list[str]:
     command = [
         python, "-m", "model.training.cli", "train",
-        "--dataset", str(dataset), "--type", dataset_type, "--output", str(output), "--name", name,
+        "--dataset", str(dataset), "--output", str(output), "--name", name,
         "--config", str(config), "--cache-dir", str(cache_dir),
     ]
     if resume is not None:
@@ -58,7 +60,7 @@ async def start(command: list[str], cwd: Path) -> asyncio.subprocess.Process:
 
 
 def terminate(process: asyncio.subprocess.Process) -> None:
-    """Ask the CLI to save a checkpoint and stop (it exits with EXIT_STOPPED)."""
+    """Ask the CLI to save a checkpoint and stop (it exits with `protocol.EXIT_STOPPED`)."""
     if process.returncode is None:
         process.send_signal(signal.SIGTERM)
 

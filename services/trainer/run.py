@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import enum
 import importlib.util
-import json
 import logging
 import shutil
 import uuid
@@ -18,10 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from events.bus import Bus, StoredEvent
+from events import runs
 from events.catalogue import (
-    AdapterSaved, CheckpointSaved, DatasetExported, ExperimentCreated, ExperimentUpdated,
-    RunCancelled, RunCancelRequested, RunCompleted, RunFailed, RunLogged, RunRequested, RunStarted,
+    AdapterSaved, CheckpointSaved, DatasetExported, ExperimentCreated, ExperimentUpdated, RunAttemptFailed,
+    RunCancelled, RunCancelRequested, RunCompleted, RunFailed, RunRequested, RunStarted,
 )
+from events.subjects import subject_filter
+from model.training import protocol
+from model.training.config import TrainingConfig
 from services.trainer import process
 from services.trainer.archive import pack_tar, pack_zip, unpack_tar
 from services.trainer.config import TrainerConfig
@@ -32,9 +35,7 @@ from services.trainer.progress import Adapter, Checkpoint, Completed, Failed, Ot
 log = logging.getLogger(__name__)
 
 ADAPTER_ID_NAMESPACE = uuid.UUID("3b0f6f0e-2d7c-4a8e-9a57-0c5e1f4d8b21")
-FINISHED = (RunCompleted, RunFailed, RunCancelled)
 STDERR_TAIL = 20  # lines quoted in RunFailed when the process died without saying why
-TRAINER_ERROR = "[trainer] error: "  # prefix of the log line an attempt that failed in the trainer leaves
 
 
 class Outcome(enum.Enum):
@@ -60,14 +61,6 @@ def experiment_name(history: list[StoredEvent]) -> str:
         if isinstance(stored.event, (ExperimentCreated, ExperimentUpdated)) and stored.event.name is not None:
             name = stored.event.name
     return name
-
-
-def _last_trainer_error(events: list) -> str:
-    lines = [line for event in events if isinstance(event, RunLogged) for line in event.lines]
-    errors = [line.removeprefix(TRAINER_ERROR) for line in lines if line.startswith(TRAINER_ERROR)]
-    if errors:
-        return f"the last one failed in the trainer with {errors[-1]}"
-    return "each trainer that took this run stopped before finishing it (crashed, killed or lost its connection)"
 
 
 def _model_source_root() -> Path:
@@ -98,27 +91,22 @@ class RunAttempt:
     # --- deciding -------------------------------------------------------------------------------
     async def handle(self) -> Outcome:
         async with self._watching_cancel():
-            history = await self.bus.history("run", self.run_id)
-            events = [stored.event for stored in history]
-            if any(isinstance(event, FINISHED) for event in events):
+            state = runs.fold(stored.event for stored in await self.bus.history("run", self.run_id))
+            decision = runs.take_delivery(state, self.run_id, self.attempt, self.trainer.max_attempts,
+                                          cancel_seen=self.cancelled.is_set())
+            if isinstance(decision, runs.Skip):
                 log.info("run %s is already finished; skipping its request", self.run_id)
                 return Outcome.DONE
-            last_attempt = max((e.attempt for e in events if isinstance(e, RunStarted)), default=0)
-            if self.cancelled.is_set() or any(isinstance(event, RunCancelRequested) for event in events):
-                await self.bus.publish(RunCancelled(run_id=self.run_id, attempt=last_attempt))
+            if isinstance(decision, runs.Finish):
+                await self.bus.publish(decision.event)
                 return Outcome.DONE
-            if self.attempt > self.trainer.max_attempts:
-                error = f"gave up after {self.trainer.max_attempts} attempts: " + _last_trainer_error(events)
-                await self.bus.publish(RunFailed(run_id=self.run_id, attempt=last_attempt, error=error))
-                return Outcome.DONE
-            checkpoints = [e for e in events if isinstance(e, CheckpointSaved)]
             try:
-                return await self._train(checkpoints[-1] if checkpoints else None)
+                return await self._train(decision.resume_from)
             except Exception as error:
-                # Retried (by redelivery) up to max_attempts; the run's logs say why, for the user.
+                # Retried (by redelivery) up to max_attempts; the next delivery reads why from this event.
                 with contextlib.suppress(Exception):
-                    self.outbox.add_log(f"{TRAINER_ERROR}{type(error).__name__}: {error}")
-                    await self.outbox.flush()
+                    await self.outbox.publish(RunAttemptFailed(
+                        run_id=self.run_id, attempt=self.attempt, error=f"{type(error).__name__}: {error}"))
                 raise
             finally:
                 shutil.rmtree(self.folder, ignore_errors=True)
@@ -127,8 +115,8 @@ class RunAttempt:
     async def _watching_cancel(self) -> AsyncIterator[None]:
         """Listen for a cancel from before reading the history on, so none falls in between. The API
         publishes RunCancelled itself for a run it still saw queued, so that counts too."""
-        subjects = [f"{self.bus.subject_root}.run.{self.run_id}.{name}"
-                    for name in (RunCancelRequested.event_name(), RunCancelled.event_name())]
+        subjects = [subject_filter(self.bus.subject_root, "run", self.run_id, event.event_name())
+                    for event in (RunCancelRequested, RunCancelled)]
 
         async def on_cancel(_message: object) -> None:
             self.cancelled.set()
@@ -142,16 +130,16 @@ class RunAttempt:
 
     # --- training -------------------------------------------------------------------------------
     async def _train(self, checkpoint: CheckpointSaved | None) -> Outcome:
-        config = dict(self.request.config)
+        config = self.request.config
         if self.trainer.device:
-            config["device"] = self.trainer.device
+            config = config.model_copy(update={"device": self.trainer.device})
         await self.bus.publish(RunStarted(run_id=self.run_id, attempt=self.attempt, trainer_id=self.trainer.trainer_id))
         log.info("run %s: attempt %d on %s", self.run_id, self.attempt, self.trainer.trainer_id)
         self.folder.mkdir(parents=True, exist_ok=True)
         async with self.outbox.flushing():
             cache = ObjectCache(self.bus, self.cache_root / "objects")
             try:
-                exported = await export_dataset(self.bus, cache, self.request.dataset_id, config["dataset_type"],
+                exported = await export_dataset(self.bus, cache, self.request.dataset_id, config.dataset_type,
                                                 self.request_seq, self.folder)
             except DatasetUnavailable as error:
                 await self.outbox.publish(RunFailed(run_id=self.run_id, attempt=self.attempt, error=str(error)))
@@ -162,12 +150,11 @@ class RunAttempt:
             if self.cancelled.is_set():
                 await self.outbox.publish(RunCancelled(run_id=self.run_id, attempt=self.attempt))
                 return Outcome.DONE
-            config_path = self.folder / "config.json"
-            config_path.write_text(json.dumps(config))
+            config_path = process.write_config(config, self.folder / "config.json")
             name = await self._adapter_name()
             command = process.training_command(
-                self.trainer.python, exported.path, config["dataset_type"], self.folder / "output", name,
-                config_path, self.cache_root / "features", resume)
+                self.trainer.python, exported.path, self.folder / "output", name, config_path,
+                self.cache_root / "features", resume)
             return await self._supervise(await process.start(command, _model_source_root()), config, name)
 
     async def _fetch_checkpoint(self, checkpoint: CheckpointSaved) -> Path:
@@ -181,7 +168,7 @@ class RunAttempt:
         experiment = experiment_name(await self.bus.history("experiment", self.request.experiment_id))
         return f"{experiment}-{self.request.name}" if experiment else self.request.name
 
-    async def _supervise(self, child: asyncio.subprocess.Process, config: dict, name: str) -> Outcome:
+    async def _supervise(self, child: asyncio.subprocess.Process, config: TrainingConfig, name: str) -> Outcome:
         """Turn the child's output into events until it exits; stop it on cancel or shutdown."""
         stderr_tail: list[str] = []
 
@@ -228,7 +215,7 @@ class RunAttempt:
                 await child.wait()
         log.info("run %s: training process exited with %s", self.run_id, exit_code)
 
-        if exit_code == process.EXIT_OK and completed and adapter:
+        if exit_code == protocol.EXIT_OK and completed and adapter:
             await self._register_adapter(adapter, completed, config, name)
             return Outcome.DONE
         if self.cancelled.is_set():
@@ -255,14 +242,15 @@ class RunAttempt:
         await self.outbox.publish(CheckpointSaved(run_id=self.run_id, attempt=self.attempt,
                                                   step=checkpoint.step, checkpoint=ref))
 
-    async def _register_adapter(self, adapter: Adapter, completed: Completed, config: dict, name: str) -> None:
+    async def _register_adapter(self, adapter: Adapter, completed: Completed, config: TrainingConfig,
+                                name: str) -> None:
         adapter_id = adapter_id_for(self.run_id)
         archive = await asyncio.to_thread(pack_zip, adapter.path, self.folder / "adapter.zip")
         ref = await self.bus.put_file(self.bus.adapters_bucket, f"{adapter_id}/attempt-{self.attempt}.zip", archive)
-        lora_config = {key: config.get(key) for key in ("lora_r", "lora_alpha", "lora_dropout", "target_modules")}
+        lora_config = config.model_dump(include={"lora_r", "lora_alpha", "lora_dropout", "target_modules"})
         await self.outbox.publish(AdapterSaved(
             run_id=self.run_id, adapter_id=adapter_id, experiment_id=self.request.experiment_id, name=name,
-            adapter=ref, base_model=config["base_model"], dataset_type=config["dataset_type"],
+            adapter=ref, base_model=config.base_model, dataset_type=config.dataset_type,
             lora_config=lora_config, final_loss=completed.final_loss,
         ))
         await self.outbox.publish(RunCompleted(

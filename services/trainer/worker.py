@@ -32,6 +32,7 @@ from nats.js.errors import NotFoundError
 from events.bus import Bus
 from events.codec import decode
 from events.catalogue import RunFailed, RunRequested
+from events.subjects import parse_subject, subject_filter
 from services.settings import Settings
 from services.trainer.config import DURABLE_NAME, TrainerConfig
 from services.trainer.run import Delivery, Outcome, RunAttempt
@@ -58,7 +59,7 @@ def consumer_config(bus: Bus, trainer: TrainerConfig) -> api.ConsumerConfig:
 
 
 def request_subject(bus: Bus) -> str:
-    return f"{bus.subject_root}.run.*.{RunRequested.event_name()}"
+    return subject_filter(bus.subject_root, "run", event_name=RunRequested.event_name())
 
 
 async def ensure_consumer(bus: Bus, trainer: TrainerConfig) -> None:
@@ -104,7 +105,7 @@ async def handle_request(bus: Bus, trainer: TrainerConfig, cache_root: Path, sto
         _, request = decode(raw.data)
     except ValueError as error:  # pydantic's ValidationError and UnknownEventType are ValueErrors
         # No delivery will read it any better: fail the run it names and drop the request.
-        run_id = raw.subject.split(".")[-2]
+        run_id = parse_subject(raw.subject).aggregate_id
         log.error("run %s: unreadable run request: %s", run_id, error)
         await bus.publish(RunFailed(run_id=run_id, attempt=0, error=f"the run request could not be read: {error}"))
         await message.reject()

@@ -7,7 +7,7 @@ async def test_an_experiment_is_created_listed_and_changed(api, client, stored):
     second = await api.dataset(name="jazz")
 
     experiment = await api.experiment(first["id"], {"epochs": 2, "lora_r": 4}, name="piano")
-    assert experiment["config"] == {"num_epochs": 2, "lora_r": 4}  # the seed's `epochs` is `num_epochs`
+    assert experiment["config"] == {"num_epochs": 2, "lora_r": 4}  # the older name `epochs` is `num_epochs`
     assert (experiment["name"], experiment["dataset_id"], experiment["runs"]) == ("piano", first["id"], [])
     assert [e["id"] for e in (await client.get("/api/experiments")).json()] == [experiment["id"]]
 

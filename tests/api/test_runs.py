@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import zipfile
 
 from events.base import ObjectRef
 from events.catalogue import AdapterSaved, RunCancelled, RunCompleted, RunStarted
+from events.subjects import subject_filter
 from model.training.config import TrainingConfig
 
 
 async def run_requests_on_stream(bus) -> list:
-    return [s async for s in bus.events(f"{bus.subject_root}.run.>") if s.envelope.type == "RunRequested"]
+    return [s async for s in bus.events(subject_filter(bus.subject_root, "run")) if s.envelope.type == "RunRequested"]
 
 
 async def test_a_requested_run_is_one_run_requested_event_with_the_full_config_and_is_queued(api, client, bus, stored):
@@ -36,7 +38,7 @@ async def test_a_requested_run_is_one_run_requested_event_with_the_full_config_a
 
     assert (await stored()).messages == before.messages + 1
     [requested] = await run_requests_on_stream(bus)
-    assert (requested.envelope.version, requested.event.run_id, requested.event.config) == (2, run["id"], expected)
+    assert (requested.envelope.version, requested.event.run_id, requested.event.config.model_dump(mode="json")) == (2, run["id"], expected)
 
     assert (await client.get(f"/api/runs/{run['id']}")).json() == run
     assert [r["id"] for r in (await client.get("/api/runs", params={"experiment_id": experiment["id"]})).json()] == [run["id"]]
@@ -160,7 +162,7 @@ async def test_a_registered_adapter_is_listed_and_downloads_as_a_zip(api, client
                      size=adapter["size"]) == ref
 
 
-async def test_a_run_streams_its_new_events_until_its_last(api, client):
+async def test_a_run_streams_its_new_events_until_its_last(api, client, bus):
     experiment = await api.supervised_experiment()
     run = await api.run(experiment["id"])
     [requested] = (await client.get(f"/api/runs/{run['id']}/events")).json()
@@ -180,5 +182,13 @@ async def test_a_run_streams_its_new_events_until_its_last(api, client):
     assert [(m["id"], m["event"]) for m in messages] == [
         (str(requested["seq"] + 1), "RunCancelRequested"), (str(requested["seq"] + 2), "RunCancelled")
     ]
+    states = [json.loads(m["data"])["run"] for m in messages]
+    assert [(s["status"], s["cancel_requested"], s["finished"]) for s in states] == [
+        ("queued", True, False), ("cancelled", True, True)]
+    # A late start (a trainer that had fetched the request before the cancel) changes nothing.
+    await bus.publish(RunStarted(run_id=run["id"], attempt=1, trainer_id="late"))
+    history = (await client.get(f"/api/runs/{run['id']}/events")).json()
+    assert [(e["type"], e["run"]["status"]) for e in history][-2:] == [("RunCancelled", "cancelled"),
+                                                                       ("RunStarted", "cancelled")]
     # A finished run has nothing new to stream: the stream ends at once.
     assert (await client.get(f"/api/runs/{run['id']}/stream")).text == ""

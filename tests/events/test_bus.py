@@ -84,7 +84,7 @@ async def test_history_reads_one_aggregate_in_order_and_upcasts(bus: Bus):
     old = await bus.history("run", "run-v1")
 
     assert [(stored.seq, stored.event.step) for stored in r1] == [(1, 0), (3, 1)]
-    assert isinstance(old[0].event, RunRequested) and old[0].event.config["num_epochs"] == 5
+    assert isinstance(old[0].event, RunRequested) and old[0].event.config.num_epochs == 5
     assert await bus.history("run", "never-requested") == []
 
 

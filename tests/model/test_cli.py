@@ -15,7 +15,8 @@ import soundfile as sf
 
 from model.data import file_sha256
 from model.errors import InputError
-from model.training.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_STOPPED, build_config, parse_args
+from model.training.cli import build_config, parse_args
+from model.training.protocol import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_STOPPED
 from model_testing import REPO, cli_command, cli_env, parse_events, write_jsonl
 
 STEP_FIELDS = {"type", "step", "epoch", "loss", "learning_rate", "grad_norm"}

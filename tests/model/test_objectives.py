@@ -21,7 +21,7 @@ def test_delay_pattern_matches_musicgen_and_pads_short_clips(tiny_model, supervi
     model, _, examples = tiny_examples(tiny_model, supervised_jsonl, "supervised", cache_dir)
     codes = examples[0].codes[0]  # (4, frames)
     frames = codes.shape[1]
-    # HF's own recipe (NOTES): start column, build_delay_pattern_mask's second output, drop column 0.
+    # HF's own recipe: start column, build_delay_pattern_mask's second output, drop column 0.
     with_start = torch.cat([torch.full((4, 1), START), codes], dim=1)
     _, pattern = model.decoder.build_delay_pattern_mask(with_start, pad_token_id=PAD, max_length=frames + 4)
     expected = pattern.reshape(1, 4, -1)[:, :, 1:].transpose(1, 2)

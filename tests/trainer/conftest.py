@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,12 +17,12 @@ import soundfile
 
 from events.bus import Bus, StoredEvent
 from services.api.app import create_app
+from events.runs import FINISHED
 from services.registry.projector import run_projector
 from services.settings import Settings
 from services.trainer.config import TrainerConfig
 from services.trainer.worker import run_trainer
 
-FINISHED = ("completed", "failed", "cancelled")
 SAMPLE_RATE = 32_000
 
 
@@ -108,7 +108,7 @@ class Cadenza:
     async def request_run(self, experiment: dict, **body: object) -> dict:
         return await self.post(f"/api/experiments/{experiment['id']}/runs", json=body)
 
-    async def wait_for_run(self, run_id: str, statuses: tuple[str, ...] = FINISHED, timeout: float = 180) -> dict:
+    async def wait_for_run(self, run_id: str, statuses: Collection[str] = FINISHED, timeout: float = 180) -> dict:
         deadline = time.monotonic() + timeout
         while True:
             run = await self.get(f"/api/runs/{run_id}")

@@ -6,6 +6,7 @@ import asyncio
 
 from events.bus import Bus
 from events.codec import decode
+from events.subjects import event_subject, subject_filter
 from services.trainer.config import DURABLE_NAME, TrainerConfig
 from services.trainer.worker import ensure_consumer, run_trainer
 
@@ -37,8 +38,8 @@ async def test_an_unreadable_run_request_fails_its_run_and_is_not_redelivered(se
     async def on_failed(message) -> None:
         failures.put_nowait(decode(message.data)[1])
 
-    await bus.nc.subscribe(f"{bus.subject_root}.run.garbled.run_failed", cb=on_failed)
-    await bus.js.publish(f"{bus.subject_root}.run.garbled.run_requested",
+    await bus.nc.subscribe(subject_filter(bus.subject_root, "run", "garbled", "run_failed"), cb=on_failed)
+    await bus.js.publish(event_subject(bus.subject_root, "run", "garbled", "run_requested"),
                          b'{"type": "RunRequested", "version": 2, "payload": {}}', stream=bus.stream)
     stop = asyncio.Event()
     trainer = asyncio.create_task(run_trainer(settings, stop, TrainerConfig(trainer_id="t", ack_wait=2)))

@@ -6,9 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response
 from fastapi.responses import StreamingResponse
 
-from services.api import commands, queries
+from events.runs import RunStatus
+from services.api import commands, live, queries
 from services.api.context import ContextDep
-from services.api.live import run_event, run_events
 from services.api.schemas import LogLine, Metric, Run, RunCreate, RunEvent
 
 router = APIRouter(prefix="/api", tags=["runs"])
@@ -48,7 +48,7 @@ async def cancel_run(run_id: str, ctx: ContextDep, response: Response) -> Run:
     """A queued run is cancelled at once (200); a running one is asked to stop (202) and becomes
     `cancelled` once its trainer has stopped the process."""
     run = await commands.cancel_run(ctx, run_id)
-    response.status_code = 200 if run.status == "cancelled" else 202
+    response.status_code = 200 if run.status is RunStatus.CANCELLED else 202
     return run
 
 
@@ -56,7 +56,7 @@ async def cancel_run(run_id: str, ctx: ContextDep, response: Response) -> Run:
 async def run_history(run_id: str, ctx: ContextDep) -> list[RunEvent]:
     """The run's full history as stored on the stream: the audit view."""
     await queries.run(ctx.pool, run_id)
-    return [run_event(stored) for stored in await ctx.bus.history("run", run_id)]
+    return await live.run_history(ctx, run_id)
 
 
 @router.get(
@@ -71,7 +71,7 @@ async def run_stream(
     `data` a RunEvent); ends after the run's final event."""
     await queries.run(ctx.pool, run_id)
     return StreamingResponse(
-        run_events(ctx, run_id, last_event_id),
+        live.run_events(ctx, run_id, last_event_id),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache"},
     )

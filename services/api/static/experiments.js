@@ -14,8 +14,6 @@ const COMMON_FIELDS = [
   { name: "base_model", label: "Base model", type: "text", placeholder: "facebook/musicgen-small" },
 ];
 
-const ACTIVE = ["queued", "running"];
-
 function configFields() {
   return h("fieldset", { class: "config" },
     h("legend", {}, "Training config"),
@@ -135,12 +133,12 @@ export async function experimentPage(main, experimentId, onLeave) {
     try {
       const latest = await api.getExperiment(experimentId);
       runs.replaceChildren(runsTable(latest.runs));
-      if (!latest.runs.some((run) => ACTIVE.includes(run.status))) clearInterval(timer);
+      if (!latest.runs.some((run) => !run.finished)) clearInterval(timer);
     } catch {
       // A failed refresh keeps the table as it was; the next tick tries again.
     }
   }, 3000);
-  if (!experiment.runs.some((run) => ACTIVE.includes(run.status))) clearInterval(timer);
+  if (!experiment.runs.some((run) => !run.finished)) clearInterval(timer);
   onLeave(() => clearInterval(timer));
   return h("section", {},
     h("p", { class: "crumbs" }, h("a", { href: "#/" }, "Home"), " / experiment"),

@@ -4,11 +4,10 @@ import * as api from "./api.js";
 import { errorBox, h, number, statusBadge, when } from "./dom.js";
 import uPlot from "./vendor/uPlot.esm.js";
 
-const FINISHED = ["completed", "failed", "cancelled"];
 // Every event type of a run: the stream names each SSE message by its type.
 const RUN_EVENTS = [
   "RunRequested", "RunStarted", "DatasetExported", "LossReported", "RunLogged", "CheckpointSaved",
-  "AdapterSaved", "RunCompleted", "RunFailed", "RunCancelRequested", "RunCancelled",
+  "AdapterSaved", "RunCompleted", "RunFailed", "RunAttemptFailed", "RunCancelRequested", "RunCancelled",
 ];
 
 /** A line chart of series keyed by step; `set(series, step, value)` then `draw()`. */
@@ -63,7 +62,7 @@ export async function runPage(main, runId, onLeave) {
   let lastSeq = 0;
 
   function renderSummary() {
-    const active = !FINISHED.includes(run.status);
+    const active = !run.finished;
     summary.replaceChildren(h("div", {},
       h("dl", {},
         h("dt", {}, "Status"), h("dd", {}, statusBadge(run.status), run.cancel_requested && active ? " (cancel requested)" : ""),
@@ -86,7 +85,7 @@ export async function runPage(main, runId, onLeave) {
     event.target.disabled = true;
     try {
       const answer = await api.cancelRun(runId);
-      Object.assign(run, { status: answer.status, cancel_requested: answer.cancel_requested });
+      Object.assign(run, { status: answer.status, finished: answer.finished, cancel_requested: answer.cancel_requested });
       renderSummary();
     } catch (error) {
       event.target.disabled = false;
@@ -100,14 +99,16 @@ export async function runPage(main, runId, onLeave) {
     if (atBottom) log.scrollTop = log.scrollHeight;
   }
 
-  /** Folds one RunEvent (from the history or the live stream) into the page; each seq once. */
+  /** Folds one RunEvent (from the history or the live stream) into the page; each seq once. The
+   * run's status comes with the event, as the server's fold of the run's history decided it. */
   function apply(event) {
     if (event.seq <= lastSeq) return;
     lastSeq = event.seq;
+    const { status, finished, attempt, cancel_requested, error } = event.run;
+    Object.assign(run, { status, finished, attempt, cancel_requested, error });
     const p = event.payload;
     switch (event.type) {
       case "RunStarted":
-        Object.assign(run, { status: "running", attempt: p.attempt, error: null });
         addLogLines([`--- attempt ${p.attempt} started on ${p.trainer_id} ---`]);
         break;
       case "DatasetExported":
@@ -133,19 +134,11 @@ export async function runPage(main, runId, onLeave) {
         addLogLines(p.lines);
         break;
       case "RunCompleted":
-        Object.assign(run, {
-          status: "completed", final_loss: p.final_loss, best_validation_loss: p.best_validation_loss,
-          steps: p.steps, adapter_id: p.adapter_id,
-        });
-        break;
-      case "RunFailed":
-        Object.assign(run, { status: "failed", error: p.error });
-        break;
-      case "RunCancelRequested":
-        run.cancel_requested = true;
-        break;
-      case "RunCancelled":
-        run.status = "cancelled";
+        if (status === "completed") {
+          Object.assign(run, {
+            final_loss: p.final_loss, best_validation_loss: p.best_validation_loss, steps: p.steps, adapter_id: p.adapter_id,
+          });
+        }
         break;
     }
   }
@@ -168,7 +161,7 @@ export async function runPage(main, runId, onLeave) {
   const buffered = [];
   let historyRead = false;
   const live = h("span", { class: "live" });
-  if (!FINISHED.includes(run.status)) {
+  if (!run.finished) {
     source = new EventSource(api.runStreamUrl(runId));
     live.textContent = "live";
     for (const type of RUN_EVENTS) {
@@ -177,12 +170,12 @@ export async function runPage(main, runId, onLeave) {
         if (!historyRead) return buffered.push(event);
         apply(event);
         redraw();
-        if (FINISHED.includes(run.status)) stop();
+        if (run.finished) stop();
       });
     }
     source.addEventListener("error", () => {
       // The server ends the stream after the final event; the browser would reconnect for ever.
-      if (FINISHED.includes(run.status)) stop();
+      if (run.finished) stop();
       else live.textContent = "reconnecting…";
     });
     source.addEventListener("open", () => { live.textContent = "live"; });
@@ -200,7 +193,7 @@ export async function runPage(main, runId, onLeave) {
   for (const event of await api.runHistory(runId)) apply(event);
   historyRead = true;
   buffered.forEach(apply);
-  if (FINISHED.includes(run.status)) stop();
+  if (run.finished) stop();
   renderSummary();
 
   const page = h("section", {},

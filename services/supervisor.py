@@ -1,0 +1,82 @@
+"""Runs services side by side in one process, restarts one that fails, stops them all on a signal.
+
+A service is an async function of the settings and a stop event: it runs until the event is set.
+One that raises or returns before that has failed; it is logged and started again after a backoff
+that doubles with each consecutive failure. A service that stayed up for `healthy_after` seconds
+starts counting afresh, so only a service that keeps failing makes the process exit.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from services.settings import Settings
+
+Service = Callable[[Settings, asyncio.Event], Awaitable[None]]
+
+log = logging.getLogger("cadenza")
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    max_failures: int = 5  # consecutive failures of one service before the process gives up
+    first_backoff: float = 1.0  # seconds before the first restart; doubled after each further failure
+    max_backoff: float = 30.0
+    healthy_after: float = 60.0  # seconds up after which a service's failure count starts again
+
+    def backoff(self, failures: int) -> float:
+        return min(self.first_backoff * 2 ** (failures - 1), self.max_backoff)
+
+
+async def _supervise(name: str, service: Service, settings: Settings, stop: asyncio.Event,
+                     policy: RestartPolicy) -> bool:
+    """Run `service` until `stop`, restarting it as `policy` says; False if it kept failing (then
+    `stop` is set for the others) or failed while stopping."""
+    loop = asyncio.get_running_loop()
+    failures = 0
+    while not stop.is_set():
+        started = loop.time()
+        try:
+            await service(settings, stop)
+        except Exception:
+            if stop.is_set():
+                log.exception("%s failed while stopping", name)
+                return False
+            log.exception("%s failed", name)
+        else:
+            if stop.is_set():
+                return True
+            log.error("%s stopped on its own", name)
+        if loop.time() - started >= policy.healthy_after:
+            failures = 0
+        failures += 1
+        if failures >= policy.max_failures:
+            log.error("%s failed %d times in a row; stopping everything", name, failures)
+            stop.set()
+            return False
+        delay = policy.backoff(failures)
+        log.warning("restarting %s in %.1f s (failure %d of %d)", name, delay, failures, policy.max_failures)
+        try:
+            await asyncio.wait_for(stop.wait(), delay)
+        except TimeoutError:
+            pass
+
+
+async def run_services(settings: Settings, services: dict[str, Service],
+                       policy: RestartPolicy = RestartPolicy()) -> int:
+    """Run the services until SIGINT/SIGTERM, restarting any that fails. Returns the exit status:
+    0 after a signal, 1 when a service kept failing (the others are stopped first)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        clean = await asyncio.gather(*(_supervise(name, service, settings, stop, policy)
+                                       for name, service in services.items()))
+        return 0 if all(clean) else 1
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
