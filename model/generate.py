@@ -96,7 +96,9 @@ class MusicGenerator:
     CUDA graphs on a GPU) needs. Both default to on for CUDA and off on the CPU, where they gain
     nothing. `precision` 'bf16' casts the text encoder, decoder and adapters to bf16 (weights, not
     autocast: autocast would cast around every layer at every step); EnCodec stays fp32.
-    With `compile`, switching adapters recompiles the forward (its guards see the active adapter)."""
+    With `compile`, the forward is compiled once per batch size, static cache length (durations are
+    bucketed: model.decoding.STATIC_CACHE_BUCKET), adapter and base model (its guards see the active
+    adapter); torch's recompile limit then falls back to the uncompiled forward."""
 
     def __init__(
         self,
@@ -125,7 +127,7 @@ class MusicGenerator:
         # CUDA graphs ("reduce-overhead") replay a whole decoding step as one launch: a step is
         # launch-bound on a GPU, not compute-bound.
         mode = "reduce-overhead" if on_gpu else "default"
-        self._forward = torch.compile(self.model.forward, mode=mode) if self.compile else self.model.forward
+        self._forward = torch.compile(self.model.forward, mode=mode, dynamic=False) if self.compile else self.model.forward
         self._peft: PeftModel | None = None
         self._adapters: OrderedDict[str, Path] = OrderedDict()  # least recently used first
         self._lock = threading.Lock()
@@ -151,13 +153,16 @@ class MusicGenerator:
             adapter_dir = Path(adapter_dir)
             adapter_weights(adapter_dir)
             # autocast_adapter_dtype=False keeps the adapter in the base model's dtype (peft would
-            # upcast it to fp32 and cast every LoRA input back and forth at each step).
+            # upcast it to fp32 and cast every LoRA input back and forth at each step);
+            # low_cpu_mem_usage skips initialising LoRA weights that the saved ones replace.
             if self._peft is None:
                 peft_model = PeftModel.from_pretrained(
-                    self.model, adapter_dir, adapter_name=adapter_id, autocast_adapter_dtype=False)
+                    self.model, adapter_dir, adapter_name=adapter_id, autocast_adapter_dtype=False,
+                    low_cpu_mem_usage=True)
             else:
                 peft_model = self._peft
-                peft_model.load_adapter(adapter_dir, adapter_name=adapter_id, autocast_adapter_dtype=False)
+                peft_model.load_adapter(adapter_dir, adapter_name=adapter_id, autocast_adapter_dtype=False,
+                                        low_cpu_mem_usage=True)
             try:
                 check_adapter_keys(peft_model, adapter_dir, adapter_id)
             except InputError:
