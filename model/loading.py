@@ -65,21 +65,32 @@ def add_lora(
 
 
 def load_adapter(model: MusicgenForConditionalGeneration, adapter_dir: Path, trainable: bool = False) -> PeftModel:
-    """Put the adapter saved in `adapter_dir` onto `model`. Raises AdapterMismatchError if any saved
-    key has no LoRA module to go to, or any LoRA module created for it gets no saved weights: peft
-    only warns about either, and the adapter would then not do what it was trained to do."""
+    """Put the adapter saved in `adapter_dir` onto `model`, checked by `check_adapter_keys`."""
     adapter_dir = Path(adapter_dir)
-    weights = adapter_dir / ADAPTER_WEIGHTS
+    adapter_weights(adapter_dir)
+    peft_model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=trainable)
+    check_adapter_keys(peft_model, adapter_dir, "default")
+    return peft_model
+
+
+def adapter_weights(adapter_dir: Path) -> Path:
+    """The adapter folder's weights file; InputError if there is none."""
+    weights = Path(adapter_dir) / ADAPTER_WEIGHTS
     if not weights.is_file():
         raise InputError(f"{adapter_dir}: not an adapter folder (no {ADAPTER_WEIGHTS})")
-    with safe_open(weights, framework="pt") as file:
+    return weights
+
+
+def check_adapter_keys(peft_model: PeftModel, adapter_dir: Path, adapter_name: str) -> None:
+    """Raise AdapterMismatchError if any key saved in `adapter_dir` has no LoRA module to go to, or any
+    LoRA module created for it got no saved weights: peft only warns about either, and the adapter
+    would then not do what it was trained to do."""
+    with safe_open(adapter_weights(adapter_dir), framework="pt") as file:
         saved = set(file.keys())
-    peft_model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=trainable)
-    expected = set(get_peft_model_state_dict(peft_model).keys())
+    expected = set(get_peft_model_state_dict(peft_model, adapter_name=adapter_name).keys())
     if saved != expected:
         missing, unexpected = sorted(expected - saved), sorted(saved - expected)
         raise AdapterMismatchError(
             f"{adapter_dir}: adapter does not fit this model: {len(missing)} missing keys "
             f"(e.g. {missing[:2]}), {len(unexpected)} unexpected keys (e.g. {unexpected[:2]})"
         )
-    return peft_model

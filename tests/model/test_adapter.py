@@ -1,5 +1,5 @@
 """The saved adapter loads back onto the whole MusicGen bit for bit, refuses to load where its keys
-do not fit, changes what the model generates, and the generate command writes a WAV file."""
+do not fit, and the generate command writes a WAV file with it (test_generate.py: what it changes)."""
 
 import subprocess
 import sys
@@ -12,7 +12,6 @@ from peft import get_peft_model, LoraConfig
 from safetensors.torch import load_file
 
 from model.errors import AdapterMismatchError, InputError
-from model.generate import generate, load_generator
 from model.loading import load_adapter, load_base_model
 from model_testing import REPO, cli_env
 
@@ -53,18 +52,6 @@ def test_adapter_saved_from_the_decoder_alone_is_refused(tiny_model, tmp_path):
 def test_missing_base_model_folder_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         load_base_model(str(tmp_path / "nowhere"), torch.device("cpu"))
-
-
-def test_adapter_changes_generation_and_seed_fixes_it(supervised_run, tiny_model):
-    _, output = supervised_run
-    base, processor = load_generator(str(tiny_model), device="cpu")
-    first, rate = generate(base, processor, "slow jazz piano", seconds=1.0, seed=3)
-    again, _ = generate(base, processor, "slow jazz piano", seconds=1.0, seed=3)
-    tuned, _ = load_generator(str(tiny_model), output / "adapter", device="cpu")
-    adapted, _ = generate(tuned, processor, "slow jazz piano", seconds=1.0, seed=3)
-    assert rate == 32_000 and first.shape == (1, 32_000)
-    assert np.array_equal(first, again)
-    assert np.abs(first - adapted).max() > 1e-3
 
 
 def test_generate_command_writes_a_wav(supervised_run, tiny_model, tmp_path, cache_dir):
