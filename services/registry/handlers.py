@@ -20,6 +20,7 @@ from events.catalogue import (
     ExperimentUpdated, LossReported, PreferencePairAdded, RunCancelled, RunCancelRequested, RunCompleted,
     RunFailed, RunLogged, RunRequested, RunStarted,
 )
+from services.registry.studio_handlers import STUDIO_HANDLERS
 
 NOT_FINAL = "status IN ('queued', 'running')"
 
@@ -217,6 +218,7 @@ HANDLERS: dict[type[Event], Handler] = {
     RunFailed: run_failed,
     RunCancelRequested: run_cancel_requested,
     RunCancelled: run_cancelled,
+    **STUDIO_HANDLERS,
 }
 
 
