@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from events.catalogue import DatasetKind
+from services.api.studio_schemas import FeedbackFilterBody
 
 
 class Body(BaseModel):
@@ -18,6 +19,8 @@ class DatasetCreate(Body):
     name: str = Field(min_length=1)
     kind: DatasetKind
     description: str = ""
+    from_feedback: FeedbackFilterBody | None = Field(
+        None, description="Draw the dataset's items from feedback with this filter (a snapshot taken now)")
 
 
 class ExperimentCreate(Body):
