@@ -56,7 +56,8 @@ class SampleFilter:
 
 
 async def samples(pool: asyncpg.Pool, where: SampleFilter) -> list[Sample]:
-    """Newest first. `min_rating` is on the latest `overall` rating."""
+    """Newest generation first, each one's samples in order. `min_rating` is on the latest `overall`
+    rating."""
     rows = await pool.fetch(
         SAMPLE_SQL + """
         WHERE ($1::text IS NULL OR s.adapter_id = $1)
@@ -66,7 +67,8 @@ async def samples(pool: asyncpg.Pool, where: SampleFilter) -> list[Sample]:
           AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM sample_tags t WHERE t.sample_id = s.id AND t.tag = $4))
           AND ($5::boolean IS NULL OR s.favorite = $5)
           AND ($6::text IS NULL OR strpos(lower(s.prompt), lower($6)) > 0)
-        ORDER BY s.created_at DESC, s.generation_id, s.index
+        ORDER BY (SELECT g.requested_at FROM generations g WHERE g.id = s.generation_id) DESC, s.generation_id,
+                 s.index
         """,
         where.adapter_id, where.base_model, where.min_rating, where.tag, where.favorite, where.q,
     )
