@@ -152,3 +152,121 @@ async def test_ratings_tags_favourites_and_preferences_on_samples(studio, client
     response = await client.post("/api/preferences", json={"chosen_sample_id": second, "rejected_sample_id": first})
     assert response.status_code == 201, response.text
     assert (response.json()["chosen_sample_id"], response.json()["rejected_sample_id"]) == (second, first)
+
+
+async def compare(studio, client, adapter_id: str, prompts: list[str], samples_per_prompt: int = 2) -> dict:
+    response = await client.post("/api/comparisons", json={
+        "name": "tuned vs base", "a": {"adapter_id": adapter_id}, "b": {"adapter_id": None},
+        "prompts": prompts, "samples_per_prompt": samples_per_prompt, "seed": 40, "base_model": "tiny"})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def test_a_comparison_is_voted_blind_and_its_results_are_the_hand_computed_ones(studio, client, bus):
+    adapter_id = await studio.adapter()
+    comparison = await compare(studio, client, adapter_id, ["calm piano", "fast drums"])
+    assert (comparison["status"], comparison["pairs_total"], comparison["pairs_ready"]) == ("generating", 4, 0)
+    requests = {(g["side"], g["prompt_index"]): g["generation_id"] for g in comparison["generations"]}
+    for (side, prompt_index), generation_id in requests.items():
+        generation = (await client.get(f"/api/generations/{generation_id}")).json()
+        assert (generation["seed"], generation["comparison_id"]) == (40 + prompt_index, comparison["id"])
+        assert generation["adapter_id"] == (adapter_id if side == "a" else None)
+    assert (await client.get(f"/api/comparisons/{comparison['id']}/next")).status_code == 204
+
+    for generation_id in requests.values():
+        await studio.generate(generation_id)
+
+    [created] = [s.event for s in await bus.history("comparison", comparison["id"])]
+    first_side = {pair.pair_id: pair.first for pair in created.pairs}
+    a_samples = {sample_id(requests[("a", p.prompt_index)], p.sample_index): p.pair_id for p in created.pairs}
+    # The user prefers side a's sample in three pairs and finds the fourth equal.
+    wanted = ["a", "a", "a", "tie"]
+    for want in wanted:
+        pair = (await client.get(f"/api/comparisons/{comparison['id']}/next")).json()
+        shown_a_first = pair["first_sample_id"] in a_samples
+        assert shown_a_first == (first_side[pair["pair_id"]] == "a")  # shown in the recorded order
+        choice = "equal" if want == "tie" else ("first" if shown_a_first else "second")
+        response = await client.post(f"/api/comparisons/{comparison['id']}/votes",
+                                      json={"pair_id": pair["pair_id"], "choice": choice})
+        assert response.status_code == 201, response.text
+        again = await client.post(f"/api/comparisons/{comparison['id']}/votes",
+                                  json={"pair_id": pair["pair_id"], "choice": "first"})
+        assert again.status_code == 409 and "already voted" in again.json()["detail"]
+    assert (await client.get(f"/api/comparisons/{comparison['id']}/next")).status_code == 204
+    done = (await client.get(f"/api/comparisons/{comparison['id']}")).json()
+    assert (done["status"], done["pairs_ready"], done["pairs_voted"]) == ("done", 4, 4)
+
+    results = (await client.get(f"/api/comparisons/{comparison['id']}/results")).json()
+    # 3 a-wins, 0 b-wins, 1 tie: rate 1; sign test 2 / 2^3 = 0.25; Wilson for 3 of 3 = [0.438503, 1]
+    assert {key: results[key] for key in ("votes", "a_wins", "b_wins", "ties", "a_win_rate", "p_value")} == {
+        "votes": 4, "a_wins": 3, "b_wins": 0, "ties": 1, "a_win_rate": 1.0, "p_value": 0.25}
+    assert results["a_win_rate_ci"] == [pytest.approx(0.438503, abs=1e-6), 1.0]
+
+
+async def test_datasets_drawn_from_feedback_hold_what_their_filter_selected_and_train_the_next_adapter(
+        studio, client, bus, api):
+    adapter_id = await studio.adapter()
+    liked = await studio.request(adapter_id=adapter_id, num_samples=3, prompt="warm lofi piano")
+    other = await studio.request(num_samples=1, prompt="cold techno")
+    await studio.generate(liked["id"])
+    await studio.generate(other["id"])
+    s0, s1, s2 = (sample_id(liked["id"], i) for i in range(3))
+    b0 = sample_id(other["id"], 0)
+    for sample, rating in ((s0, 5), (s1, 4), (s2, 2), (b0, 5)):
+        await client.post(f"/api/samples/{sample}/ratings", json={"rating": rating})
+    await client.post(f"/api/samples/{s1}/tags", json={"tag": "keeper"})
+
+    async def preview(kind: str, **filter) -> int:
+        response = await client.post("/api/datasets/preview", json={"kind": kind, "filter": filter})
+        assert response.status_code == 200, response.text
+        return response.json()["count"]
+    assert await preview("supervised", min_rating=4) == 3
+    assert await preview("supervised", min_rating=4, adapter_id=adapter_id) == 2
+    assert await preview("supervised", max_rating=3) == 1
+    assert await preview("supervised", tags=["keeper"]) == 1
+    assert await preview("supervised", q="LOFI") == 3
+    assert await preview("supervised", until="2000-01-01T00:00:00Z") == 0
+
+    response = await client.post("/api/datasets", json={
+        "name": "liked lofi", "kind": "supervised", "from_feedback": {"adapter_id": adapter_id, "min_rating": 4}})
+    assert response.status_code == 201, response.text
+    dataset = response.json()
+    await client.post(f"/api/samples/{s2}/ratings", json={"rating": 5})  # later feedback changes nothing
+    detail = (await client.get(f"/api/datasets/{dataset['id']}")).json()
+    samples = {s: (await client.get(f"/api/samples/{s}")).json() for s in (s0, s1)}
+    assert [(c["prompt"], c["sha256"], c["bucket"]) for c in detail["clips"]] == [
+        (samples[s]["prompt"], samples[s]["sha256"], bus.samples_bucket) for s in (s0, s1)]
+    assert (await client.get(detail["clips"][0]["audio_url"])).content == (await client.get(samples[s0]["audio_url"])).content
+    history = [s.event for s in await bus.history("dataset", dataset["id"])]
+    assert history[1].filter.min_rating == 4 and [c.sample_id for c in history[1].clips] == [s0, s1]
+
+    # A free preference and a comparison's votes become a preference dataset; ties are left out.
+    await client.post("/api/preferences", json={"chosen_sample_id": s0, "rejected_sample_id": b0})
+    comparison = await compare(studio, client, adapter_id, ["duel"], samples_per_prompt=2)
+    for generation in comparison["generations"]:
+        await studio.generate(generation["generation_id"])
+    for choice in ("first", "equal"):
+        pair = (await client.get(f"/api/comparisons/{comparison['id']}/next")).json()
+        await client.post(f"/api/comparisons/{comparison['id']}/votes", json={"pair_id": pair["pair_id"], "choice": choice})
+        if choice == "first":
+            winner, loser = pair["first_sample_id"], pair["second_sample_id"]
+    assert await preview("preference", comparison_ids=[comparison["id"]]) == 1
+    assert await preview("preference", comparison_ids=[comparison["id"]], include_free_pairs=True) == 2
+    response = await client.post("/api/datasets", json={
+        "name": "votes", "kind": "preference", "from_feedback": {"comparison_ids": [comparison["id"]]}})
+    assert response.status_code == 201, response.text
+    votes = (await client.get(f"/api/datasets/{response.json()['id']}")).json()
+    [pair] = votes["pairs"]
+    assert (pair["prompt"], pair["chosen"]["sha256"], pair["rejected"]["sha256"]) == (
+        "duel", (await client.get(f"/api/samples/{winner}")).json()["sha256"],
+        (await client.get(f"/api/samples/{loser}")).json()["sha256"])
+
+    # Adapter 2 learns from the votes about adapter 1: its lineage leads back to adapter 1.
+    second = await studio.adapter(votes["id"], name="round two")
+    lineage = (await client.get(f"/api/adapters/{second}/lineage")).json()
+    assert lineage["run"]["dataset"]["id"] == votes["id"]
+    assert lineage["run"]["dataset"]["filter"]["comparison_ids"] == [comparison["id"]]
+    assert [(c["id"], c["votes_taken"]) for c in lineage["run"]["dataset"]["comparisons"]] == [(comparison["id"], 1)]
+    assert [parent["adapter_id"] for parent in lineage["learned_from"]] == [adapter_id]
+    assert lineage["learned_from_base_model"] is True
+    assert lineage["learned_from"][0]["run"]["dataset"]["filter"] is None  # adapter 1 trained on uploads
