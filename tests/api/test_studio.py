@@ -270,3 +270,54 @@ async def test_datasets_drawn_from_feedback_hold_what_their_filter_selected_and_
     assert [parent["adapter_id"] for parent in lineage["learned_from"]] == [adapter_id]
     assert lineage["learned_from_base_model"] is True
     assert lineage["learned_from"][0]["run"]["dataset"]["filter"] is None  # adapter 1 trained on uploads
+
+
+async def test_bad_input_to_each_studio_endpoint_is_refused_and_changes_nothing(studio, client, refused_unchanged):
+    generation = await studio.request(num_samples=2)
+    await studio.generate(generation["id"])
+    sample = sample_id(generation["id"], 0)
+    comparison = await compare(studio, client, await studio.adapter(), ["duel"], samples_per_prompt=1)
+    [created] = await studio.bus.history("comparison", comparison["id"])
+    waiting_pair = created.event.pairs[0].pair_id
+    post = client.post
+    cases = [
+        ("no prompt", post("/api/generations", json={}), 422, ["body", "prompt"], "Field required"),
+        ("a NUL in the prompt", post("/api/generations", json={"prompt": "a\x00b"}), 422, ["body", "prompt"], "NUL"),
+        ("nine samples", post("/api/generations", json={"prompt": "p", "num_samples": 9}), 422, ["body", "num_samples"],
+         "less than or equal to 8"),
+        ("an endless duration", post("/api/generations", json={"prompt": "p", "duration_seconds": 1e9}), 422,
+         ["body", "duration_seconds"], "less than or equal to 120"),
+        ("an unknown adapter", post("/api/generations", json={"prompt": "p", "adapter_id": "nope"}), 404, None,
+         "adapter 'nope' not found"),
+        ("a rating of 6", post(f"/api/samples/{sample}/ratings", json={"rating": 6}), 422, ["body", "rating"],
+         "less than or equal to 5"),
+        ("an unknown criterion", post(f"/api/samples/{sample}/ratings", json={"rating": 3, "criterion": "vibe"}), 422,
+         ["body", "criterion"], "'overall'"),
+        ("a rating of an unknown sample", post("/api/samples/nope/ratings", json={"rating": 3}), 404, None,
+         "sample 'nope' not found"),
+        ("an empty tag", post(f"/api/samples/{sample}/tags", json={"tag": ""}), 422, ["body", "tag"], "at least 1"),
+        ("removing a tag it lacks", client.delete(f"/api/samples/{sample}/tags/absent"), 404, None, "'absent' not found"),
+        ("a favourite of an unknown sample", client.put("/api/samples/nope/favorite"), 404, None, "sample 'nope'"),
+        ("preferring a sample to itself", post("/api/preferences", json={"chosen_sample_id": sample,
+         "rejected_sample_id": sample}), 422, ["body", "rejected_sample_id"], "another sample"),
+        ("a comparison without prompts", post("/api/comparisons", json={"name": "x", "a": {"adapter_id": None},
+         "b": {"adapter_id": None}, "prompts": []}), 422, ["body", "prompts"], "at least 1"),
+        ("a vote on an unknown pair", post(f"/api/comparisons/{comparison['id']}/votes",
+         json={"pair_id": "nope", "choice": "first"}), 404, None, "pair 'nope' not found"),
+        ("a vote on a pair not generated yet", post(f"/api/comparisons/{comparison['id']}/votes",
+         json={"pair_id": waiting_pair, "choice": "first"}), 409, None, "is not ready"),
+        ("a vote of 'maybe'", post(f"/api/comparisons/{comparison['id']}/votes", json={"pair_id": "p", "choice": "maybe"}),
+         422, ["body", "choice"], "'first'"),
+        ("results of an unknown comparison", client.get("/api/comparisons/nope/results"), 404, None,
+         "comparison 'nope' not found"),
+        ("a rating filter on a preference dataset", post("/api/datasets/preview", json={"kind": "preference",
+         "filter": {"min_rating": 3}}), 422, ["body", "filter", "min_rating"], "does not apply to a preference dataset"),
+        ("max below min", post("/api/datasets/preview", json={"kind": "supervised", "filter": {"min_rating": 4,
+         "max_rating": 2}}), 422, ["body", "filter", "max_rating"], "below min_rating"),
+        ("an unknown comparison in a filter", post("/api/datasets", json={"name": "d", "kind": "preference",
+         "from_feedback": {"comparison_ids": ["nope"]}}), 404, None, "comparison 'nope' not found"),
+        ("a filter selecting nothing", post("/api/datasets", json={"name": "d", "kind": "supervised",
+         "from_feedback": {"q": "no such prompt"}}), 422, ["body", "from_feedback"], "selects no samples"),
+    ]
+    for case, request, status, loc, message in cases:
+        await refused_unchanged(case, request, status, loc, message)
