@@ -3,7 +3,7 @@
 One `Bus` per process: `await Bus.connect(url, namespace)`, then `await bus.ensure()` once at start.
 Everything Cadenza creates is named after the namespace, so installations and test sessions can
 share a server: stream `<NAMESPACE>`, subjects `<namespace>.>`, buckets `<namespace>-clips`,
-`<namespace>-adapters`, `<namespace>-checkpoints`.
+`<namespace>-adapters`, `<namespace>-checkpoints`, `<namespace>-samples`.
 """
 from __future__ import annotations
 
@@ -164,6 +164,7 @@ class Bus:
         self.clips_bucket = f"{namespace}-clips"
         self.adapters_bucket = f"{namespace}-adapters"
         self.checkpoints_bucket = f"{namespace}-checkpoints"
+        self.samples_bucket = f"{namespace}-samples"
         self._object_stores: dict[str, ObjectStore] = {}
 
     @classmethod
@@ -213,7 +214,7 @@ class Bus:
             if error.err_code != STREAM_CONFIG_CONFLICT:
                 raise
             await self.js.update_stream(config)
-        for bucket in (self.clips_bucket, self.adapters_bucket, self.checkpoints_bucket):
+        for bucket in (self.clips_bucket, self.adapters_bucket, self.checkpoints_bucket, self.samples_bucket):
             self._object_stores[bucket] = await self.js.create_object_store(
                 bucket, config=api.ObjectStoreConfig(storage=api.StorageType.FILE)
             )

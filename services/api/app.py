@@ -15,7 +15,9 @@ from events.bus import Bus
 from services.api.context import Context
 from services.api.errors import install_error_handlers
 from services.api.limits import BodyLimit
-from services.api.routers import adapters, datasets, dead_letters, experiments, runs
+from services.api.routers import (
+    adapters, comparisons, datasets, dead_letters, experiments, feedback, generations, lineage, runs, samples,
+)
 from services.registry.migrate import migrate
 from services.settings import Settings
 
@@ -51,7 +53,8 @@ def create_app(settings: Settings) -> FastAPI:
     # Bounds every request body while it is read, uploads included.
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
     install_error_handlers(app)
-    for module in (datasets, experiments, runs, adapters, dead_letters):
+    for module in (feedback, datasets, experiments, runs, adapters, dead_letters, generations, samples, comparisons,
+                   lineage):
         app.include_router(module.router)
     # Mounted last: it answers only the paths no route above (the API, /docs) has taken.
     app.mount("/", StaticFiles(directory=WEB_UI, html=True), name="web-ui")

@@ -51,7 +51,7 @@ async def publish(ctx: Context, *events: Event) -> None:
 # --- datasets -----------------------------------------------------------------------------------
 async def create_dataset(ctx: Context, body: DatasetCreate) -> Dataset:
     dataset_id = new_id()
-    await publish(ctx, DatasetCreated(dataset_id=dataset_id, **body.model_dump()))
+    await publish(ctx, DatasetCreated(dataset_id=dataset_id, name=body.name, kind=body.kind, description=body.description))
     return await queries.dataset(ctx.pool, dataset_id)
 
 

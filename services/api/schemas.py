@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 from events.catalogue import DatasetKind
 from events.runs import FINISHED, RunState, RunStatus
 from services.api.validation import JsonObject, Name, Text
+from services.api.studio_schemas import FeedbackFilterBody
 
 
 class Body(BaseModel):
@@ -20,6 +21,8 @@ class DatasetCreate(Body):
     name: Name
     kind: DatasetKind
     description: Text = ""
+    from_feedback: FeedbackFilterBody | None = Field(
+        None, description="Draw the dataset's items from feedback with this filter (a snapshot taken now)")
 
 
 class ExperimentCreate(Body):

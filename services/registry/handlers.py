@@ -21,6 +21,7 @@ from events.catalogue import (
     ExperimentUpdated, LossReported, PreferencePairAdded, RunAttemptFailed, RunCancelled, RunCancelRequested,
     RunCompleted, RunFailed, RunLogged, RunRequested, RunStarted,
 )
+from services.registry.studio_handlers import STUDIO_HANDLERS
 
 # SQL for "the run is not finished yet": nothing changes a finished run's status.
 NOT_FINAL = "status IN ({})".format(", ".join(f"'{status}'" for status in sorted(runs.ACTIVE)))
@@ -228,6 +229,7 @@ HANDLERS: dict[type[Event], Handler] = {
     RunAttemptFailed: run_attempt_failed,
     RunCancelRequested: run_cancel_requested,
     RunCancelled: run_cancelled,
+    **STUDIO_HANDLERS,
 }
 
 

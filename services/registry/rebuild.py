@@ -17,6 +17,8 @@ from services.settings import Settings
 
 # children before parents, for the foreign keys
 READ_MODELS = (
+    "dataset_sources", "dataset_filters", "comparison_pairs", "comparison_generations", "comparisons",
+    "preferences", "sample_tags", "sample_ratings", "samples", "generations",
     "run_metrics", "run_logs", "adapters", "runs", "experiments", "preference_pairs", "clips", "datasets",
     "dead_letters",
 )

@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Form, Response, UploadFile
 from pydantic import AfterValidator
 
 from events.base import ObjectRef
-from services.api import commands, queries
+from services.api import commands, feedback_datasets, queries
 from services.api.audio import content_type
 from services.api.context import ContextDep
 from services.api.responses import download
@@ -26,6 +26,9 @@ async def read_upload(field: str, file: UploadFile) -> commands.Upload:
 
 @router.post("/datasets", status_code=201)
 async def create_dataset(body: DatasetCreate, ctx: ContextDep) -> Dataset:
+    """With `from_feedback`, the dataset is created holding what that filter selects now."""
+    if body.from_feedback is not None:
+        return await feedback_datasets.create(ctx, body)
     return await commands.create_dataset(ctx, body)
 
 

@@ -1,0 +1,74 @@
+"""Samples the generation workers made, their audio, and the feedback users give on them."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+
+from services.api import studio_commands, studio_queries
+from services.api.audio import content_type
+from services.api.byte_ranges import ranged
+from services.api.context import ContextDep
+from services.api.studio_queries import SampleFilter
+from services.api.studio_schemas import RatingCreate, Sample, TagCreate
+
+router = APIRouter(prefix="/api", tags=["samples"])
+
+
+@router.get("/samples")
+async def list_samples(
+    ctx: ContextDep,
+    adapter_id: str | None = None,
+    base_model: str | None = None,
+    min_rating: Annotated[int | None, Query(ge=1, le=5, description="On the latest `overall` rating")] = None,
+    tag: str | None = None,
+    favorite: bool | None = None,
+    q: Annotated[str | None, Query(description="Text in the prompt, any case")] = None,
+) -> list[Sample]:
+    """Newest first."""
+    where = SampleFilter(adapter_id=adapter_id, base_model=base_model, min_rating=min_rating, tag=tag,
+                         favorite=favorite, q=q)
+    return await studio_queries.samples(ctx.pool, where)
+
+
+@router.get("/samples/{sample_id}")
+async def get_sample(sample_id: str, ctx: ContextDep) -> Sample:
+    return await studio_queries.sample(ctx.pool, sample_id)
+
+
+@router.get(
+    "/samples/{sample_id}/audio",
+    response_class=Response,
+    responses={200: {"content": {"audio/*": {}}}, 206: {"description": "The byte range asked for"},
+               416: {"description": "The range lies past the end"}},
+)
+async def sample_audio(sample_id: str, ctx: ContextDep, range: Annotated[str | None, Header()] = None) -> Response:
+    """The audio, whole or the one byte range a `Range` header asks for."""
+    ref, format = await studio_queries.sample_object(ctx.pool, sample_id)
+    return ranged(await ctx.bus.get_object(ref), content_type(format), range)
+
+
+@router.post("/samples/{sample_id}/ratings", status_code=201)
+async def rate_sample(sample_id: str, body: RatingCreate, ctx: ContextDep) -> Sample:
+    """A later rating of the same criterion replaces the earlier one."""
+    return await studio_commands.rate(ctx, sample_id, body)
+
+
+@router.post("/samples/{sample_id}/tags", status_code=201)
+async def tag_sample(sample_id: str, body: TagCreate, ctx: ContextDep) -> Sample:
+    return await studio_commands.tag(ctx, sample_id, body)
+
+
+@router.delete("/samples/{sample_id}/tags/{tag}")
+async def untag_sample(sample_id: str, tag: str, ctx: ContextDep) -> Sample:
+    return await studio_commands.untag(ctx, sample_id, tag)
+
+
+@router.put("/samples/{sample_id}/favorite")
+async def favorite_sample(sample_id: str, ctx: ContextDep) -> Sample:
+    return await studio_commands.set_favorite(ctx, sample_id, True)
+
+
+@router.delete("/samples/{sample_id}/favorite")
+async def unfavorite_sample(sample_id: str, ctx: ContextDep) -> Sample:
+    return await studio_commands.set_favorite(ctx, sample_id, False)
