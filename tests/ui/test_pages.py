@@ -1,0 +1,11 @@
+"""What a user sees in the browser, page by page."""
+from __future__ import annotations
+
+from playwright.sync_api import expect
+
+
+def test_the_home_page_lists_datasets_and_experiments(page, screenshot) -> None:
+    page.goto("/")
+    expect(page.get_by_role("heading", name="Datasets")).to_be_visible()
+    expect(page.get_by_role("heading", name="Experiments")).to_be_visible()
+    screenshot("home-empty")
