@@ -44,10 +44,11 @@ export function stepChart(title, seriesNames, colors) {
       if (plot === null) {
         element.textContent = "";
         plot = new uPlot(options(), data(), element);
+        // The chart follows its card's width (a window resized, a phone turned).
+        new ResizeObserver(() => plot.setSize({ width: Math.max(element.clientWidth, 240), height: 260 })).observe(element);
       }
       else plot.setData(data());
     },
-    resize() { if (plot) plot.setSize({ width: Math.max(element.clientWidth, 240), height: 260 }); },
   };
 }
 
@@ -252,9 +253,6 @@ export async function runPage(main, runId, onLeave) {
     live.textContent = "";
   }
   onLeave(stop);
-  const onResize = () => { lossChart.resize(); if (rewardChart) rewardChart.resize(); };
-  window.addEventListener("resize", onResize);
-  onLeave(() => window.removeEventListener("resize", onResize));
 
   for (const event of await api.runHistory(runId)) apply(event);
   historyRead = true;
