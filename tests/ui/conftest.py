@@ -107,7 +107,9 @@ def wait_until_serving(url: str, thread: threading.Thread) -> None:
     raise RuntimeError("the stack stopped while starting")
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: while Playwright's sync API is open it holds an event loop running
+# in the main thread, and pytest-asyncio's tests after it could not run theirs.
+@pytest.fixture(scope="module")
 def browser(stack: Stack):
     from playwright.sync_api import sync_playwright
 

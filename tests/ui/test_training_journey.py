@@ -44,6 +44,8 @@ def test_upload_train_watch_and_compare(page, stack, screenshot) -> None:
     screenshot("dataset")
 
     page.get_by_role("link", name="Home").click()
+    expect(page.get_by_role("link", name="lofi takes")).to_be_visible()
+    screenshot("home")
     experiment_form = page.locator("form", has=page.get_by_role("button", name="Create experiment"))
     experiment_form.get_by_label("Name").fill("warm lofi")
     experiment_form.get_by_label("More settings (JSON)").fill(json.dumps(stack.training_config()))
