@@ -15,7 +15,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,10 +46,10 @@ def servers() -> Iterator[Servers]:
         yield Servers(nats_url=nats_url, database_url=database_url)
 
 
-@pytest.fixture
-def settings(servers: Servers, tmp_path: Path) -> Iterator[Settings]:
-    """Settings for one test: a unique namespace on NATS and a fresh, empty database, both removed
-    afterwards."""
+@contextmanager
+def isolated_settings(servers: Servers, data_dir: Path) -> Iterator[Settings]:
+    """Settings with a unique namespace on NATS and a fresh, empty database, both removed when the
+    block ends."""
     namespace = f"t{uuid.uuid4().hex[:12]}"
     database = f"cadenza_{namespace}"
     in_thread(_execute(servers.database_url, f'CREATE DATABASE "{database}"'))
@@ -58,12 +58,26 @@ def settings(servers: Servers, tmp_path: Path) -> Iterator[Settings]:
             nats_url=servers.nats_url,
             database_url=database_url_for(servers.database_url, database),
             namespace=namespace,
-            data_dir=tmp_path / "data",
-            cache_dir=tmp_path / "cache",
+            data_dir=data_dir / "data",
+            cache_dir=data_dir / "cache",
         )
     finally:
         in_thread(_execute(servers.database_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         in_thread(delete_namespace(servers.nats_url, namespace))
+
+
+@pytest.fixture
+def settings(servers: Servers, tmp_path: Path) -> Iterator[Settings]:
+    """Settings for one test (see isolated_settings)."""
+    with isolated_settings(servers, tmp_path) as settings:
+        yield settings
+
+
+@pytest.fixture(scope="session")
+def session_settings(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Settings shared by a whole session's tests, for a stack started once (the browser tests)."""
+    with isolated_settings(servers, tmp_path_factory.mktemp("session")) as settings:
+        yield settings
 
 
 @pytest.fixture

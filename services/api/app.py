@@ -9,6 +9,7 @@ from typing import AsyncIterator
 
 import asyncpg
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from fastapi.staticfiles import StaticFiles
 
 from events.bus import Bus
@@ -45,7 +46,9 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await bus.close()
 
-    app = FastAPI(
+    # /docs and /redoc from Swagger UI's and ReDoc's own assets shipped in the package: no CDN, so
+    # the documentation renders offline.
+    app = FastAPIOffline(
         title="Cadenza",
         description="Fine-tune MusicGen with LoRA adapters: datasets, experiments, runs and adapters.",
         lifespan=lifespan,

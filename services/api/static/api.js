@@ -9,6 +9,14 @@ export class ApiError extends Error {
   }
 }
 
+/** The API did not answer at all (stopped, network down): the page offers to try again. */
+export class Unreachable extends Error {
+  constructor(cause) {
+    super(`Cannot reach the Cadenza API (${cause.message || cause}). Is it running?`);
+    this.unreachable = true;
+  }
+}
+
 // `detail` is a string, or (422) a list of {loc, msg}: "config → learning_rate: Input should be > 0".
 function describe(detail) {
   if (typeof detail === "string") return detail;
@@ -29,7 +37,12 @@ async function request(method, path, body) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const response = await fetch(path, init);
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (error) {
+    throw new Unreachable(error);
+  }
   const text = await response.text();
   let payload = null;
   try {
@@ -42,24 +55,89 @@ async function request(method, path, body) {
 }
 
 const id = encodeURIComponent;
+// `?a=1&b=2` from the params that have a value ("" when none has).
+const query = (params = {}) => {
+  const search = new URLSearchParams(Object.entries(params).filter(([, value]) => value !== "" && value !== null && value !== undefined));
+  return search.size ? `?${search}` : "";
+};
+
+/**
+ * A multipart POST through XMLHttpRequest, the one browser API that reports upload progress:
+ * `onProgress(fraction)` as the body is sent; resolves to the JSON answer like `request`.
+ */
+function upload(path, form, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", path);
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) onProgress(event.loaded / event.total);
+    });
+    xhr.addEventListener("error", () => reject(new Unreachable(new Error("the upload was interrupted"))));
+    xhr.addEventListener("load", () => {
+      let payload = null;
+      try {
+        payload = xhr.responseText ? JSON.parse(xhr.responseText) : null;
+      } catch {
+        payload = { detail: xhr.responseText };
+      }
+      if (xhr.status >= 200 && xhr.status < 300) resolve(payload);
+      else reject(new ApiError(xhr.status, payload && payload.detail));
+    });
+    xhr.send(form);
+  });
+}
 
 export const listDatasets = () => request("GET", "/api/datasets");
 export const getDataset = (datasetId) => request("GET", `/api/datasets/${id(datasetId)}`);
 export const createDataset = (body) => request("POST", "/api/datasets", body);
-export const addClip = (datasetId, form) => request("POST", `/api/datasets/${id(datasetId)}/clips`, form);
-export const addPair = (datasetId, form) => request("POST", `/api/datasets/${id(datasetId)}/pairs`, form);
+export const addClip = (datasetId, form, onProgress = () => {}) =>
+  upload(`/api/datasets/${id(datasetId)}/clips`, form, onProgress);
+export const addPair = (datasetId, form, onProgress = () => {}) =>
+  upload(`/api/datasets/${id(datasetId)}/pairs`, form, onProgress);
 export const exportUrl = (datasetId) => `/api/datasets/${id(datasetId)}/export`;
 export const clipAudioUrl = (clipId) => `/api/clips/${id(clipId)}/audio`;
 
 export const listExperiments = () => request("GET", "/api/experiments");
 export const getExperiment = (experimentId) => request("GET", `/api/experiments/${id(experimentId)}`);
 export const createExperiment = (body) => request("POST", "/api/experiments", body);
+export const updateExperiment = (experimentId, body) => request("PATCH", `/api/experiments/${id(experimentId)}`, body);
 export const requestRun = (experimentId, body) =>
   request("POST", `/api/experiments/${id(experimentId)}/runs`, body);
 
+export const listRuns = (params) => request("GET", "/api/runs" + query(params));
 export const getRun = (runId) => request("GET", `/api/runs/${id(runId)}`);
+export const runMetrics = (runId) => request("GET", `/api/runs/${id(runId)}/metrics`);
 export const runHistory = (runId) => request("GET", `/api/runs/${id(runId)}/events`);
 export const runStreamUrl = (runId) => `/api/runs/${id(runId)}/stream`;
 export const cancelRun = (runId) => request("POST", `/api/runs/${id(runId)}/cancel`);
 
+export const listAdapters = () => request("GET", "/api/adapters");
+export const getAdapter = (adapterId) => request("GET", `/api/adapters/${id(adapterId)}`);
+export const adapterLineage = (adapterId) => request("GET", `/api/adapters/${id(adapterId)}/lineage`);
 export const adapterDownloadUrl = (adapterId) => `/api/adapters/${id(adapterId)}/download`;
+
+// The studio loop: generation, samples and their feedback, comparisons, datasets from feedback.
+export const listGenerations = () => request("GET", "/api/generations");
+export const getGeneration = (generationId) => request("GET", `/api/generations/${id(generationId)}`);
+export const requestGeneration = (body) => request("POST", "/api/generations", body);
+export const cancelGeneration = (generationId) => request("POST", `/api/generations/${id(generationId)}/cancel`);
+
+export const listSamples = (filter) => request("GET", "/api/samples" + query(filter));
+export const getSample = (sampleId) => request("GET", `/api/samples/${id(sampleId)}`);
+export const sampleAudioUrl = (sampleId) => `/api/samples/${id(sampleId)}/audio`;
+export const rateSample = (sampleId, body) => request("POST", `/api/samples/${id(sampleId)}/ratings`, body);
+export const tagSample = (sampleId, tag) => request("POST", `/api/samples/${id(sampleId)}/tags`, { tag });
+export const untagSample = (sampleId, tag) => request("DELETE", `/api/samples/${id(sampleId)}/tags/${id(tag)}`);
+export const favoriteSample = (sampleId, favorite) =>
+  request(favorite ? "PUT" : "DELETE", `/api/samples/${id(sampleId)}/favorite`);
+export const addPreference = (body) => request("POST", "/api/preferences", body);
+
+export const listComparisons = () => request("GET", "/api/comparisons");
+export const createComparison = (body) => request("POST", "/api/comparisons", body);
+export const getComparison = (comparisonId) => request("GET", `/api/comparisons/${id(comparisonId)}`);
+export const nextPair = (comparisonId) => request("GET", `/api/comparisons/${id(comparisonId)}/next`);
+export const vote = (comparisonId, body) => request("POST", `/api/comparisons/${id(comparisonId)}/votes`, body);
+export const comparisonResults = (comparisonId) => request("GET", `/api/comparisons/${id(comparisonId)}/results`);
+
+export const previewDataset = (body) => request("POST", "/api/datasets/preview", body);

@@ -58,3 +58,32 @@ export const number = (value, digits = 4) => (value === null || value === undefi
 export function statusBadge(status) {
   return h("span", { class: `status status-${status}` }, status);
 }
+
+/** A table that scrolls sideways inside its card instead of widening the page on a phone. */
+export function table(headers, rows) {
+  return h("div", { class: "table-scroll" },
+    h("table", {},
+      h("thead", {}, h("tr", {}, headers.map((header) => h("th", {}, header)))),
+      h("tbody", {}, rows)));
+}
+
+/** A failed part of a page: the message, and (when the API was unreachable) a button to try again. */
+export function failure(error, retry) {
+  return h("div", { class: "error", role: "alert" },
+    h("span", {}, error.message || String(error)),
+    retry ? h("button", { type: "button", class: "retry", onclick: retry }, "Try again") : null);
+}
+
+/** How long between two ISO times (or until now), as "1 h 02 min", "3 min 05 s", "42 s". */
+export function duration(fromIso, toIso) {
+  if (!fromIso) return "—";
+  return seconds(((toIso ? new Date(toIso) : new Date()) - new Date(fromIso)) / 1000);
+}
+
+export function seconds(total) {
+  const s = Math.max(0, Math.round(total));
+  const pad = (n) => String(n).padStart(2, "0");
+  if (s >= 3600) return `${Math.floor(s / 3600)} h ${pad(Math.floor((s % 3600) / 60))} min`;
+  if (s >= 60) return `${Math.floor(s / 60)} min ${pad(s % 60)} s`;
+  return `${s} s`;
+}

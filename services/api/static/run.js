@@ -1,7 +1,8 @@
 // One run, live: its history from the stream, then its new events as server-sent events, folded
 // into the same state (status, loss curve, DPO rewards, logs) by one function.
 import * as api from "./api.js";
-import { errorBox, h, number, statusBadge, when } from "./dom.js";
+import { duration, errorBox, h, number, seconds, statusBadge, when } from "./dom.js";
+import { logView } from "./logs.js";
 import uPlot from "./vendor/uPlot.esm.js";
 
 // Every event type of a run: the stream names each SSE message by its type.
@@ -11,13 +12,13 @@ const RUN_EVENTS = [
 ];
 
 /** A line chart of series keyed by step; `set(series, step, value)` then `draw()`. */
-function stepChart(title, seriesNames, colors) {
+export function stepChart(title, seriesNames, colors) {
   const points = new Map(seriesNames.map((name) => [name, new Map()]));
   const element = h("div", { class: "chart" });
   let plot = null;
   const options = () => ({
     title,
-    width: Math.max(element.clientWidth, 320),
+    width: Math.max(element.clientWidth, 240),
     height: 260,
     scales: { x: { time: false } },
     axes: [{ label: "step", incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] }, {}],
@@ -42,46 +43,105 @@ function stepChart(title, seriesNames, colors) {
       if (plot === null) {
         element.textContent = "";
         plot = new uPlot(options(), data(), element);
+        // The chart follows its card's width (a window resized, a phone turned).
+        new ResizeObserver(() => plot.setSize({ width: Math.max(element.clientWidth, 240), height: 260 })).observe(element);
       }
       else plot.setData(data());
     },
-    resize() { if (plot) plot.setSize({ width: Math.max(element.clientWidth, 320), height: 260 }); },
   };
 }
 
-const COLORS = ["#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2"];
+export const COLORS = ["#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2"];
+
+/** The steps the run will take: its `max_steps`, else estimated from the rows it trains on. */
+function totalSteps(run) {
+  const c = run.config;
+  if (c.max_steps) return { steps: c.max_steps, estimated: false };
+  if (!run.dataset_rows) return null;
+  const training = Math.max(1, Math.floor(run.dataset_rows * (1 - (c.validation_split || 0))));
+  const perEpoch = Math.ceil(training / (c.batch_size || 1) / (c.gradient_accumulation_steps || 1));
+  return { steps: perEpoch * (c.num_epochs || 1), estimated: true };
+}
+
+function progress(run, attemptStartedAt) {
+  const total = totalSteps(run);
+  const done = run.steps ?? 0;
+  if (!total) return run.steps === null || run.steps === undefined ? "—" : `step ${done}`;
+  const text = `step ${done} of ${total.estimated ? "about " : ""}${total.steps}`;
+  if (run.status !== "running" || done === 0 || !attemptStartedAt) return text;
+  const perStep = (Date.now() - new Date(attemptStartedAt)) / 1000 / done;
+  return `${text} · about ${seconds(perStep * Math.max(0, total.steps - done))} left`;
+}
+
+// What the timeline says of each event; loss reports and log chunks are the chart and the log.
+const TIMELINE = {
+  RunRequested: (p) => `requested as ${p.name}`,
+  RunStarted: (p) => `attempt ${p.attempt} started on ${p.trainer_id}`,
+  DatasetExported: (p) => `dataset exported: ${p.rows} rows`,
+  CheckpointSaved: (p) => `checkpoint at step ${p.step}`,
+  AdapterSaved: (p) => `adapter ${p.name} saved`,
+  RunCompleted: (p) => `completed after ${p.steps} steps, final loss ${number(p.final_loss)}`,
+  RunFailed: (p) => `failed: ${p.error}`,
+  RunCancelRequested: () => "cancel requested",
+  RunCancelled: () => "cancelled",
+};
 
 export async function runPage(main, runId, onLeave) {
   const run = await api.getRun(runId);
+  const experiment = await api.getExperiment(run.experiment_id);
   const lossChart = stepChart("Loss", ["train", "validation"], COLORS);
   let rewardChart = null;  // made once a LossReported carries metrics (DPO rewards)
   const rewardSlot = h("div");
-  const log = h("pre", { class: "log" });
+  const logs = logView();
+  const timeline = h("ol", { class: "timeline" });
   const summary = h("div", { class: "summary" });
-  const cancelBox = errorBox();
+  const actionBox = errorBox();
   let lastSeq = 0;
+  let attemptStartedAt = run.started_at;
 
   function renderSummary() {
     const active = !run.finished;
     summary.replaceChildren(h("div", {},
       h("dl", {},
         h("dt", {}, "Status"), h("dd", {}, statusBadge(run.status), run.cancel_requested && active ? " (cancel requested)" : ""),
+        h("dt", {}, "Progress"), h("dd", { class: "progress" }, progress(run, attemptStartedAt)),
+        h("dt", {}, "Requested"), h("dd", {}, when(run.requested_at)),
+        h("dt", {}, "Started"), h("dd", {}, when(run.started_at)),
+        h("dt", {}, "Finished"), h("dd", {}, when(run.finished_at)),
+        h("dt", {}, "Duration"), h("dd", {}, run.started_at ? duration(run.started_at, run.finished_at) : "—"),
         h("dt", {}, "Attempt"), h("dd", {}, String(run.attempt)),
-        h("dt", {}, "Steps"), h("dd", {}, run.steps === null || run.steps === undefined ? "—" : String(run.steps)),
+        h("dt", {}, "Trainer"), h("dd", {}, run.trainer_id || "—"),
         h("dt", {}, "Final loss"), h("dd", {}, number(run.final_loss)),
         h("dt", {}, "Best validation loss"), h("dd", {}, number(run.best_validation_loss)),
         h("dt", {}, "Dataset rows"), h("dd", {}, run.dataset_rows === null ? "—" : String(run.dataset_rows)),
-        h("dt", {}, "Requested"), h("dd", {}, when(run.requested_at)),
         h("dt", {}, "Adapter"), h("dd", {}, run.adapter_id
-          ? h("a", { href: api.adapterDownloadUrl(run.adapter_id), download: true }, "download adapter (zip)")
+          ? [h("a", { href: `#/adapters/${run.adapter_id}` }, "adapter"), " · ",
+             h("a", { href: api.adapterDownloadUrl(run.adapter_id), download: true }, "download (zip)")]
           : "—")),
       run.error ? h("p", { class: "error" }, run.error) : null,
-      active && !run.cancel_requested ? h("button", { class: "danger", onclick: cancel }, "Cancel run") : null,
-      cancelBox));
+      h("div", { class: "actions" },
+        active && !run.cancel_requested ? h("button", { class: "danger", onclick: cancel }, "Cancel run") : null,
+        ["failed", "cancelled"].includes(run.status) ? h("button", { onclick: retry }, "Retry as a new run") : null,
+        run.adapter_id ? h("a", { class: "button", href: `#/generate?adapter=${run.adapter_id}` }, "Generate with this adapter") : null),
+      actionBox));
+  }
+
+  async function retry(event) {
+    actionBox.clear();
+    event.target.disabled = true;
+    try {
+      // The same full config, as the overrides of a new run of the same experiment.
+      const again = await api.requestRun(run.experiment_id, { config: run.config });
+      location.hash = `#/runs/${again.id}`;
+    } catch (error) {
+      event.target.disabled = false;
+      actionBox.show(error);
+    }
   }
 
   async function cancel(event) {
-    cancelBox.clear();
+    if (!confirm(`Cancel run ${run.name}? A running training stops at its next step.`)) return;
+    actionBox.clear();
     event.target.disabled = true;
     try {
       const answer = await api.cancelRun(runId);
@@ -89,14 +149,8 @@ export async function runPage(main, runId, onLeave) {
       renderSummary();
     } catch (error) {
       event.target.disabled = false;
-      cancelBox.show(error);
+      actionBox.show(error);
     }
-  }
-
-  function addLogLines(lines) {
-    const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
-    log.append(lines.join("\n") + "\n");
-    if (atBottom) log.scrollTop = log.scrollHeight;
   }
 
   /** Folds one RunEvent (from the history or the live stream) into the page; each seq once. The
@@ -107,9 +161,16 @@ export async function runPage(main, runId, onLeave) {
     const { status, finished, attempt, cancel_requested, error } = event.run;
     Object.assign(run, { status, finished, attempt, cancel_requested, error });
     const p = event.payload;
+    if (TIMELINE[event.type]) {
+      timeline.append(h("li", {}, h("time", { datetime: event.occurred_at }, when(event.occurred_at)), " ",
+        h("span", { class: `event event-${event.type}` }, TIMELINE[event.type](p))));
+    }
     switch (event.type) {
       case "RunStarted":
-        addLogLines([`--- attempt ${p.attempt} started on ${p.trainer_id} ---`]);
+        Object.assign(run, { trainer_id: p.trainer_id });
+        run.started_at = run.started_at || event.occurred_at;
+        attemptStartedAt = event.occurred_at;
+        logs.add([`--- attempt ${p.attempt} started on ${p.trainer_id} ---`]);
         break;
       case "DatasetExported":
         run.dataset_rows = p.rows;
@@ -131,14 +192,19 @@ export async function runPage(main, runId, onLeave) {
         run.steps = p.split === "train" ? Math.max(run.steps ?? 0, p.step) : run.steps;
         break;
       case "RunLogged":
-        addLogLines(p.lines);
+        logs.add(p.lines);
         break;
       case "RunCompleted":
         if (status === "completed") {
           Object.assign(run, {
-            final_loss: p.final_loss, best_validation_loss: p.best_validation_loss, steps: p.steps, adapter_id: p.adapter_id,
+            final_loss: p.final_loss, best_validation_loss: p.best_validation_loss, steps: p.steps,
+            adapter_id: p.adapter_id, finished_at: event.occurred_at,
           });
         }
+        break;
+      case "RunFailed":
+      case "RunCancelled":
+        if (finished && !run.finished_at) run.finished_at = event.occurred_at;
         break;
     }
   }
@@ -186,9 +252,6 @@ export async function runPage(main, runId, onLeave) {
     live.textContent = "";
   }
   onLeave(stop);
-  const onResize = () => { lossChart.resize(); if (rewardChart) rewardChart.resize(); };
-  window.addEventListener("resize", onResize);
-  onLeave(() => window.removeEventListener("resize", onResize));
 
   for (const event of await api.runHistory(runId)) apply(event);
   historyRead = true;
@@ -196,21 +259,27 @@ export async function runPage(main, runId, onLeave) {
   if (run.finished) stop();
   renderSummary();
 
+  // The duration and the ETA move while it runs, between events too.
+  const ticking = setInterval(() => { if (run.status === "running") renderSummary(); }, 1000);
+  onLeave(() => clearInterval(ticking));
+
   const page = h("section", {},
     h("p", { class: "crumbs" }, h("a", { href: "#/" }, "Home"), " / ",
-      h("a", { href: `#/experiments/${run.experiment_id}` }, "experiment"), " / run"),
+      h("a", { href: `#/experiments/${run.experiment_id}` }, experiment.name), " / ", run.name),
     h("h2", {}, run.name, " ", h("span", { class: "kind" }, run.dataset_type), " ", live),
     summary,
     lossChart.element,
     rewardSlot,
+    h("h3", {}, "Timeline"),
+    timeline,
     h("h3", {}, "Logs"),
-    log,
+    logs.element,
     h("h3", {}, "Config"),
     h("pre", { class: "json" }, JSON.stringify(run.config, null, 2)));
   // Charts measure their width once on the page; the log opens at its latest lines.
   requestAnimationFrame(() => {
     redraw();
-    log.scrollTop = log.scrollHeight;
+    logs.scrollToEnd();
   });
   return page;
 }
