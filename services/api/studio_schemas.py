@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from events.catalogue import Choice, DatasetKind, FeedbackFilter, RatingCriterion
+from events.comparisons import ComparisonStatus
+from events.generations import FINISHED, GenerationStatus
 from services.api.validation import Name, Text
 
 Tag = Annotated[Name, Field(max_length=64)]
@@ -112,7 +114,7 @@ class Sample(BaseModel):
 
 class Generation(BaseModel):
     id: str
-    status: str = Field(description="queued | running | completed | failed | cancelled")
+    status: GenerationStatus
     prompt: str
     adapter_id: str | None
     base_model: str
@@ -136,6 +138,11 @@ class Generation(BaseModel):
     finished_at: datetime | None
     samples: list[Sample]
 
+    @computed_field(description="Whether the status is final: nothing changes it any more")  # type: ignore[prop-decorator]
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
 
 class Preference(BaseModel):
     id: str
@@ -148,7 +155,7 @@ class ComparisonGenerationStatus(BaseModel):
     generation_id: str
     side: str
     prompt_index: int
-    status: str
+    status: GenerationStatus
 
 
 class Comparison(BaseModel):
@@ -159,7 +166,7 @@ class Comparison(BaseModel):
     prompts: list[str]
     samples_per_prompt: int
     seed: int
-    status: str = Field(description="generating | voting | done")
+    status: ComparisonStatus
     pairs_total: int
     pairs_ready: int = Field(description="Pairs whose two samples exist")
     pairs_voted: int

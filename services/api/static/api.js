@@ -88,6 +88,21 @@ function upload(path, form, onProgress) {
   });
 }
 
+// The API's OpenAPI document, fetched once: the UI takes the API's enums (statuses, rating
+// criteria) and defaults from it rather than keeping copies of its own.
+let openapi = null;
+/** A schema of the API's OpenAPI document by name, e.g. "RunStatus" or "GenerationCreate". */
+export async function apiSchema(name) {
+  openapi ??= request("GET", "/openapi.json").catch((error) => { openapi = null; throw error; });
+  return (await openapi).components.schemas[name];
+}
+
+/** The allowed values of an enum: `apiEnum("RunStatus")`, or a property's (`"RatingCreate", "criterion"`). */
+export async function apiEnum(schemaName, property) {
+  const schema = await apiSchema(schemaName);
+  return (property ? schema.properties[property] : schema).enum;
+}
+
 export const listDatasets = () => request("GET", "/api/datasets");
 export const getDataset = (datasetId) => request("GET", `/api/datasets/${id(datasetId)}`);
 export const createDataset = (body) => request("POST", "/api/datasets", body);

@@ -40,7 +40,7 @@ const ROUTES = [
   [/^#\/generations\/([^/]+)$/, (id, onLeave) => generationPage(id, onLeave)],
   [/^#\/samples$/, () => samplesPage()],
   [/^#\/comparisons$/, () => comparisonsPage()],
-  [/^#\/comparisons\/([^/]+)$/, (id, onLeave) => comparisonPage(main, id, onLeave)],
+  [/^#\/comparisons\/([^/]+)$/, (id, onLeave) => comparisonPage(id, onLeave)],
   [/^#\/adapters$/, () => adaptersPage()],
   [/^#\/adapters\/([^/]+)$/, (id) => adapterPage(id)],
 ];

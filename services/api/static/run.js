@@ -121,7 +121,7 @@ export async function runPage(main, runId, onLeave) {
       run.error ? h("p", { class: "error" }, run.error) : null,
       h("div", { class: "actions" },
         active && !run.cancel_requested ? h("button", { class: "danger", onclick: cancel }, "Cancel run") : null,
-        ["failed", "cancelled"].includes(run.status) ? h("button", { onclick: retry }, "Retry as a new run") : null,
+        run.finished && !run.adapter_id ? h("button", { onclick: retry }, "Retry as a new run") : null,
         run.adapter_id ? h("a", { class: "button", href: `#/generate?adapter=${run.adapter_id}` }, "Generate with this adapter") : null),
       actionBox));
   }

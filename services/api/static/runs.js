@@ -4,8 +4,6 @@ import * as api from "./api.js";
 import { duration, h, number, statusBadge, table, when } from "./dom.js";
 import { COLORS, stepChart } from "./run.js";
 
-const STATUSES = ["queued", "running", "completed", "failed", "cancelled"];
-
 function runRow(run, experimentName, selectable) {
   return h("tr", {},
     selectable ? h("td", {}, h("input", { type: "checkbox", name: "compare", value: run.id, "aria-label": `compare ${run.name}` })) : null,
@@ -27,7 +25,7 @@ async function runsAndNames() {
 /** The home page's view: what is queued or training now. */
 export async function runsSection() {
   const { runs, names } = await runsAndNames();
-  const active = runs.filter((run) => ["queued", "running"].includes(run.status));
+  const active = runs.filter((run) => !run.finished);
   return h("section", {},
     h("h2", {}, "Training now"),
     active.length
@@ -37,9 +35,9 @@ export async function runsSection() {
 }
 
 export async function runsPage() {
-  const { runs, experiments, names } = await runsAndNames();
+  const [{ runs, experiments, names }, statuses] = await Promise.all([runsAndNames(), api.apiEnum("RunStatus")]);
   const statusFilter = h("select", { name: "status", "aria-label": "status" },
-    h("option", { value: "" }, "any status"), STATUSES.map((status) => h("option", { value: status }, status)));
+    h("option", { value: "" }, "any status"), statuses.map((status) => h("option", { value: status }, status)));
   const experimentFilter = h("select", { name: "experiment", "aria-label": "experiment" },
     h("option", { value: "" }, "any experiment"), experiments.map((e) => h("option", { value: e.id }, e.name)));
   const body = h("div");
