@@ -10,15 +10,18 @@ import contextlib
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
 
+from events.bus import Bus
 from services.settings import Settings
 
+T = TypeVar("T")
 CHROMIUM = Path(os.environ.get("CADENZA_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 DESKTOP = {"width": 1280, "height": 900}
@@ -45,9 +48,21 @@ class Stack:
     url: str
     settings: Settings
     tiny_model: Path
+    loop: asyncio.AbstractEventLoop
 
     def api(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30)
+
+    def on_bus(self, work: Callable[[Bus], Awaitable[T]]) -> T:
+        """`work(bus)` run on the stack's event loop with a bus connection of its own (the main
+        thread's loop belongs to Playwright): for a test that publishes what a service would."""
+        async def connected() -> T:
+            bus = await Bus.connect(self.settings.nats_url, self.settings.namespace)
+            try:
+                return await work(bus)
+            finally:
+                await bus.close()
+        return asyncio.run_coroutine_threadsafe(connected(), self.loop).result(timeout=120)
 
     def training_config(self, **overrides: object) -> dict:
         """A few steps of the tiny model on CPU; the loss goes down."""
@@ -91,7 +106,7 @@ def stack(session_settings: Settings, tiny_model: Path) -> Iterator[Stack]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(url, thread)
-        yield Stack(url=url, settings=session_settings, tiny_model=tiny_model)
+        yield Stack(url=url, settings=session_settings, tiny_model=tiny_model, loop=loop)
     finally:
         loop.call_soon_threadsafe(stop.set)
         thread.join(60)
