@@ -131,7 +131,7 @@ export async function runPage(main, runId, onLeave) {
     event.target.disabled = true;
     try {
       // The same full config, as the overrides of a new run of the same experiment.
-      const again = await api.requestRun(run.experiment_id, { config: run.config });
+      const again = await api.requestRun(run.experiment_id, { name: `${run.name} (retry)`, config: run.config });
       location.hash = `#/runs/${again.id}`;
     } catch (error) {
       event.target.disabled = false;

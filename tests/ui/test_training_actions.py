@@ -1,0 +1,86 @@
+"""What a user changes on the training side: clips imported from a manifest (JSONL and CSV), an
+experiment edited, a run cancelled only once confirmed, and a cancelled run retried."""
+from __future__ import annotations
+
+import json
+
+from playwright.sync_api import expect
+
+from tests.ui.test_training_journey import TRAINING, wav
+
+
+def test_clips_are_imported_from_a_jsonl_and_a_csv_manifest(page, stack, screenshot) -> None:
+    with stack.api() as api:
+        dataset = api.post("/api/datasets", json={"name": "manifest takes", "kind": "supervised"}).json()
+    page.goto(f"/#/datasets/{dataset['id']}")
+    jsonl = "\n".join(json.dumps(row) for row in [
+        {"prompt": "deep cello drone", "audio_path": "clips/cello.wav"},
+        {"prompt": "bright marimba", "audio_path": "marimba.wav"}])
+    page.get_by_label("choose files").set_input_files([
+        {"name": "takes.jsonl", "mimeType": "application/jsonl", "buffer": jsonl.encode()},
+        {"name": "cello.wav", "mimeType": "audio/wav", "buffer": wav(110)},
+        {"name": "marimba.wav", "mimeType": "audio/wav", "buffer": wav(880)},
+    ])
+    page.get_by_role("button", name="Upload").click()
+    expect(page.get_by_text("2 of 2 added")).to_be_visible()
+    csv = 'prompt,audio_path\n"slow harp, with reverb",harp.wav\n'
+    page.get_by_label("choose files").set_input_files([
+        {"name": "more.csv", "mimeType": "text/csv", "buffer": csv.encode()},
+        {"name": "harp.wav", "mimeType": "audio/wav", "buffer": wav(330)},
+    ])
+    page.get_by_role("button", name="Upload").click()
+    expect(page.get_by_text("1 of 1 added")).to_be_visible()
+    clips = page.locator(".items .clip")
+    expect(clips).to_have_count(3)
+    for prompt in ("deep cello drone", "bright marimba", "slow harp, with reverb"):
+        expect(clips.filter(has_text=prompt)).to_have_count(1)
+    screenshot("dataset-imported")
+
+
+def test_an_experiment_is_edited_and_a_run_cancelled_once_confirmed_then_retried(page, stack, screenshot) -> None:
+    with stack.api() as api:
+        dataset = api.post("/api/datasets", json={"name": "cancel takes", "kind": "supervised"}).json()
+        api.post(f"/api/datasets/{dataset['id']}/clips", data={"prompt": "a hum"},
+                 files={"file": ("hum.wav", wav(220), "audio/wav")}).raise_for_status()
+        experiment = api.post("/api/experiments", json={
+            "name": "draft", "dataset_id": dataset["id"], "config": stack.training_config(max_steps=100_000)}).json()
+    page.goto(f"/#/experiments/{experiment['id']}")
+    page.get_by_text("Edit experiment").click()
+    edit = page.locator("details.edit form")
+    edit.get_by_label("Name").fill("long hum")
+    edit.get_by_label("Description").fill("runs until cancelled")
+    edit.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("heading", name="long hum")).to_be_visible()
+    expect(page.get_by_text("runs until cancelled")).to_be_visible()
+
+    page.get_by_label("Name").last.fill("endless")
+    page.get_by_role("button", name="Start run").click()
+    expect(page.get_by_role("heading", name="endless")).to_be_visible()
+    asked: list[str] = []
+
+    def answer(accept: bool):
+        def on_dialog(dialog) -> None:
+            asked.append(dialog.message)
+            dialog.accept() if accept else dialog.dismiss()
+        return on_dialog
+
+    page.once("dialog", answer(accept=False))
+    page.get_by_role("button", name="Cancel run").click()
+    expect(page.get_by_role("button", name="Cancel run")).to_be_enabled()
+    assert asked == ["Cancel run endless? A running training stops at its next step."]
+    run_id = page.url.rsplit("/", 1)[1]
+    with stack.api() as api:
+        assert api.get(f"/api/runs/{run_id}").json()["cancel_requested"] is False
+
+    page.once("dialog", answer(accept=True))
+    page.get_by_role("button", name="Cancel run").click()
+    expect(page.locator(".summary .status")).to_have_text("cancelled", timeout=TRAINING)
+    screenshot("run-cancelled")
+
+    page.get_by_role("button", name="Retry as a new run").click()
+    expect(page.get_by_role("heading", name="endless (retry)")).to_be_visible()
+    retry_id = page.url.rsplit("/", 1)[1]
+    with stack.api() as api:
+        retried = api.get(f"/api/runs/{retry_id}").json()
+        assert retried["config"] == api.get(f"/api/runs/{run_id}").json()["config"]
+        api.post(f"/api/runs/{retry_id}/cancel")  # frees the trainer for the next test
