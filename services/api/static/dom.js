@@ -1,6 +1,6 @@
 // Small helpers to build the page without a framework.
 
-/** h("a", {href: "#/"}, "home") — an element with attributes (on* are listeners) and children. */
+/** h("a", {href: "#/"}, "home") — an element with attributes (on* are listeners) and children (arrays of them, nested or not). */
 export function h(tag, attrs = {}, ...children) {
   const element = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) {
@@ -8,7 +8,7 @@ export function h(tag, attrs = {}, ...children) {
     if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
     else element.setAttribute(name, value === true ? "" : value);
   }
-  element.append(...children.flat().filter((child) => child !== null && child !== undefined && child !== false));
+  element.append(...children.flat(Infinity).filter((child) => child !== null && child !== undefined && child !== false));
   return element;
 }
 
