@@ -98,6 +98,7 @@ def test_generate_rate_compare_build_a_dataset_train_and_follow_the_lineage(page
     expect(page.get_by_role("heading", name="New comparison")).to_be_visible()
     page.get_by_label("Name").fill("tuned vs base")
     page.get_by_label("Side A").select_option(label=adapter["name"])
+    page.locator("input[name=base_model]").fill(str(stack.tiny_model))  # the base side on the adapter's model
     page.get_by_label("Prompts, one a line").fill("calm piano")
     page.get_by_label("Samples per prompt").fill("3")
     page.get_by_label("Seconds").fill("1")
