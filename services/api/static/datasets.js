@@ -9,11 +9,11 @@ export async function datasetsSection() {
   const box = errorBox();
   const form = submitting(
     h("form", { class: "inline" },
-      field("Name", h("input", { name: "name", required: true, placeholder: "e.g. lofi piano" })),
+      field("Name", h("input", { name: "name", required: true }), "e.g. lofi piano"),
       field("Kind", h("select", { name: "kind" },
         h("option", { value: "supervised" }, "supervised (prompt + audio)"),
         h("option", { value: "preference" }, "preference (prompt + chosen + rejected)"))),
-      field("Description", h("input", { name: "description", placeholder: "optional" })),
+      field("Description", h("input", { name: "description" }), "Optional"),
       h("button", { type: "submit" }, "Create dataset"),
       box),
     box,
@@ -173,7 +173,7 @@ function uploadForm(dataset, refreshItems) {
 
   const form = h("form", { class: "upload" },
     h("h3", {}, supervised ? "Add clips" : "Add preference pairs"),
-    supervised ? field("Prompt", h("input", { name: "prompt", placeholder: "e.g. calm lofi piano with vinyl crackle" }),
+    supervised ? field("Prompt", h("input", { name: "prompt" }),
       "For every file the manifest does not give a prompt") : null,
     dropZone,
     h("button", { type: "submit" }, "Upload"),

@@ -21,8 +21,8 @@ function configFields() {
     h("legend", {}, "Training config"),
     COMMON_FIELDS.map(({ name, label, hint, ...input }) => field(label, h("input", { name, ...input }), hint)),
     field("More settings (JSON)",
-      h("textarea", { name: "extra", rows: 3, placeholder: '{"warmup_steps": 10, "validation_split": 0.1, "dpo_beta": 0.01}' }),
-      "Any other TrainingConfig field; the fields above win over the same key here."));
+      h("textarea", { name: "extra", rows: 3 }),
+      'Any other TrainingConfig field, e.g. {"warmup_steps": 10, "dpo_beta": 0.01}; the fields above win over the same key here.'));
 }
 
 /** The config the form describes; a JSON box that does not parse is the form's error. */
@@ -52,10 +52,10 @@ export async function experimentsSection() {
   const box = errorBox();
   const form = submitting(
     h("form", { class: "inline" },
-      field("Name", h("input", { name: "name", required: true, placeholder: "warm lofi, r=16" })),
+      field("Name", h("input", { name: "name", required: true }), "e.g. warm lofi, r=16"),
       field("Dataset", h("select", { name: "dataset_id", required: true },
         datasets.map((d) => h("option", { value: d.id }, `${d.name} (${d.kind})`)))),
-      field("Description", h("input", { name: "description", placeholder: "optional" })),
+      field("Description", h("input", { name: "description" }), "Optional"),
       configFields(),
       h("button", { type: "submit" }, "Create experiment"),
       box),
@@ -109,7 +109,7 @@ function editForm(experiment, datasets) {
     field("Name", h("input", { name: "name", required: true, value: experiment.name })),
     field("Dataset", h("select", { name: "dataset_id" },
       datasets.map((d) => h("option", { value: d.id, selected: d.id === experiment.dataset_id }, `${d.name} (${d.kind})`)))),
-    field("Description", h("input", { name: "description", value: experiment.description, placeholder: "optional" })),
+    field("Description", h("input", { name: "description", value: experiment.description }), "Optional"),
     field("Default config (JSON)", h("textarea", { name: "config", rows: 8 }), "Replaces the whole default config of later runs."),
     h("button", { type: "submit" }, "Save"),
     box);
@@ -133,9 +133,9 @@ function startRunForm(experiment) {
   return submitting(
     h("form", { class: "inline" },
       h("h3", {}, "Start a run"),
-      field("Name", h("input", { name: "name", placeholder: `run-${experiment.runs.length + 1}` })),
-      field("Overrides (JSON)", h("textarea", { name: "config", rows: 2, placeholder: '{"learning_rate": 0.0002}' }),
-        "Merged over the experiment's config for this run only."),
+      field("Name", h("input", { name: "name" }), `Empty: run-${experiment.runs.length + 1}`),
+      field("Overrides (JSON)", h("textarea", { name: "config", rows: 2 }),
+        'Merged over the experiment\'s config for this run only, e.g. {"learning_rate": 0.0002}'),
       h("button", { type: "submit" }, "Start run"),
       box),
     box,
