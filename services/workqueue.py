@@ -161,8 +161,10 @@ async def _next_request(bus: Bus, queue: WorkQueue, subscription: "nats.js.JetSt
         await asyncio.wait([fetching, stopping], return_when=asyncio.FIRST_COMPLETED)
     finally:
         stopping.cancel()
-        if not fetching.done():
+        if not fetching.done():  # stopping: a request the server sends now is redelivered after the ack wait
             fetching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await fetching
     if fetching.cancelled():
         return None
     try:
