@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import nats.errors
 from nats.aio.msg import Msg
-from nats.js import api
+from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
 from events.bus import Bus
@@ -150,7 +150,7 @@ async def _slot(bus: Bus, queue: WorkQueue, handle: Handler, stop: asyncio.Event
             await subscription.unsubscribe()
 
 
-async def _next_request(bus: Bus, queue: WorkQueue, subscription: "nats.js.JetStreamContext.PullSubscription",
+async def _next_request(bus: Bus, queue: WorkQueue, subscription: JetStreamContext.PullSubscription,
                         stop: asyncio.Event) -> Msg | None:
     """One request, or None when none came within the fetch timeout, the fetch failed, or `stop` was
     set meanwhile. Pending fetches are simply asked again: a server restart drops them, and the

@@ -10,7 +10,7 @@ import numpy as np
 
 from events.catalogue import AdapterSaved, RunCompleted
 from events.generations import sample_id
-from tests.generator.conftest import PROMPT, decoded
+from tests.generator.conftest import decoded
 
 SAMPLE_RATE = 32_000  # the tiny model's
 
