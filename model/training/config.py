@@ -67,17 +67,19 @@ class TrainingConfig(BaseModel):
         ge=1.0,
         le=300.0,
         description="Clips longer than this are cut into windows of this length (MusicGen was trained on 30 s); "
-        "a remainder shorter than 1 s is dropped.",
+        "a remainder of 1 s or more gets a window ending at the clip's end. Supervised windows move to a "
+        "random offset within their clip every epoch; a preference pair is cut by its shorter clip.",
     )
     validation_split: float = Field(
         0.0, ge=0, lt=1, description="Fraction of examples held out for validation loss (0: no validation)."
     )
     condition_dropout: float = Field(
-        0.0,
+        0.1,
         ge=0,
         le=1,
-        description="Probability of replacing an example's text condition with the null condition, which "
-        "trains the unconditional branch that classifier-free guidance uses (0: off; MusicGen used 0.1).",
+        description="Supervised runs: probability of replacing an example's text condition with the null "
+        "condition, which trains the unconditional branch that classifier-free guidance uses at every "
+        "generated step (MusicGen was trained with 0.1; 0: off). DPO keeps every pair's prompt.",
     )
 
     # Preference training.

@@ -21,10 +21,17 @@ from transformers import get_cosine_schedule_with_warmup
 from model.data import dataset_digest, file_sha256, read_rows
 from model.errors import InputError, Stopped
 from model.loading import add_lora, load_adapter, load_base_model, resolve_device, resolve_precision
-from model.training.batches import codebook_delays, collate, dpo_loss, supervised_loss, token_logprobs
+from model.training.batches import (
+    codebook_delays,
+    collate,
+    dpo_loss,
+    reference_logprobs,
+    supervised_loss,
+    token_logprobs,
+)
 from model.training.checkpoint import Progress, read_checkpoint, restore_training_state, save_adapter, save_checkpoint
 from model.training.config import TrainingConfig
-from model.training.features import Example, FeatureCache, compute_features
+from model.training.features import Example, FeatureCache, compute_features, epoch_windows
 
 log = logging.getLogger("cadenza.model")
 
@@ -45,14 +52,15 @@ def split_examples(examples: list[Example], fraction: float, seed: int) -> tuple
     return [e for e in examples if e.row not in held_rows], [e for e in examples if e.row in held_rows]
 
 
-def set_training(model: PeftModel, training: bool) -> None:
-    """The frozen base model always runs in eval mode: its dropout would only add noise, and in DPO it
-    would make the policy and the reference forward differ at step 0. Only LoRA's dropout trains."""
-    model.eval()
-    if training:
+def set_training(model: PeftModel, training: bool, lora_dropout: bool = True) -> None:
+    """Train mode changes nothing in the base model (load_base_model sets its dropout to 0) but lets
+    transformers checkpoint activations. LoRA's dropout runs only if `lora_dropout`: the DPO policy
+    pass goes without it, as TRL's does, so that policy and reference differ by the adapter alone."""
+    model.train(training)
+    if training and not lora_dropout:
         for name, module in model.named_modules():
             if name.endswith("lora_dropout"):
-                module.train()
+                module.eval()
 
 
 def train(
@@ -127,27 +135,37 @@ def train(
         "trainable_parameters": sum(p.numel() for p in parameters),
     })
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    if preference:  # the reference model is fixed, and so are preference windows: score them once
+        log.info("scoring %d pairs under the reference model", len(train_set) + len(validation_set))
+        train_references, validation_references = (
+            reference_logprobs(model, examples, delays, pad_id, start_id, config.batch_size, autocast)
+            for examples in (train_set, validation_set))
 
-    def forward(examples: list[Example], training: bool) -> tuple[torch.Tensor, dict[str, float]]:
-        """Loss of one micro-batch (fp32), plus the DPO rewards."""
-        dropout = config.condition_dropout if training else 0.0
-        batch = collate(examples, delays, pad_id, dropout).to(device)
+    def forward(chunk: list[Example], reference: torch.Tensor | None, training: bool, tokens: int | None = None
+                ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss of one micro-batch (fp32), plus the DPO rewards given its pairs' `reference`
+        log-probabilities. A supervised loss is divided by `tokens` (the optimizer step's coded
+        positions; by default the batch's)."""
+        # Condition dropout trains the null prompt in supervised runs; DPO keeps each pair's prompt,
+        # under which its reference log-probabilities were computed.
+        dropout = config.condition_dropout if training and not preference else 0.0
+        batch = collate(chunk, delays, pad_id, dropout).to(device)
+        set_training(model, training, lora_dropout=not preference)
         with autocast:
             logprobs, valid = token_logprobs(model, batch, pad_id, start_id)
         if not preference:
-            return supervised_loss(logprobs, valid), {}
-        with torch.no_grad(), model.disable_adapter(), autocast:
-            reference, _ = token_logprobs(model, batch, pad_id, start_id)
-        return dpo_loss(logprobs.sum((1, 2)), reference.sum((1, 2)), config.dpo_beta)
+            return supervised_loss(logprobs, valid, tokens), {}
+        reference = reference.to(device)
+        return dpo_loss(logprobs.sum((1, 2)), torch.cat([reference[:, 0], reference[:, 1]]), config.dpo_beta)
 
     @torch.no_grad()
     def validate() -> float:
         """Mean loss per validation example (supervised: per example's tokens)."""
-        set_training(model, False)
         total = 0.0
         for start in range(0, len(validation_set), config.batch_size):
             chunk = validation_set[start : start + config.batch_size]
-            total += forward(chunk, training=False)[0].item() * len(chunk)
+            reference = validation_references[start : start + len(chunk)] if preference else None
+            total += forward(chunk, reference, training=False)[0].item() * len(chunk)
         return total / len(validation_set)
 
     def save() -> Path:
@@ -159,20 +177,31 @@ def train(
     # Redraw a terminal's bar often; a captured stderr (the trainer service's run log) only every 30 s.
     bar = tqdm(total=total_steps, initial=progress.step, desc=name, unit="step", dynamic_ncols=True,
                mininterval=0.1 if sys.stderr.isatty() else 30)
+    windows_epoch, windows = None, train_set
     while progress.step < total_steps:
         if not progress.order:
             progress.order = np.random.default_rng([config.seed, progress.epoch]).permutation(len(train_set)).tolist()
+        if windows_epoch != progress.epoch:
+            windows_epoch = progress.epoch
+            windows = epoch_windows(train_set, config.seed, progress.epoch, config.dataset_type)
         batches = [progress.order[i : i + config.batch_size] for i in range(0, len(progress.order), config.batch_size)]
         group = batches[progress.batch_index : progress.batch_index + config.gradient_accumulation_steps]
 
-        set_training(model, True)
+        # Weigh each micro-batch as its share of the step's tokens (supervised) or pairs (DPO), so
+        # the accumulated gradient is the gradient of one batch of the whole group.
+        tokens = sum(windows[i].frames for indices in group for i in indices) * decoder_config.num_codebooks
+        pairs = sum(len(indices) for indices in group)
         learning_rate = scheduler.get_last_lr()[0]
-        losses, rewards = [], []
+        loss_sum, metric_sums = 0.0, {}
         for indices in group:
-            loss, metrics = forward([train_set[i] for i in indices], training=True)
-            (loss / len(group)).backward()
-            losses.append(loss.item())
-            rewards.append(metrics)
+            reference = train_references[indices] if preference else None
+            loss, metrics = forward([windows[i] for i in indices], reference, training=True, tokens=tokens)
+            if preference:
+                loss = loss * (len(indices) / pairs)
+            loss.backward()
+            loss_sum += loss.item()
+            for key, value in metrics.items():
+                metric_sums[key] = metric_sums.get(key, 0.0) + value * len(indices) / pairs
         max_norm = config.max_grad_norm if config.max_grad_norm > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm).item()
         optimizer.step()
@@ -184,13 +213,12 @@ def train(
         progress.batch_index += len(group)
         if progress.batch_index >= len(batches):
             progress.epoch, progress.batch_index, progress.order = progress.epoch + 1, 0, []
-        progress.loss = sum(losses) / len(losses)
+        progress.loss = loss_sum
         if not math.isfinite(progress.loss):
             raise TrainingError(f"loss became {progress.loss} at step {progress.step}; try a lower learning rate")
         event = {"type": "step", "step": progress.step, "epoch": epoch + 1, "loss": progress.loss,
                  "learning_rate": learning_rate, "grad_norm": grad_norm}
-        for key in rewards[0]:
-            event[key] = sum(r[key] for r in rewards) / len(rewards)
+        event.update(metric_sums)
         emit(event)
         bar.set_postfix(loss=f"{progress.loss:.4f}", refresh=False)  # redrawn by update, at the bar's interval
         bar.update(1)
