@@ -38,6 +38,13 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "bf16" if native else "fp32"
 
 
+def resolve_compile(compile: str, device: torch.device) -> bool:
+    """'auto' compiles on CUDA GPUs; on CPUs compiling takes longer than a CPU run of this size gains."""
+    if compile == "auto":
+        return device.type == "cuda"
+    return compile == "on"
+
+
 def load_base_model(name: str, device: torch.device) -> tuple[MusicgenForConditionalGeneration, MusicgenProcessor]:
     """Load a MusicGen and its processor from a hub id or a local save_pretrained folder, frozen,
     in eval mode, with fp32 weights whatever dtype it was saved in (an fp16 save would otherwise

@@ -99,7 +99,18 @@ class TrainingConfig(BaseModel):
     )
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto",
-        description="'bf16': autocast the decoder to bfloat16 (text encoder and loss stay fp32). 'auto': bf16 "
-        "on GPUs that support it and on CPUs with native bf16 matrix units (AVX512-BF16/AMX), else fp32.",
+        description="'bf16': the frozen decoder's weights in bfloat16 and its forward autocast to bfloat16, LoRA "
+        "weights (the optimizer's master copy) in fp32; text and audio encoders and the loss stay fp32. 'auto': "
+        "bf16 on GPUs that support it and on CPUs with native bf16 matrix units (AVX512-BF16/AMX), else fp32.",
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto': CUDA when available, else CPU.")
+    activation_checkpointing: bool = Field(
+        False,
+        description="Keep only each decoder layer's input during the forward and recompute the rest in the "
+        "backward: much less activation memory (long clips, big batches, DPO) for about a third more compute.",
+    )
+    compile: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="torch.compile the decoder: faster steps after a compilation of a minute or two. 'auto': on "
+        "CUDA GPUs, off on CPUs (where compiling takes longer than a CPU run gains).",
+    )

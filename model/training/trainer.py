@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from peft import PeftModel
+from transformers import MusicgenForConditionalGeneration
 from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from model.data import dataset_digest, file_sha256, read_rows
 from model.errors import InputError, Stopped
-from model.loading import add_lora, load_adapter, load_base_model, resolve_device, resolve_precision
+from model.loading import add_lora, load_adapter, load_base_model, resolve_compile, resolve_device, resolve_precision
 from model.training.batches import (
     codebook_delays,
     collate,
@@ -63,6 +64,29 @@ def set_training(model: PeftModel, training: bool, lora_dropout: bool = True) ->
                 module.eval()
 
 
+def store_frozen_weights(model: MusicgenForConditionalGeneration, precision: str) -> None:
+    """Under bf16 the frozen decoder's weights are stored in bf16: autocast would otherwise cast each
+    fp32 weight again on every forward. Call it before LoRA is added, so peft keeps LoRA's weights,
+    which the optimizer updates, in fp32."""
+    if precision == "bf16":
+        model.decoder.to(torch.bfloat16)
+
+
+def set_speed_options(model: PeftModel, precision: str, activation_checkpointing: bool, compile: bool) -> None:
+    """Under bf16, peft would cast each LoRA layer's input to its fp32 weights' dtype and autocast cast
+    it straight back to bf16 for the matmul: skip peft's cast (for the whole run, so that a
+    checkpointed layer's recomputation in the backward matches its forward)."""
+    if precision == "bf16":
+        for module in model.modules():
+            if hasattr(module, "cast_input_dtype_enabled"):  # what peft.helpers.disable_input_dtype_casting sets
+                module.cast_input_dtype_enabled = False
+    decoder = model.get_base_model().decoder
+    if activation_checkpointing:
+        decoder.activation_checkpointing_enable({"use_reentrant": False})
+    if compile:
+        decoder.compile()
+
+
 def train(
     config: TrainingConfig,
     dataset: Path,
@@ -98,6 +122,7 @@ def train(
     train_set, validation_set = split_examples(examples, config.validation_split, config.seed)
 
     # Model: LoRA on the whole MusicGen (so the saved keys load back onto it), or the checkpoint's.
+    store_frozen_weights(model, precision)
     torch.manual_seed(config.seed)
     if checkpoint:
         model = load_adapter(model, checkpoint.folder, trainable=True)
@@ -119,7 +144,8 @@ def train(
     total_steps = config.num_epochs * steps_per_epoch
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
-    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay,
+                                  fused=device.type == "cuda")
     scheduler = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps, total_steps)
     progress = Progress()
     if checkpoint:
@@ -140,6 +166,7 @@ def train(
         train_references, validation_references = (
             reference_logprobs(model, examples, delays, pad_id, start_id, config.batch_size, autocast)
             for examples in (train_set, validation_set))
+    set_speed_options(model, precision, config.activation_checkpointing, resolve_compile(config.compile, device))
 
     def forward(chunk: list[Example], reference: torch.Tensor | None, training: bool, tokens: int | None = None
                 ) -> tuple[torch.Tensor, dict[str, float]]:
