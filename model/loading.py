@@ -45,6 +45,14 @@ def resolve_compile(compile: str, device: torch.device) -> bool:
     return compile == "on"
 
 
+def without_dropout(config: MusicgenConfig) -> MusicgenConfig:
+    """`config` with every dropout probability of the decoder and the text encoder set to 0."""
+    for field in ("dropout", "attention_dropout", "activation_dropout", "layerdrop"):
+        setattr(config.decoder, field, 0.0)
+    config.text_encoder.dropout_rate = 0.0
+    return config
+
+
 def load_base_model(name: str, device: torch.device) -> tuple[MusicgenForConditionalGeneration, MusicgenProcessor]:
     """Load a MusicGen and its processor from a hub id or a local save_pretrained folder, frozen,
     in eval mode, with fp32 weights whatever dtype it was saved in (an fp16 save would otherwise
@@ -59,10 +67,7 @@ def load_base_model(name: str, device: torch.device) -> tuple[MusicgenForConditi
         raise InputError(f"base model folder {name!r} does not exist")
     source = str(Path(name).expanduser()) if looks_local else name
     try:
-        config = MusicgenConfig.from_pretrained(source)
-        for field in ("dropout", "attention_dropout", "activation_dropout", "layerdrop"):
-            setattr(config.decoder, field, 0.0)
-        config.text_encoder.dropout_rate = 0.0
+        config = without_dropout(MusicgenConfig.from_pretrained(source))
         model = MusicgenForConditionalGeneration.from_pretrained(source, config=config, dtype=torch.float32)
         processor = AutoProcessor.from_pretrained(source)
     except (OSError, ValueError) as error:

@@ -112,6 +112,9 @@ def reference_logprobs(
     return torch.cat(sums)
 
 
+DPO_REWARDS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies")
+
+
 def dpo_loss(
     policy: torch.Tensor, reference: torch.Tensor, beta: float
 ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -122,10 +125,6 @@ def dpo_loss(
     chosen = beta * (policy_chosen - reference_chosen)
     rejected = beta * (policy_rejected - reference_rejected)
     loss = -F.logsigmoid(chosen - rejected).mean()
-    metrics = {
-        "rewards/chosen": chosen.mean().item(),
-        "rewards/rejected": rejected.mean().item(),
-        "rewards/margins": (chosen - rejected).mean().item(),
-        "rewards/accuracies": (chosen > rejected).float().mean().item(),
-    }
+    values = (chosen.mean(), rejected.mean(), (chosen - rejected).mean(), (chosen > rejected).float().mean())
+    metrics = dict(zip(DPO_REWARDS, (value.item() for value in values)))
     return loss, metrics

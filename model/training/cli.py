@@ -107,9 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     log = logging.getLogger("cadenza.model")
 
+    # Under torchrun every process runs this; process 0 alone speaks for the run.
+    speaks = os.environ.get("RANK", "0") == "0"
+
     def emit(event: dict) -> None:
-        events.write(json.dumps(event) + "\n")
-        events.flush()
+        if speaks:
+            events.write(json.dumps(event) + "\n")
+            events.flush()
 
     stop = []
 

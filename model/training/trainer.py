@@ -23,6 +23,7 @@ from model.data import dataset_digest, file_sha256, read_rows
 from model.errors import InputError, Stopped
 from model.loading import add_lora, load_adapter, load_base_model, resolve_compile, resolve_device, resolve_precision
 from model.training.batches import (
+    DPO_REWARDS,
     codebook_delays,
     collate,
     dpo_loss,
@@ -33,6 +34,7 @@ from model.training.batches import (
 from model.training.checkpoint import Progress, read_checkpoint, restore_training_state, save_adapter, save_checkpoint
 from model.training.config import TrainingConfig
 from model.training.features import Example, FeatureCache, compute_features, epoch_windows
+from model.training.parallel import start_processes, stop_processes, sum_gradients
 
 log = logging.getLogger("cadenza.model")
 
@@ -96,9 +98,11 @@ def train(
     cache_dir: Path,
     resume: Path | None = None,
     should_stop: Callable[[], bool] = lambda: False,
-) -> dict:
+) -> dict | None:
+    """Train as `config` says; return the `completed` event (None in processes other than 0 of a
+    data-parallel run, which write nothing: see parallel.py)."""
     started = time.perf_counter()
-    device = resolve_device(config.device)
+    processes, device = start_processes(resolve_device(config.device))
     precision = resolve_precision(config.precision, device)
     preference = config.dataset_type == "preference"
 
@@ -116,9 +120,13 @@ def train(
 
     model, processor = load_base_model(config.base_model, device)
     log.info("encoding %d rows (cache: %s)", len(rows), cache_dir)
+    if not processes.main:  # the others read what process 0 encodes and caches
+        processes.barrier()
     examples = compute_features(
         model, processor, rows, audio_sha256, config.window_seconds, FeatureCache(cache_dir), should_stop
     )
+    if processes.main:
+        processes.barrier()
     train_set, validation_set = split_examples(examples, config.validation_split, config.seed)
 
     # Model: LoRA on the whole MusicGen (so the saved keys load back onto it), or the checkpoint's.
@@ -196,14 +204,16 @@ def train(
         return total / len(validation_set)
 
     def save() -> Path:
-        path = save_checkpoint(output, model, optimizer, scheduler, progress, config, name, digest)
+        path = output / "checkpoints" / f"step-{progress.step:06d}"
+        if processes.main:
+            save_checkpoint(output, model, optimizer, scheduler, progress, config, name, digest)
         log.info("step %d: checkpoint %s", progress.step, path)
         emit({"type": "checkpoint", "step": progress.step, "path": str(path)})
         return path
 
     # Redraw a terminal's bar often; a captured stderr (the trainer service's run log) only every 30 s.
     bar = tqdm(total=total_steps, initial=progress.step, desc=name, unit="step", dynamic_ncols=True,
-               mininterval=0.1 if sys.stderr.isatty() else 30)
+               mininterval=0.1 if sys.stderr.isatty() else 30, disable=not processes.main)
     windows_epoch, windows = None, train_set
     while progress.step < total_steps:
         if not progress.order:
@@ -215,20 +225,26 @@ def train(
         group = batches[progress.batch_index : progress.batch_index + config.gradient_accumulation_steps]
 
         # Weigh each micro-batch as its share of the step's tokens (supervised) or pairs (DPO), so
-        # the accumulated gradient is the gradient of one batch of the whole group.
+        # the accumulated gradient is the gradient of one batch of the whole group, however the
+        # group is split into micro-batches and across processes.
         tokens = sum(windows[i].frames for indices in group for i in indices) * decoder_config.num_codebooks
         pairs = sum(len(indices) for indices in group)
         learning_rate = scheduler.get_last_lr()[0]
-        loss_sum, metric_sums = 0.0, {}
-        for indices in group:
+        sums = dict.fromkeys(("loss", *(DPO_REWARDS if preference else ())), 0.0)
+        for indices in map(processes.shard, group):
+            if not indices:
+                continue
             reference = train_references[indices] if preference else None
             loss, metrics = forward([windows[i] for i in indices], reference, training=True, tokens=tokens)
             if preference:
                 loss = loss * (len(indices) / pairs)
             loss.backward()
-            loss_sum += loss.item()
+            sums["loss"] += loss.item()
             for key, value in metrics.items():
-                metric_sums[key] = metric_sums.get(key, 0.0) + value * len(indices) / pairs
+                sums[key] += value * len(indices) / pairs
+        sum_gradients(parameters, processes)
+        sums = dict(zip(sums, processes.sum(torch.tensor(list(sums.values()), dtype=torch.float64, device=device))
+                        .tolist()))
         max_norm = config.max_grad_norm if config.max_grad_norm > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm).item()
         optimizer.step()
@@ -240,12 +256,12 @@ def train(
         progress.batch_index += len(group)
         if progress.batch_index >= len(batches):
             progress.epoch, progress.batch_index, progress.order = progress.epoch + 1, 0, []
-        progress.loss = loss_sum
+        progress.loss = sums.pop("loss")
         if not math.isfinite(progress.loss):
             raise TrainingError(f"loss became {progress.loss} at step {progress.step}; try a lower learning rate")
         event = {"type": "step", "step": progress.step, "epoch": epoch + 1, "loss": progress.loss,
                  "learning_rate": learning_rate, "grad_norm": grad_norm}
-        event.update(metric_sums)
+        event.update(sums)
         emit(event)
         bar.set_postfix(loss=f"{progress.loss:.4f}", refresh=False)  # redrawn by update, at the bar's interval
         bar.update(1)
@@ -259,10 +275,14 @@ def train(
                 emit({"type": "validation", "step": progress.step, "loss": loss,
                       "best_loss": progress.best_validation_loss})
             saved = save()
-        if should_stop() and progress.step < total_steps:
+        if processes.any(should_stop(), device) and progress.step < total_steps:
             raise Stopped(saved or save())
     bar.close()
 
+    processes.barrier()
+    stop_processes()
+    if not processes.main:
+        return None
     adapter, sha256 = save_adapter(output, model, config, name, digest, progress)
     log.info("adapter %s (sha256 %s), final loss %.4f", adapter, sha256, progress.loss)
     emit({"type": "adapter", "path": str(adapter), "sha256": sha256})
