@@ -49,6 +49,7 @@ from model.training.batches import (  # noqa: E402
 )
 from model.training.config import TrainingConfig  # noqa: E402
 from model.training.features import Example  # noqa: E402
+from model.tiny import build_tiny_model  # noqa: E402
 from model.training.trainer import set_speed_options, set_training, store_frozen_weights  # noqa: E402
 
 PAD = START = 2048
@@ -77,9 +78,10 @@ def musicgen_small_config() -> MusicgenConfig:
 
 def build_model(device: torch.device) -> MusicgenForConditionalGeneration:
     torch.manual_seed(0)
-    model = MusicgenForConditionalGeneration(without_dropout(musicgen_small_config()))
+    with device:  # initialised where it runs: on a GPU in a second, not 20 s on the CPU
+        model = MusicgenForConditionalGeneration(without_dropout(musicgen_small_config()))
     model.requires_grad_(False)
-    return model.eval().to(device)  # as load_base_model returns it
+    return model.eval()  # as load_base_model returns it
 
 
 def timed(work, device: torch.device) -> dict[str, float]:
@@ -187,32 +189,34 @@ def throughput(args: argparse.Namespace) -> dict:
     ceiling = measure_ceiling()
     log(f"matmul ceiling GFLOP/s: {ceiling}")
 
-    log("building two random MusicGens of musicgen-small's shape: ours and the recompute recipe's")
-    plain = build_model(device)
-    total = sum(p.numel() for p in plain.parameters())
+    log("building a random MusicGen of musicgen-small's shape (and one for the recompute recipe)")
+    model = build_model(device)
+    total = sum(p.numel() for p in model.parameters())
     audio, ids = make_inputs(args.batch_size, args.seconds, device)
-    encode(plain, audio, ids)  # warm-up
-    encoders = timed(lambda: encode(plain, audio, ids), device)
-    examples = encode(plain, audio, ids)
+    encode(model, audio, ids)  # warm-up
+    encoders = timed(lambda: encode(model, audio, ids), device)
+    examples = encode(model, audio, ids)
     log(f"encoders: {encoders} s per batch")
-    compile = resolve_compile(args.compile, device)
-    model = as_trainer_runs_it(build_model(device), precision, args.activation_checkpointing, compile)
-    plain = with_lora(plain)
+    model = as_trainer_runs_it(model, precision, checkpointing=False, compile=False)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4,
                                   fused=device.type == "cuda")
-    plain_optimizer = torch.optim.AdamW([p for p in plain.parameters() if p.requires_grad], lr=1e-4)
-
-    with FlopCounterMode(display=False) as counter:  # the same maths as ours, uncompiled
-        supervised_step(plain, plain_optimizer, examples, device, autocast)
+    # FLOPs of the step's maths: counted before compiling, and without checkpointing's recomputation.
+    with FlopCounterMode(display=False) as counter:
+        supervised_step(model, optimizer, examples, device, autocast)
     flops = counter.get_total_flops()
+    compile = resolve_compile(args.compile, device)
+    set_speed_options(model, precision, args.activation_checkpointing, compile)
+    recipes = {"ours": lambda: supervised_step(model, optimizer, examples, device, autocast)}
+    if "recompute" in args.recipes:
+        plain = with_lora(build_model(device))
+        plain_optimizer = torch.optim.AdamW([p for p in plain.parameters() if p.requires_grad], lr=1e-4)
+        recipes["recompute"] = lambda: supervised_step(plain, plain_optimizer, encode(plain, audio, ids), device,
+                                                       autocast)
 
-    log(f"timing our step and the per-step-recompute recipe, {args.steps} steps each after a warm-up")
+    log(f"timing {' and '.join(recipes)}, {args.steps} steps each after a warm-up")
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    medians, warmup = time_interleaved({
-        "ours": lambda: supervised_step(model, optimizer, examples, device, autocast),
-        "recompute": lambda: supervised_step(plain, plain_optimizer, encode(plain, audio, ids), device, autocast),
-    }, args.steps, device)
+    medians, warmup = time_interleaved(recipes, args.steps, device)
     # The ceiling is what the machine can do: the better of the measurements before and after.
     again = measure_ceiling()
     ceiling = {p: {c: max(v[c], again[p][c]) for c in v} for p, v in ceiling.items()}
@@ -230,18 +234,17 @@ def throughput(args: argparse.Namespace) -> dict:
     if device.type == "cuda":
         result["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     for clock in clocks:
-        ours, recompute = medians["ours"][clock], medians["recompute"][clock]
-        achieved = flops / ours / 1e9
+        achieved = flops / medians["ours"][clock] / 1e9
         result[clock] = {
             "matmul_gflops": {p: round(v[clock], 1) for p, v in ceiling.items()},
             "encoders_seconds_per_batch": round(encoders[clock], 3),
-            "ours": {"seconds_per_step": round(ours, 3), "samples_per_second": round(args.batch_size / ours, 4)},
-            "recompute": {"seconds_per_step": round(recompute, 3),
-                          "samples_per_second": round(args.batch_size / recompute, 4)},
-            "speedup": round(recompute / ours, 3),
+            **{name: {"seconds_per_step": round(m[clock], 3), "samples_per_second": round(args.batch_size / m[clock], 4)}
+               for name, m in medians.items()},
             "achieved_gflops": round(achieved, 1),
             "fraction_of_matmul_ceiling": round(achieved / ceiling[precision][clock], 3),
         }
+        if "recompute" in medians:
+            result[clock]["speedup"] = round(medians["recompute"][clock] / medians["ours"][clock], 3)
     return result
 
 
@@ -315,6 +318,10 @@ def main() -> None:
                         help="torch.compile our decoder ('auto': on CUDA, as the trainer)")
     parser.add_argument("--activation-checkpointing", action="store_true", help="in our supervised step")
     parser.add_argument("--parts", nargs="+", choices=["throughput", "dpo"], default=["throughput", "dpo"])
+    parser.add_argument("--recipes", nargs="+", choices=["ours", "recompute"], default=["ours", "recompute"],
+                        help="throughput: time ours alone, or also the recompute recipe")
+    parser.add_argument("--save-model", type=Path, metavar="DIR",
+                        help="only write a random MusicGen of musicgen-small's shape (and a processor) to DIR")
     parser.add_argument("--dpo-seconds", type=float, nargs="+", help="DPO clip lengths (default: --seconds)")
     parser.add_argument("--dpo-pairs", type=int, default=1, help="pairs in the DPO step")
     parser.add_argument("--dpo-memory", choices=DPO_VARIANTS, help=argparse.SUPPRESS)
@@ -323,6 +330,11 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     if args.dpo_memory:  # the child process of the memory comparison
         print(json.dumps(dpo_memory(args)))
+        return
+    if args.save_model:  # a base model for the training command line: the tiny model's processor, this shape
+        build_tiny_model(args.save_model)
+        build_model(torch.device("cpu")).save_pretrained(args.save_model)
+        print(args.save_model)
         return
 
     result = {"command": " ".join(sys.argv), "load_average": os.getloadavg()}
