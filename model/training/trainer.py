@@ -172,8 +172,8 @@ def train(
     if preference:  # the reference model is fixed, and so are preference windows: score them once
         log.info("scoring %d pairs under the reference model", len(train_set) + len(validation_set))
         train_references, validation_references = (
-            reference_logprobs(model, examples, delays, pad_id, start_id, config.batch_size, autocast)
-            for examples in (train_set, validation_set))
+            reference_logprobs(model, subset, delays, pad_id, start_id, config.batch_size, autocast)
+            for subset in (train_set, validation_set))
     set_speed_options(model, precision, config.activation_checkpointing, resolve_compile(config.compile, device))
 
     def forward(chunk: list[Example], reference: torch.Tensor | None, training: bool, tokens: int | None = None
