@@ -3,17 +3,20 @@
 import subprocess
 import sys
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from model_testing import REPO, cli_env, parse_events
 
 
-def test_two_processes_equal_one_process_with_the_same_batch(tmp_path, run_cli, tiny_model, supervised_jsonl,
-                                                             cache_dir):
-    # Six examples in micro-batches of 3: the two processes get 2 and 1 of each, unequal in tokens.
-    # Dropout off: each process draws its own masks.
-    common = ["--dataset", supervised_jsonl, "--type", "supervised", "--name", "ddp", "--base-model", tiny_model,
+@pytest.mark.parametrize("dataset_type, steps", [("supervised", 4), ("preference", 2)])
+def test_two_processes_equal_one_process_with_the_same_batch(dataset_type, steps, request, tmp_path, run_cli,
+                                                             tiny_model, cache_dir):
+    # Micro-batches of 3 (six clips, or three pairs): the two processes get 2 and 1 of each, unequal
+    # in tokens. Dropout off: each process draws its own masks.
+    dataset = request.getfixturevalue(f"{dataset_type}_jsonl")
+    common = ["--dataset", dataset, "--type", dataset_type, "--name", "ddp", "--base-model", tiny_model,
               "--epochs", "2", "--batch-size", "3", "--lr", "0.01", "--device", "cpu", "--precision", "fp32"]
     config = tmp_path / "config.json"
     config.write_text('{"lora_dropout": 0.0, "condition_dropout": 0.0, "gradient_accumulation_steps": 1}')
@@ -29,8 +32,15 @@ def test_two_processes_equal_one_process_with_the_same_batch(tmp_path, run_cli, 
     # One process speaks: each line once.
     assert [e["type"] for e in two] == [e["type"] for e in one.events]
 
-    losses = [[(e["loss"], e["grad_norm"]) for e in events if e["type"] == "step"] for events in (one.events, two)]
-    assert len(losses[0]) == 4
+    steps_of = [[e for e in events if e["type"] == "step"] for events in (one.events, two)]
+    assert len(steps_of[0]) == steps
+    for alone, shared in zip(*steps_of):  # the same fields: DPO's rewards included
+        assert alone.keys() == shared.keys()
+        # Summed log-probs of different micro-batch shapes differ by float noise (~1e-5 nats), which
+        # can tip the accuracy of a pair whose margin is still 0 at step 1: compare the rest.
+        figures = [k for k in alone if k not in ("type", "rewards/accuracies")]
+        assert [shared[k] for k in figures] == pytest.approx([alone[k] for k in figures], rel=1e-5, abs=1e-6)
+    losses = [[(e["loss"], e["grad_norm"]) for e in events] for events in steps_of]
     assert all(abs(a[0] - b[0]) < 1e-5 * abs(a[0]) and abs(a[1] - b[1]) < 1e-4 * abs(a[1])
                for a, b in zip(*losses)), losses
     weights = [load_file(tmp_path / run / "adapter" / "adapter_model.safetensors") for run in ("one", "two")]
