@@ -4,7 +4,8 @@
 #     per-step-recompute recipe at batch 8 in the same runs (the speedup goal);
 #   - DPO memory at 30 s: two 30 s pairs, ours / ours with checkpointing / the two-model recipe;
 #   - the training command line, supervised and preference, on a random musicgen-small-shaped model;
-#   - bench/gpu_generate.py, where that file exists.
+#   - bench/gpu_generate.py, where that file exists;
+#   - with what time is left: batch 32 compiled, and batch 8 without LoRA dropout.
 # Each part runs under its own `timeout` (at most what is left of the budget), so one failure or
 # overrun does not lose the others' figures; the parts that matter most for the goals run first.
 # Every part prints one JSON line on stdout, {"part", "rc", "seconds", "result"}, also written to
@@ -102,5 +103,8 @@ if [[ -f bench/gpu_generate.py ]]; then
 fi
 
 part throughput-b32-compiled 170 $BENCH --batch-size 32 --compile on --parts throughput --recipes ours
+# LoRA dropout's copies were ~11 % of GPU time in a profile: what dropping it would gain.
+part throughput-b8-no-lora-dropout 90 $BENCH --batch-size 8 --compile off --parts throughput --recipes ours \
+    --lora-dropout 0
 tar czf "$OUT/gpu_check_logs.tar.gz" -C "$WORK" logs
 rm -rf "$WORK"

@@ -2,7 +2,8 @@
 
     python bench/train_throughput.py [--seconds 2] [--batch-size 2] [--steps 3] [--threads N]
         [--device auto|cpu|cuda] [--precision auto|fp32|bf16] [--compile auto|on|off]
-        [--activation-checkpointing] [--parts throughput dpo] [--dpo-seconds 2 ...] [--dpo-pairs 1]
+        [--activation-checkpointing] [--lora-dropout 0.05] [--recipes ours recompute]
+        [--parts throughput dpo] [--dpo-seconds 2 ...] [--dpo-pairs 1] [--save-model DIR]
 
 Measures, on one machine and one process (DPO memory: one subprocess per variant):
   1. dense matmul throughput in fp32 and bf16: the ceiling a step is judged against;
@@ -128,16 +129,17 @@ def encode(model: MusicgenForConditionalGeneration, audio: torch.Tensor, ids: to
     return [Example(row=b, text=text[b], codes=(codes[b],), start=0, frames=frames) for b in range(audio.shape[0])]
 
 
-def with_lora(model: MusicgenForConditionalGeneration):
-    """The default LoRA, nothing else: the recompute and two-model recipes."""
+def with_lora(model: MusicgenForConditionalGeneration, dropout: float = TrainingConfig().lora_dropout):
+    """The default LoRA (its dropout as given), nothing else: the recompute and two-model recipes."""
     config = TrainingConfig()
-    return add_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.target_modules)
+    return add_lora(model, config.lora_r, config.lora_alpha, dropout, config.target_modules)
 
 
-def as_trainer_runs_it(model: MusicgenForConditionalGeneration, precision: str, checkpointing: bool, compile: bool):
+def as_trainer_runs_it(model: MusicgenForConditionalGeneration, precision: str, checkpointing: bool, compile: bool,
+                       lora_dropout: float = TrainingConfig().lora_dropout):
     """The default LoRA with the trainer's dtype handling and speed options."""
     store_frozen_weights(model, precision)
-    model = with_lora(model)
+    model = with_lora(model, lora_dropout)
     set_speed_options(model, precision, checkpointing, compile)
     return model
 
@@ -197,7 +199,7 @@ def throughput(args: argparse.Namespace) -> dict:
     encoders = timed(lambda: encode(model, audio, ids), device)
     examples = encode(model, audio, ids)
     log(f"encoders: {encoders} s per batch")
-    model = as_trainer_runs_it(model, precision, checkpointing=False, compile=False)
+    model = as_trainer_runs_it(model, precision, checkpointing=False, compile=False, lora_dropout=args.lora_dropout)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4,
                                   fused=device.type == "cuda")
     # FLOPs of the step's maths: counted before compiling, and without checkpointing's recomputation.
@@ -224,7 +226,7 @@ def throughput(args: argparse.Namespace) -> dict:
     result = {
         "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else
         platform.processor() or platform.machine(), "precision": precision, "threads": torch.get_num_threads(),
-        "compile": compile, "activation_checkpointing": args.activation_checkpointing,
+        "compile": compile, "activation_checkpointing": args.activation_checkpointing, "lora_dropout": args.lora_dropout,
         "warmup_seconds": warmup,
         "parameters": total, "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "batch_size": args.batch_size, "clip_seconds": args.seconds,
@@ -317,6 +319,8 @@ def main() -> None:
     parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
                         help="torch.compile our decoder ('auto': on CUDA, as the trainer)")
     parser.add_argument("--activation-checkpointing", action="store_true", help="in our supervised step")
+    parser.add_argument("--lora-dropout", type=float, default=TrainingConfig().lora_dropout,
+                        help="LoRA dropout of our supervised step (0: none, and none of its copies)")
     parser.add_argument("--parts", nargs="+", choices=["throughput", "dpo"], default=["throughput", "dpo"])
     parser.add_argument("--recipes", nargs="+", choices=["ours", "recompute"], default=["ours", "recompute"],
                         help="throughput: time ours alone, or also the recompute recipe")
