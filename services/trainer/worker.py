@@ -25,11 +25,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from faststream import AckPolicy
+from faststream.security import BaseSecurity
 from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
 from nats.js import api
 from nats.js.errors import NotFoundError
 
-from events.bus import Bus
+from events.bus import Bus, tls_context
 from events.codec import decode
 from events.catalogue import RunFailed, RunRequested
 from events.subjects import parse_subject, subject_filter
@@ -135,12 +136,15 @@ async def run_trainer(settings: Settings, stop: asyncio.Event, trainer: TrainerC
     (they checkpoint) and hand them back to the queue."""
     trainer = trainer or TrainerConfig.from_env()
     cache_root = trainer.cache_dir or settings.cache_dir
-    bus = await Bus.connect(settings.nats_url, settings.namespace)
+    bus = await Bus.connect(settings.nats_url, settings.namespace, settings.nats_creds_file, settings.nats_ca_file)
     try:
         await bus.ensure()
         await ensure_consumer(bus, trainer)
+        tls = tls_context(settings.nats_ca_file)
         broker = NatsBroker(settings.nats_url, graceful_timeout=STOP_TIMEOUT, logger=None,
-                            max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+                            max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                            user_credentials=str(settings.nats_creds_file) if settings.nats_creds_file else None,
+                            security=BaseSecurity(ssl_context=tls) if tls else None)
 
         async def handle(message: NatsMessage) -> None:
             await handle_request(bus, trainer, cache_root, stop, message)
