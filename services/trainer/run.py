@@ -111,7 +111,8 @@ class RunAttempt:
                 # Retried (by redelivery) up to max_attempts; the next delivery reads why from this event.
                 with contextlib.suppress(Exception):
                     await self.outbox.publish(RunAttemptFailed(
-                        run_id=self.run_id, attempt=self.attempt, error=self._public(f"{type(error).__name__}: {error}")))
+                        run_id=self.run_id, attempt=self.attempt,
+                        error=self._public(f"{type(error).__name__}: {error}")))
                 raise
             finally:
                 shutil.rmtree(self.folder, ignore_errors=True)
