@@ -33,9 +33,10 @@ Every message is a JSON envelope (`event_id`, `type`, `version`, `occurred_at`, 
 idempotency key, so a retried publish is stored once. Readers should ignore unknown fields and
 upcast by `type` + `version`.
 
-Audio clips, checkpoints and adapters are not in the events: events carry an object reference
-(`bucket`, `name`, `sha256`, `size`) into the NATS Object Store buckets `{root}-clips`,
-`{root}-checkpoints` and `{root}-adapters`; verify the sha256 after downloading.
+Audio clips, checkpoints, adapters and generated samples are not in the events: events carry an
+object reference (`bucket`, `name`, `sha256`, `size`) into the NATS Object Store buckets
+`{root}-clips`, `{root}-checkpoints`, `{root}-adapters` and `{root}-samples`; verify the sha256
+after downloading.
 """
 
 

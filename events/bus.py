@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -25,7 +26,7 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
-from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, ObjectDeletedError, ObjectNotFoundError
 from nats.js.object_store import ObjectStore
 
 from events.base import Envelope, Event, ObjectRef
@@ -369,6 +370,12 @@ class Bus:
         store = await self._object_store(bucket)
         with open(path, "rb") as file:
             return self._ref(bucket, await store.put(name, file))
+
+    async def delete_object(self, ref: ObjectRef) -> None:
+        """Delete the object; one already gone is no error (deleting is retried after failures)."""
+        store = await self._object_store(ref.bucket)
+        with contextlib.suppress(ObjectNotFoundError, ObjectDeletedError):
+            await store.delete(ref.name)
 
     async def get_object(self, ref: ObjectRef) -> bytes:
         """The object's bytes, checked against the size and sha256 the reference carries."""

@@ -24,7 +24,7 @@ from services.private_files import write_private
 from services.settings import Settings
 from services.supervisor import Service, run_services
 # These hand their arguments on to their own command line (and so show its --help).
-FORWARDING = ("trainer", "train")
+FORWARDING = ("trainer", "generator", "train")
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
@@ -62,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
                         ).set_defaults(handler=registry)
     commands.add_parser("trainer", add_help=False, help="run a trainer (needs NATS_URL; `cadenza trainer --help`)"
                         ).set_defaults(handler=trainer)
+    commands.add_parser("generator", add_help=False,
+                        help="run a generation worker (needs NATS_URL; `cadenza generator --help`)"
+                        ).set_defaults(handler=generator)
     commands.add_parser("rebuild", help="empty the read models and replay the stream from sequence 1"
                         ).set_defaults(handler=rebuild)
 
@@ -113,12 +116,14 @@ def up(args: argparse.Namespace) -> int:
         if settings.service_nats_urls:  # the private server: only its admin may change the stream's settings
             asyncio.run(_declare(settings))
         from services.registry.projector import run_projector
+        from services.generator.worker import run_generator
         from services.trainer.worker import run_trainer
 
         services: dict[str, Service] = {
             "api": partial(serve_api, host=args.host, port=args.port),
             "registry": run_projector,
             "trainer": run_trainer,
+            "generator": run_generator,
         }
         return asyncio.run(run_services(settings, services))
 
@@ -194,6 +199,12 @@ def trainer(arguments: list[str]) -> int:
     from services.trainer.__main__ import main as trainer_main
 
     return trainer_main(arguments)
+
+
+def generator(arguments: list[str]) -> int:
+    from services.generator.__main__ import main as generator_main
+
+    return generator_main(arguments)
 
 
 def rebuild(args: argparse.Namespace) -> int:

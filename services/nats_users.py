@@ -3,7 +3,7 @@
 Each service connects as its own user, allowed to publish only the events it produces and to read
 and write only the buckets it uses; anonymous connections are refused. Deleting, purging or
 reconfiguring a stream and deleting a consumer are JetStream API requests (`$JS.API.STREAM.DELETE.…`
-and so on) that only `admin` may send; services may *create* Cadenza's streams, which JetStream
+and so on) that only `admin` may send (but for the trainers' purges of their own checkpoints); services may *create* Cadenza's streams, which JetStream
 answers as a no-op for an existing stream with the same configuration and refuses for another.
 A work queue's durable consumer may be bound, changed and fetched from only by its own service.
 
@@ -55,6 +55,9 @@ WORK_QUEUES = {"trainer": "trainer", "generator": "generator"}
 # Buckets (by their suffix after `<namespace>-`) each service writes and reads.
 WRITES = {"api": ("clips",), "trainer": ("checkpoints", "adapters"), "generator": ("samples",)}
 READS = {"api": ("clips", "adapters", "samples"), "trainer": ("clips", "checkpoints"), "generator": ("adapters",)}
+# Buckets whose objects a service deletes itself: the trainers' checkpoints, superseded as training
+# goes on (services/trainer/retention.py). Every other object only an administrator deletes.
+DELETES = {"trainer": ("checkpoints",)}
 BUCKETS = ("clips", "adapters", "checkpoints", "samples")
 
 
@@ -83,6 +86,7 @@ def permissions(user: str, namespace: str) -> dict[str, dict[str, list[str]]]:
         name = f"{namespace}-{bucket}"
         publish += [f"$O.{name}.C.>", f"$O.{name}.M.>", f"$JS.API.STREAM.MSG.GET.OBJ_{name}",
                     f"$JS.API.DIRECT.GET.OBJ_{name}", f"$JS.API.DIRECT.GET.OBJ_{name}.>"]
+    publish += [f"$JS.API.STREAM.PURGE.OBJ_{namespace}-{bucket}" for bucket in DELETES.get(user, ())]
     deny = []
     for owner, durable in WORK_QUEUES.items():
         queue = [f"$JS.API.CONSUMER.CREATE.{stream}.{durable}", f"$JS.API.CONSUMER.CREATE.{stream}.{durable}.>",

@@ -29,6 +29,12 @@ class Settings:
     namespace: str = "cadenza"
     data_dir: Path = field(default_factory=default_data_dir)
     max_upload_bytes: int = 200 * 1024 * 1024
+    # What one uploaded file may decode to, and what one dataset may hold.
+    max_audio_seconds: float = 600.0
+    max_audio_channels: int = 2
+    max_audio_expansion: float = 32.0
+    max_dataset_bytes: int = 5 * 1024**3
+    max_dataset_clips: int = 10_000
     cache_dir: Path = field(default_factory=lambda: default_data_dir() / "cache")
     # With a token, every /api request must carry it (services/api/auth.py); empty: no check.
     api_token: str = ""
@@ -49,7 +55,12 @@ class Settings:
             database_url=env.get("DATABASE_URL", ""),
             namespace=env.get("CADENZA_NAMESPACE", "cadenza"),
             data_dir=data_dir,
-            max_upload_bytes=int(env.get("CADENZA_MAX_UPLOAD_BYTES", 200 * 1024 * 1024)),
+            max_upload_bytes=int(env.get("CADENZA_MAX_UPLOAD_BYTES", cls.max_upload_bytes)),
+            max_audio_seconds=float(env.get("CADENZA_MAX_AUDIO_SECONDS", cls.max_audio_seconds)),
+            max_audio_channels=int(env.get("CADENZA_MAX_AUDIO_CHANNELS", cls.max_audio_channels)),
+            max_audio_expansion=float(env.get("CADENZA_MAX_AUDIO_EXPANSION", cls.max_audio_expansion)),
+            max_dataset_bytes=int(env.get("CADENZA_MAX_DATASET_BYTES", cls.max_dataset_bytes)),
+            max_dataset_clips=int(env.get("CADENZA_MAX_DATASET_CLIPS", cls.max_dataset_clips)),
             cache_dir=Path(env.get("CADENZA_CACHE_DIR") or data_dir / "cache"),
             api_token=env.get("CADENZA_API_TOKEN", ""),
             nats_creds_file=Path(env["CADENZA_NATS_CREDS"]) if env.get("CADENZA_NATS_CREDS") else None,

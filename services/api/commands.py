@@ -5,6 +5,7 @@ sha256, so a failed publish leaves at most an unreferenced blob): a refused comm
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import Sequence
@@ -22,9 +23,9 @@ from events.catalogue import (
 from model.audio import MIN_WINDOW_SECONDS
 from model.training.config import TrainingConfig, with_num_epochs
 from services.api import queries
-from services.api.audio import AudioInfo, UndecodableAudio, inspect_audio
+from services.api.audio import AudioInfo, AudioLimits, AudioOverLimit, UndecodableAudio, inspect_audio
 from services.api.context import Context
-from services.api.errors import Conflict, invalid, invalid_from
+from services.api.errors import Conflict, QuotaExceeded, invalid, invalid_from
 from services.api.schemas import (
     Clip, Dataset, DatasetCreate, Experiment, ExperimentCreate, ExperimentPatch, Pair, Run, RunCreate,
 )
@@ -60,7 +61,8 @@ async def create_dataset(ctx: Context, body: DatasetCreate) -> Dataset:
 
 async def add_clip(ctx: Context, dataset_id: str, prompt: str, upload: Upload) -> Clip:
     await require_kind(ctx, dataset_id, "supervised", "clips", "pairs")
-    audio = await store_audio(ctx, upload, inspect_upload(upload))
+    await require_room(ctx, dataset_id, upload)
+    audio = await store_audio(ctx, upload, await inspect_upload(ctx, upload))
     clip_id = new_id()
     await publish(ctx, ClipAdded(dataset_id=dataset_id, clip_id=clip_id, prompt=prompt, audio=audio))
     return await queries.clip(ctx.pool, clip_id)
@@ -68,8 +70,9 @@ async def add_clip(ctx: Context, dataset_id: str, prompt: str, upload: Upload) -
 
 async def add_pair(ctx: Context, dataset_id: str, prompt: str, chosen: Upload, rejected: Upload) -> Pair:
     await require_kind(ctx, dataset_id, "preference", "pairs", "clips")
+    await require_room(ctx, dataset_id, chosen, rejected)
     # Both files are checked before either is stored.
-    chosen_info, rejected_info = inspect_upload(chosen), inspect_upload(rejected)
+    chosen_info, rejected_info = await inspect_upload(ctx, chosen), await inspect_upload(ctx, rejected)
     pair = PreferencePairAdded(
         dataset_id=dataset_id,
         pair_id=new_id(),
@@ -93,17 +96,48 @@ async def require_kind(ctx: Context, dataset_id: str, kind: str, adding: str, in
         )
 
 
-def inspect_upload(upload: Upload) -> AudioInfo:
-    """What the uploaded file is; a 422 on its field if it cannot be trained on. The file name is
-    only ever stored and shown, never used as a path."""
+async def require_room(ctx: Context, dataset_id: str, *uploads: Upload) -> None:
+    """The dataset's quotas (clip count and stored bytes) hold with `uploads` added, or a 413/422.
+    Checked against the read model before publishing, so uploads racing each other may pass a
+    quota by the few files in flight; the next upload is refused."""
+    row = await ctx.pool.fetchrow(
+        "SELECT count(*) AS clips, coalesce(sum(size), 0) AS bytes FROM clips WHERE dataset_id = $1", dataset_id
+    )
+    limit = ctx.settings
+    if row["clips"] + len(uploads) > limit.max_dataset_clips:
+        raise invalid(
+            ("body", uploads[0].field),
+            f"dataset '{dataset_id}' holds {row['clips']} clips; the quota is {limit.max_dataset_clips} "
+            f"(CADENZA_MAX_DATASET_CLIPS)",
+            "dataset_clip_quota",
+        )
+    adding = sum(len(upload.data) for upload in uploads)
+    if row["bytes"] + adding > limit.max_dataset_bytes:
+        raise QuotaExceeded(
+            f"dataset '{dataset_id}' holds {row['bytes']} bytes of audio; adding {adding} would pass its quota of "
+            f"{limit.max_dataset_bytes} bytes (CADENZA_MAX_DATASET_BYTES)"
+        )
+
+
+async def inspect_upload(ctx: Context, upload: Upload) -> AudioInfo:
+    """What the uploaded file is; a 422 on its field if it cannot be trained on or passes a limit.
+    The file name is only ever stored and shown, never used as a path."""
     try:
         storable_text(upload.filename)
     except ValueError as error:
         raise invalid(("body", upload.field), f"the file name {error}", "filename_unstorable") from None
+    limits = AudioLimits(
+        max_seconds=ctx.settings.max_audio_seconds,
+        max_channels=ctx.settings.max_audio_channels,
+        max_expansion=ctx.settings.max_audio_expansion,
+    )
     try:
-        info = inspect_audio(upload.data)
+        # Decoding takes seconds for long files: in a thread, so the event loop keeps serving.
+        info = await asyncio.to_thread(inspect_audio, upload.data, limits)
     except UndecodableAudio as error:
         raise invalid(("body", upload.field), f"{upload.filename}: {error}", "audio_undecodable") from error
+    except AudioOverLimit as error:
+        raise invalid(("body", upload.field), f"{upload.filename}: {error}", "audio_over_limit") from error
     if info.duration_seconds < MIN_WINDOW_SECONDS:
         raise invalid(
             ("body", upload.field),

@@ -27,6 +27,10 @@ class NotFound(Exception):
         super().__init__(f"{kind} '{id}' not found")
 
 
+class QuotaExceeded(Exception):
+    """Storing the request would pass a configured quota (413)."""
+
+
 class Conflict(Exception):
     """The request is well formed but the current state forbids it (409)."""
 
@@ -73,6 +77,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, unprocessable)
     app.add_exception_handler(asyncpg.CharacterNotInRepertoireError, unstorable_id)
     app.add_exception_handler(EventTooLarge, too_large)
+    app.add_exception_handler(QuotaExceeded, too_large)
     app.add_exception_handler(NotFound, not_found)
     app.add_exception_handler(Conflict, conflict)
     app.add_exception_handler(ProjectionTimeout, not_projected)

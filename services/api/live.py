@@ -3,6 +3,7 @@ fold up to there), as a list (the audit view) or live as server-sent events."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 from events import runs
 from events.bus import StoredEvent
@@ -25,12 +26,19 @@ def run_event(stored: StoredEvent, state: runs.RunState) -> RunEvent:
     )
 
 
-async def run_history(ctx: Context, run_id: str) -> list[RunEvent]:
+async def run_history(ctx: Context, run_id: str, after_seq: int, limit: int) -> list[RunEvent]:
+    """The run's first `limit` events after stream sequence `after_seq`. The run's state is folded
+    from its first event, so reading stops at the page's end but never starts later."""
     history = []
     state = runs.RunState()
-    for stored in await ctx.bus.history("run", run_id):
-        state = runs.evolve(state, stored.event)
-        history.append(run_event(stored, state))
+    subject = subject_filter(ctx.bus.subject_root, "run", run_id)
+    async with aclosing(ctx.bus.events(subject)) as events:
+        async for stored in events:
+            state = runs.evolve(state, stored.event)
+            if stored.seq > after_seq:
+                history.append(run_event(stored, state))
+                if len(history) == limit:
+                    break
     return history
 
 

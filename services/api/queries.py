@@ -144,16 +144,45 @@ async def runs(pool: asyncpg.Pool, experiment_id: str | None = None) -> list[Run
     return [Run(**row) for row in rows]
 
 
-async def metrics(pool: asyncpg.Pool, run_id: str) -> list[Metric]:
+# A split's points in step order are cut into equal runs of rows (buckets); of each bucket the
+# lowest loss, the highest loss and the last point are kept, plus the split's first point. Min and
+# max keep every spike and dip a chart would show at that width, the last point keeps the trend
+# (what a smoothed curve ends at), all in one pass in PostgreSQL. A split with at most $2 points is
+# answered whole.
+DOWNSAMPLED_METRICS_SQL = """
+    WITH series AS (
+        SELECT split, step, loss,
+               row_number() OVER (PARTITION BY split ORDER BY step) - 1 AS i,
+               count(*) OVER (PARTITION BY split) AS n
+        FROM run_metrics WHERE run_id = $1
+    ), bucketed AS (
+        SELECT split, step, i, n,
+               row_number() OVER (PARTITION BY split, i * (($2 - 1) / 3) / n ORDER BY loss, step) AS lowest,
+               row_number() OVER (PARTITION BY split, i * (($2 - 1) / 3) / n ORDER BY loss DESC, step) AS highest,
+               row_number() OVER (PARTITION BY split, i * (($2 - 1) / 3) / n ORDER BY step DESC) AS latest
+        FROM series
+    )
+    SELECT m.* FROM run_metrics m
+    JOIN bucketed b ON b.split = m.split AND b.step = m.step
+    WHERE m.run_id = $1 AND (b.n <= $2 OR b.i = 0 OR b.lowest = 1 OR b.highest = 1 OR b.latest = 1)
+    ORDER BY m.split, m.step
+"""
+
+
+async def metrics(pool: asyncpg.Pool, run_id: str, max_points: int) -> list[Metric]:
+    """At most `max_points` points per split (see DOWNSAMPLED_METRICS_SQL)."""
     await run(pool, run_id)
-    rows = await pool.fetch("SELECT * FROM run_metrics WHERE run_id = $1 ORDER BY split, step", run_id)
+    rows = await pool.fetch(DOWNSAMPLED_METRICS_SQL, run_id, max_points)
     return [Metric(**row) for row in rows]
 
 
-async def logs(pool: asyncpg.Pool, run_id: str) -> list[LogLine]:
+async def logs(pool: asyncpg.Pool, run_id: str, after: tuple[int, int, int] | None, limit: int) -> list[LogLine]:
+    """The first `limit` lines after the line at (attempt, chunk, line_no) `after`."""
     await run(pool, run_id)
     rows = await pool.fetch(
-        "SELECT * FROM run_logs WHERE run_id = $1 ORDER BY attempt, chunk, line_no", run_id
+        "SELECT * FROM run_logs WHERE run_id = $1 AND ($2::int IS NULL OR (attempt, chunk, line_no) > ($2, $3, $4))"
+        " ORDER BY attempt, chunk, line_no LIMIT $5",
+        run_id, *(after or (None, None, None)), limit,
     )
     return [LogLine(**row) for row in rows]
 

@@ -40,3 +40,14 @@ def pack_zip(folder: Path, archive: Path) -> Path:
         for path in _files(folder):
             zip_file.write(path, arcname=str(path.relative_to(folder)))
     return archive
+
+
+def unpack_zip(archive: Path, destination: Path) -> Path:
+    """Extract a zip written by `pack_zip` into `destination`, refusing paths that leave it."""
+    destination.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(archive) as zip_file:
+        for name in zip_file.namelist():
+            if not (destination / name).resolve().is_relative_to(destination.resolve()):
+                raise ValueError(f"{archive}: {name!r} would be written outside {destination}")
+        zip_file.extractall(destination)
+    return destination

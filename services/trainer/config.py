@@ -3,17 +3,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from services.workqueue import default_worker_id
+
 # Every trainer binds the same durable consumer: together they form one work queue.
 DURABLE_NAME = "trainer"
-
-
-def default_trainer_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -28,7 +25,7 @@ class TrainerConfig:
     sent every `ack_wait / 4` while a run is in hand.
     """
 
-    trainer_id: str = field(default_factory=default_trainer_id)
+    trainer_id: str = field(default_factory=default_worker_id)
     concurrency: int = 1
     device: str | None = None  # overrides the run config's device ("cpu", "cuda", "auto")
     python: str = sys.executable
@@ -48,16 +45,12 @@ class TrainerConfig:
     def max_deliver(self) -> int:
         return self.max_attempts + 1
 
-    @property
-    def heartbeat_seconds(self) -> float:
-        return self.ack_wait / 4
-
     @classmethod
     def from_env(cls, **overrides: object) -> "TrainerConfig":
         """From `CADENZA_TRAINER_*` variables; keyword overrides that are not None win."""
         env = os.environ
         config = cls(
-            trainer_id=env.get("CADENZA_TRAINER_ID") or default_trainer_id(),
+            trainer_id=env.get("CADENZA_TRAINER_ID") or default_worker_id(),
             concurrency=int(env.get("CADENZA_TRAINER_CONCURRENCY", 1)),
             device=env.get("CADENZA_TRAINER_DEVICE") or None,
             python=env.get("CADENZA_TRAINER_PYTHON") or sys.executable,

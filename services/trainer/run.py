@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from events.base import ObjectRef
 from events.bus import Bus, StoredEvent
 from events import runs
 from events.catalogue import (
@@ -31,6 +32,7 @@ from services.trainer.config import TrainerConfig
 from services.trainer.export import DatasetUnavailable, ObjectCache, export_dataset
 from services.trainer.outbox import RunOutbox
 from services.trainer.progress import Adapter, Checkpoint, Completed, Failed, Other, parse_line
+from services.trainer.retention import delete_superseded
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +94,16 @@ class RunAttempt:
         self.cancelled = asyncio.Event()  # the user cancelled this run
         self.folder = cache_root / "runs" / self.run_id / f"attempt-{self.attempt}"
         self.outbox = RunOutbox(bus, self.run_id, self.attempt)
+        self.saved_checkpoints: list[ObjectRef] = []
 
     # --- deciding -------------------------------------------------------------------------------
     async def handle(self) -> Outcome:
         async with self._watching_cancel():
-            state = runs.fold(stored.event for stored in await self.bus.history("run", self.run_id))
+            history = await self.bus.history("run", self.run_id)
+            state = runs.fold(stored.event for stored in history)
+            # Every attempt's checkpoints, oldest first: what retention may delete.
+            self.saved_checkpoints = [stored.event.checkpoint for stored in history
+                                      if isinstance(stored.event, CheckpointSaved)]
             decision = runs.take_delivery(state, self.run_id, self.attempt, self.trainer.max_attempts,
                                           cancel_seen=self.cancelled.is_set())
             if isinstance(decision, runs.Skip):
@@ -116,6 +123,8 @@ class RunAttempt:
                 raise
             finally:
                 shutil.rmtree(self.folder, ignore_errors=True)
+                with contextlib.suppress(OSError):  # the run's folder, once no attempt of it is left
+                    self.folder.parent.rmdir()
 
     @contextlib.asynccontextmanager
     async def _watching_cancel(self) -> AsyncIterator[None]:
@@ -252,6 +261,7 @@ class RunAttempt:
         archive.unlink()
         await self.outbox.publish(CheckpointSaved(run_id=self.run_id, attempt=self.attempt,
                                                   step=checkpoint.step, checkpoint=ref))
+        self.saved_checkpoints = await delete_superseded(self.bus, [*self.saved_checkpoints, ref])
 
     async def _register_adapter(self, adapter: Adapter, completed: Completed, config: TrainingConfig,
                                 name: str) -> None:
@@ -269,4 +279,5 @@ class RunAttempt:
             best_validation_loss=completed.best_validation_loss, steps=completed.steps,
             seconds=completed.seconds, adapter_id=adapter_id,
         ))
+        self.saved_checkpoints = await delete_superseded(self.bus, self.saved_checkpoints, keep=0)
 

@@ -10,7 +10,7 @@ import yaml
 from services.cli import _parser
 
 ROOT = Path(__file__).parents[2]
-SERVICES = ("api", "registry", "trainer")
+SERVICES = ("api", "registry", "trainer", "generator")
 
 
 @pytest.fixture(scope="module")

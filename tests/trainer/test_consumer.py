@@ -8,20 +8,21 @@ from events.bus import Bus
 from events.codec import decode
 from events.subjects import event_subject, subject_filter
 from services.trainer.config import DURABLE_NAME, TrainerConfig
-from services.trainer.worker import ensure_consumer, run_trainer
+from services.trainer.worker import run_trainer, work_queue
+from services.workqueue import ensure_consumer
 
 
 async def test_the_consumer_is_created_and_updated_in_place_when_the_trainer_config_changes(settings):
     bus = await Bus.connect(settings.nats_url, settings.namespace)
     try:
         await bus.ensure()
-        await ensure_consumer(bus, TrainerConfig(ack_wait=60, max_attempts=3))
+        await ensure_consumer(bus, work_queue(bus, TrainerConfig(ack_wait=60, max_attempts=3)))
         created = (await bus.js.consumer_info(bus.stream, DURABLE_NAME)).config
         assert (created.ack_wait, created.max_deliver) == (60, 4)
         assert created.filter_subject == f"{settings.namespace}.run.*.run_requested"
 
         # JetStream ignores a changed config when a subscriber merely binds: the trainer updates it
-        await ensure_consumer(bus, TrainerConfig(ack_wait=5, max_attempts=1))
+        await ensure_consumer(bus, work_queue(bus, TrainerConfig(ack_wait=5, max_attempts=1)))
 
         updated = (await bus.js.consumer_info(bus.stream, DURABLE_NAME)).config
         assert (updated.ack_wait, updated.max_deliver) == (5, 2)

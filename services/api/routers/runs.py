@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
 from events.runs import RunStatus
@@ -12,6 +12,12 @@ from services.api.context import ContextDep
 from services.api.schemas import LogLine, Metric, Run, RunCreate, RunEvent
 
 router = APIRouter(prefix="/api", tags=["runs"])
+
+# A chart is at most a few thousand pixels wide: more points than that draw nothing more.
+DEFAULT_METRIC_POINTS = 2000
+MAX_METRIC_POINTS = 10_000
+DEFAULT_PAGE = 1000
+MAX_PAGE = 10_000
 
 
 @router.post("/experiments/{experiment_id}/runs", status_code=201)
@@ -30,13 +36,29 @@ async def get_run(run_id: str, ctx: ContextDep) -> Run:
 
 
 @router.get("/runs/{run_id}/metrics")
-async def run_metrics(run_id: str, ctx: ContextDep) -> list[Metric]:
-    return await queries.metrics(ctx.pool, run_id)
+async def run_metrics(
+    run_id: str,
+    ctx: ContextDep,
+    max_points: Annotated[int, Query(ge=4, le=MAX_METRIC_POINTS)] = DEFAULT_METRIC_POINTS,
+) -> list[Metric]:
+    """Each split's points in step order, downsampled to at most `max_points`: of each run of
+    consecutive points the lowest and highest loss and the last point are kept (and the first
+    point), so spikes and the trend survive."""
+    return await queries.metrics(ctx.pool, run_id, max_points)
 
 
 @router.get("/runs/{run_id}/logs")
-async def run_logs(run_id: str, ctx: ContextDep) -> list[LogLine]:
-    return await queries.logs(ctx.pool, run_id)
+async def run_logs(
+    run_id: str,
+    ctx: ContextDep,
+    after: Annotated[str | None, Query(pattern=r"^\d{1,9}\.\d{1,9}\.\d{1,9}$",
+                                       description="`attempt.chunk.line_no` of the last line read")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+) -> list[LogLine]:
+    """The run's log lines in order, `limit` at a time: pass the last line's
+    `attempt.chunk.line_no` as `after` for the next page; a short page is the last."""
+    position = tuple(int(part) for part in after.split(".")) if after is not None else None
+    return await queries.logs(ctx.pool, run_id, position, limit)
 
 
 @router.post(
@@ -53,10 +75,16 @@ async def cancel_run(run_id: str, ctx: ContextDep, response: Response) -> Run:
 
 
 @router.get("/runs/{run_id}/events")
-async def run_history(run_id: str, ctx: ContextDep) -> list[RunEvent]:
-    """The run's full history as stored on the stream: the audit view."""
+async def run_history(
+    run_id: str,
+    ctx: ContextDep,
+    after_seq: Annotated[int, Query(ge=0, le=2**63 - 1, description="Stream sequence of the last event read")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+) -> list[RunEvent]:
+    """The run's history as stored on the stream (the audit view), `limit` events at a time: pass
+    the last event's `seq` as `after_seq` for the next page; a short page is the last."""
     await queries.run(ctx.pool, run_id)
-    return await live.run_history(ctx, run_id)
+    return await live.run_history(ctx, run_id, after_seq, limit)
 
 
 @router.get(

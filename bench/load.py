@@ -1,0 +1,156 @@
+"""Load: 20 concurrent clients against one API process on real servers, latency per read endpoint.
+
+The API (`cadenza api`) and the projector (`cadenza registry`) run as their own processes; the
+clients run here. One run has 200,000 train points in `run_metrics` (copied in directly: the
+projector's rate is bench/projector.py's subject) and is read at `max_points=2000`, next to the
+other read endpoints. Every request must answer 200: any other answer or a transport error counts
+as dropped."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import numpy as np
+import soundfile
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from services.embedded import start_missing  # noqa: E402
+
+POINTS = 200_000
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def tone() -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, (0.3 * np.sin(np.arange(32_000) / 10)).astype(np.float32), 16_000, format="WAV")
+    return buffer.getvalue()
+
+
+async def seed(client: httpx.AsyncClient, database_url: str) -> str:
+    """A dataset with a clip, an experiment, a run with POINTS train points; the run's id."""
+    dataset = (await client.post("/api/datasets", json={"name": "load", "kind": "supervised"})).json()
+    clip = await client.post(f"/api/datasets/{dataset['id']}/clips", data={"prompt": "calm"},
+                             files={"file": ("a.wav", tone())})
+    clip.raise_for_status()
+    experiment = (await client.post("/api/experiments", json={"name": "load", "dataset_id": dataset["id"],
+                                                               "config": {}})).json()
+    run = (await client.post(f"/api/experiments/{experiment['id']}/runs", json={})).json()
+    now = datetime.now(timezone.utc)
+    rows = [(run["id"], "train", step, 1, step / 1000, 2.0 + np.sin(step / 500) + 0.1 * np.cos(step), now)
+            for step in range(POINTS)]
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.copy_records_to_table(
+            "run_metrics", records=rows, columns=["run_id", "split", "step", "attempt", "epoch", "loss", "reported_at"])
+    finally:
+        await connection.close()
+    return run["id"]
+
+
+async def load(url: str, run_id: str, clients: int, rounds: int) -> None:
+    endpoints = {
+        "runs": "/api/runs",
+        "run": f"/api/runs/{run_id}",
+        "metrics (200k points, max_points=2000)": f"/api/runs/{run_id}/metrics?max_points=2000",
+        "events": f"/api/runs/{run_id}/events",
+        "logs": f"/api/runs/{run_id}/logs",
+        "datasets": "/api/datasets",
+        "experiments": "/api/experiments",
+    }
+    latencies: dict[str, list[float]] = {name: [] for name in endpoints}
+    dropped: list[str] = []
+
+    async def client_loop(index: int) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            names = list(endpoints)
+            for round_ in range(rounds):
+                name = names[(index + round_) % len(names)]  # clients spread over the endpoints
+                started = time.perf_counter()
+                try:
+                    response = await client.get(endpoints[name])
+                    if response.status_code != 200:
+                        dropped.append(f"{name}: {response.status_code}")
+                        continue
+                except httpx.HTTPError as error:
+                    dropped.append(f"{name}: {error!r}")
+                    continue
+                latencies[name].append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client_loop(index) for index in range(clients)))
+    seconds = time.perf_counter() - started
+    total = sum(len(values) for values in latencies.values())
+    print(f"{clients} clients, {total + len(dropped)} requests in {seconds:.1f} s ({total / seconds:.0f}/s); "
+          f"dropped: {len(dropped)} {dropped[:5]}")
+    print(f"{'endpoint':<40} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+    for name, values in latencies.items():
+        values.sort()
+        print(f"{name:<40} {len(values):>5} {values[len(values) // 2] * 1000:>8.1f} "
+              f"{values[int(len(values) * 0.95)] * 1000:>8.1f} {values[-1] * 1000:>8.1f}")
+
+
+async def bench(nats_url: str, admin_url: str, clients: int, rounds: int) -> None:
+    namespace = f"load{uuid.uuid4().hex[:8]}"
+    database = f"cadenza_{namespace}"
+    admin = await asyncpg.connect(admin_url)
+    await admin.execute(f'CREATE DATABASE "{database}"')
+    database_url = urlunsplit(urlsplit(admin_url)._replace(path=f"/{database}"))
+    port = free_port()
+    env = {**os.environ, "NATS_URL": nats_url, "DATABASE_URL": database_url, "CADENZA_NAMESPACE": namespace}
+    cadenza = [sys.executable, "-m", "services"]
+    api = subprocess.Popen([*cadenza, "api", "--port", str(port)], env=env, stdout=subprocess.DEVNULL)
+    registry = subprocess.Popen([*cadenza, "registry"], env=env, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            while True:
+                try:
+                    if (await client.get("/api/datasets")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.2)
+            run_id = await seed(client, database_url)
+        await load(url, run_id, clients, rounds)
+    finally:
+        for process in (api, registry):
+            process.terminate()
+            process.wait(30)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=35, help="requests per client")
+    args = parser.parse_args()
+    with ExitStack() as stack:
+        data_dir = Path(tempfile.mkdtemp(prefix="cadenza-load-"))
+        stack.callback(shutil.rmtree, data_dir, ignore_errors=True)
+        nats_url, database_url = start_missing(
+            os.environ.get("NATS_URL", ""), os.environ.get("DATABASE_URL", ""), data_dir, stack)
+        asyncio.run(bench(nats_url, database_url, args.clients, args.rounds))
+
+
+if __name__ == "__main__":
+    main()

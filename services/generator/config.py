@@ -1,0 +1,81 @@
+"""What a generation worker is configured with, beyond the shared `Settings` (env or flags)."""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from services.workqueue import default_worker_id
+
+# Every generation worker binds the same durable consumer: together they form one work queue.
+DURABLE_NAME = "generator"
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """How one generation worker takes and runs generation requests.
+
+    Like the trainer's: `max_attempts` deliveries generate, the consumer allows one more so that a
+    worker can fail the generation with that reason; `ack_wait` is how soon a dead worker's request
+    goes to another worker. `max_adapters` adapters are held per base model (least recently used
+    ones are dropped). `device` and `precision` are MusicGenerator's ('auto' picks by hardware).
+    """
+
+    worker_id: str = field(default_factory=default_worker_id)
+    cache_dir: Path | None = None  # None: the shared Settings.cache_dir
+    device: str = "auto"
+    precision: str = "auto"
+    max_adapters: int = 8
+    max_attempts: int = 3
+    ack_wait: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.max_adapters < 1:
+            raise ValueError(f"max_adapters must be at least 1, got {self.max_adapters}")
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if self.ack_wait < 1:
+            raise ValueError(f"ack_wait must be at least 1 second, got {self.ack_wait}")
+
+    @property
+    def max_deliver(self) -> int:
+        return self.max_attempts + 1
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "GeneratorConfig":
+        """From `CADENZA_GENERATOR_*` variables; keyword overrides that are not None win."""
+        env = os.environ
+        config = cls(
+            worker_id=env.get("CADENZA_GENERATOR_ID") or default_worker_id(),
+            cache_dir=Path(env["CADENZA_GENERATOR_CACHE_DIR"]) if env.get("CADENZA_GENERATOR_CACHE_DIR") else None,
+            device=env.get("CADENZA_GENERATOR_DEVICE") or "auto",
+            precision=env.get("CADENZA_GENERATOR_PRECISION") or "auto",
+            max_adapters=int(env.get("CADENZA_GENERATOR_MAX_ADAPTERS", 8)),
+            max_attempts=int(env.get("CADENZA_GENERATOR_MAX_ATTEMPTS", 3)),
+            ack_wait=float(env.get("CADENZA_GENERATOR_ACK_WAIT", 60.0)),
+        )
+        return replace(config, **{name: value for name, value in overrides.items() if value is not None})
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The generation worker's flags; each defaults to its `CADENZA_GENERATOR_*` variable."""
+    parser.add_argument("--worker-id", help="name in GenerationStarted events (default: host-pid)")
+    parser.add_argument("--cache-dir", type=Path, help="adapter cache (default: <data dir>/cache)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to generate (default auto)")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], help="default auto: bf16 where native")
+    parser.add_argument("--max-adapters", type=int, help="adapters held per base model (default 8)")
+    parser.add_argument("--max-attempts", type=int, help="generations of one request before it is failed (default 3)")
+    parser.add_argument("--ack-wait", type=float, help="seconds before a silent worker's request is redelivered (default 60)")
+
+
+def from_arguments(arguments: argparse.Namespace) -> GeneratorConfig:
+    return GeneratorConfig.from_env(
+        worker_id=arguments.worker_id,
+        cache_dir=arguments.cache_dir,
+        device=arguments.device,
+        precision=arguments.precision,
+        max_adapters=arguments.max_adapters,
+        max_attempts=arguments.max_attempts,
+        ack_wait=arguments.ack_wait,
+    )
