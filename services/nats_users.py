@@ -3,9 +3,10 @@
 Each service connects as its own user, allowed to publish only the events it produces and to read
 and write only the buckets it uses; anonymous connections are refused. Deleting, purging or
 reconfiguring a stream and deleting a consumer are JetStream API requests (`$JS.API.STREAM.DELETE.…`
-and so on) that only `admin` may send (but for the trainers' purges of their own checkpoints); services may *create* Cadenza's streams, which JetStream
-answers as a no-op for an existing stream with the same configuration and refuses for another.
-A work queue's durable consumer may be bound, changed and fetched from only by its own service.
+and so on) that only `admin` may send, but for the trainers' purges of their own checkpoints.
+Services may *create* Cadenza's streams, which JetStream answers as a no-op for an existing stream
+with the same configuration and refuses for another. A work queue's durable consumer may be bound,
+changed and fetched from only by its own service.
 
 Passwords are generated once and kept in `<data folder>/nats/users.json` (0600); the server's
 configuration is written next to it (0600) at every start, from this code.
