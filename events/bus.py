@@ -358,7 +358,7 @@ class Bus:
         store = await self._object_store(bucket)
         try:
             ref = self._ref(bucket, await store.get_info(name))
-        except NotFoundError:  # none, or deleted
+        except (ObjectNotFoundError, ObjectDeletedError):
             pass
         else:
             if (ref.size, ref.sha256) == (len(data), hashlib.sha256(data).hexdigest()):
