@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import os
+import ssl
 import tempfile
 from collections.abc import AsyncIterator, Collection, Iterable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from nats.js.object_store import ObjectStore
 
 from events.base import Envelope, Event, ObjectRef
 from events.codec import UndecodableEvent, decode, encode
+from events.urls import redacted
 from events import subjects
 
 log = logging.getLogger(__name__)
@@ -149,11 +151,12 @@ class EventReader:
         await self._subscription.consumer_info()
 
     async def close(self) -> None:
+        # The consumer is left to the server, which removes it after its inactive threshold:
+        # deleting consumers is an administrator's right on a server with permissions.
         try:
             await self._subscription.unsubscribe()
-            await self._js.delete_consumer(self._stream, self._consumer)
-        except Exception as error:  # the server reaps it after its inactive threshold anyway
-            log.debug("could not delete reader consumer: %s", error)
+        except Exception as error:
+            log.debug("could not unsubscribe the reader: %s", error)
 
 
 class Bus:
@@ -169,16 +172,22 @@ class Bus:
         self._object_stores: dict[str, ObjectStore] = {}
 
     @classmethod
-    async def connect(cls, nats_url: str, namespace: str) -> "Bus":
+    async def connect(cls, nats_url: str, namespace: str, creds_file: Path | None = None,
+                      ca_file: Path | None = None) -> "Bus":
+        """Connect to `nats_url`, which may carry `user:password@` or `token@`; `creds_file` is a
+        NATS credentials file (JWT and NKey seed), `ca_file` the CA that signed the certificate
+        of a `tls://` server (without it, the system's CAs)."""
+        shown = redacted(nats_url)
+
         async def on_error(error: Exception) -> None:
             log.warning("nats: %s", error)
 
         async def on_disconnected() -> None:
             if not (nc.is_draining or nc.is_closed):  # closing is not news
-                log.warning("nats: disconnected from %s", nats_url)
+                log.warning("nats: disconnected from %s", shown)
 
         async def on_reconnected() -> None:
-            log.info("nats: reconnected to %s", nats_url)
+            log.info("nats: reconnected to %s", shown)
 
         nc = await nats.connect(
             nats_url,
@@ -188,6 +197,8 @@ class Bus:
             error_cb=on_error,
             disconnected_cb=on_disconnected,
             reconnected_cb=on_reconnected,
+            user_credentials=str(creds_file) if creds_file else None,
+            tls=tls_context(ca_file),
         )
         return cls(nc, namespace)
 
@@ -342,7 +353,16 @@ class Bus:
         return ObjectRef(bucket=bucket, name=info.name, sha256=digest, size=info.size)
 
     async def put_object(self, bucket: str, name: str, data: bytes) -> ObjectRef:
+        """Store `data` as `name`; an object of that name with the same bytes is kept as it is
+        (replacing one purges its chunks, which only an administrator may do)."""
         store = await self._object_store(bucket)
+        try:
+            ref = self._ref(bucket, await store.get_info(name))
+        except (ObjectNotFoundError, ObjectDeletedError):
+            pass
+        else:
+            if (ref.size, ref.sha256) == (len(data), hashlib.sha256(data).hexdigest()):
+                return ref
         return self._ref(bucket, await store.put(name, data))
 
     async def put_file(self, bucket: str, name: str, path: Path) -> ObjectRef:
@@ -381,6 +401,11 @@ class Bus:
             Path(partial).unlink(missing_ok=True)
             raise
         return path
+
+
+def tls_context(ca_file: Path | None) -> ssl.SSLContext | None:
+    """Trust `ca_file` for `tls://` servers; None: the client's default (the system's CAs)."""
+    return ssl.create_default_context(cafile=ca_file) if ca_file else None
 
 
 def stream_position(reply: str) -> tuple[int, int]:

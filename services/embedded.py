@@ -66,11 +66,11 @@ class EmbeddedPostgres:
 
 
 def start_missing(nats_url: str, database_url: str, data_dir: Path, stack: ExitStack,
-                  fsync: bool = True) -> tuple[str, str]:
+                  fsync: bool = True, nats_config: Path | None = None) -> tuple[str, str]:
     """Start a private nats-server and/or PostgreSQL under `data_dir` for whichever URL is empty;
-    each stops when `stack` closes. Returns the URLs to use."""
+    each stops when `stack` closes. Returns the URLs to use (the NATS one without credentials)."""
     if not nats_url:
-        nats = start_nats(data_dir)
+        nats = start_nats(data_dir, nats_config)
         stack.callback(nats.stop)
         nats_url = nats.url
     if not database_url:
@@ -80,8 +80,9 @@ def start_missing(nats_url: str, database_url: str, data_dir: Path, stack: ExitS
     return nats_url, database_url
 
 
-def start_nats(data_dir: Path) -> EmbeddedNats:
-    """Start nats-server with JetStream stored under `data_dir/nats`; returns once it accepts clients."""
+def start_nats(data_dir: Path, config: Path | None = None) -> EmbeddedNats:
+    """Start nats-server with JetStream stored under `data_dir/nats`, with the configuration file
+    `config` if given (its users: services/nats_users.py); returns once it accepts clients."""
     store = Path(data_dir) / "nats"
     store.mkdir(parents=True, exist_ok=True)
     pid_file = store / "nats-server.pid"
@@ -95,7 +96,7 @@ def start_nats(data_dir: Path) -> EmbeddedNats:
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [nats_server_binary(), "-a", LOOPBACK, "-p", str(port), "-js", "-sd", str(store),
-             "-P", str(pid_file)],
+             "-P", str(pid_file), *(["-c", str(config)] if config else [])],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     server = EmbeddedNats(url=f"nats://{LOOPBACK}:{port}", process=process)
     try:  # also on Ctrl-C: the server runs in its own session and would outlive us

@@ -47,9 +47,9 @@ def servers() -> Iterator[Servers]:
 
 
 @contextmanager
-def isolated_settings(servers: Servers, data_dir: Path) -> Iterator[Settings]:
+def isolated_settings(servers: Servers, data_dir: Path, model_dirs: tuple[Path, ...]) -> Iterator[Settings]:
     """Settings with a unique namespace on NATS and a fresh, empty database, both removed when the
-    block ends."""
+    block ends; base models may come from `model_dirs`."""
     namespace = f"t{uuid.uuid4().hex[:12]}"
     database = f"cadenza_{namespace}"
     in_thread(_execute(servers.database_url, f'CREATE DATABASE "{database}"'))
@@ -60,6 +60,7 @@ def isolated_settings(servers: Servers, data_dir: Path) -> Iterator[Settings]:
             namespace=namespace,
             data_dir=data_dir / "data",
             cache_dir=data_dir / "cache",
+            model_dirs=model_dirs,
         )
     finally:
         in_thread(_execute(servers.database_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
@@ -67,16 +68,16 @@ def isolated_settings(servers: Servers, data_dir: Path) -> Iterator[Settings]:
 
 
 @pytest.fixture
-def settings(servers: Servers, tmp_path: Path) -> Iterator[Settings]:
-    """Settings for one test (see isolated_settings)."""
-    with isolated_settings(servers, tmp_path) as settings:
+def settings(servers: Servers, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Settings for one test (see isolated_settings); base models from pytest's folders (tiny_model)."""
+    with isolated_settings(servers, tmp_path, (tmp_path_factory.getbasetemp(),)) as settings:
         yield settings
 
 
 @pytest.fixture(scope="session")
 def session_settings(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """Settings shared by a whole session's tests, for a stack started once (the browser tests)."""
-    with isolated_settings(servers, tmp_path_factory.mktemp("session")) as settings:
+    with isolated_settings(servers, tmp_path_factory.mktemp("session"), (tmp_path_factory.getbasetemp(),)) as settings:
         yield settings
 
 

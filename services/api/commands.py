@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -28,6 +30,7 @@ from services.api.schemas import (
     Clip, Dataset, DatasetCreate, Experiment, ExperimentCreate, ExperimentPatch, Pair, Run, RunCreate,
 )
 from services.api.validation import storable_text
+from services.model_dirs import base_model_refusal
 from services.registry.progress import wait_until_projected
 
 @dataclass(frozen=True)
@@ -160,23 +163,27 @@ async def store_audio(ctx: Context, upload: Upload, info: AudioInfo) -> AudioFil
 
 
 # --- experiments --------------------------------------------------------------------------------
-def training_config(config: dict[str, Any], dataset_kind: str) -> TrainingConfig:
-    """The full TrainingConfig for `config` on a dataset of `dataset_kind`, or a 422 naming the field."""
+def training_config(config: dict[str, Any], dataset_kind: str, model_dirs: Sequence[Path]) -> TrainingConfig:
+    """The full TrainingConfig for `config` on a dataset of `dataset_kind`, or a 422 naming the field
+    (a `base_model` outside `model_dirs` too)."""
     if config.get("dataset_type", dataset_kind) != dataset_kind:
         raise invalid(
             ("body", "config", "dataset_type"),
             f"comes from the dataset's kind ('{dataset_kind}'); leave it out",
         )
     try:
-        return TrainingConfig.model_validate(config | {"dataset_type": dataset_kind})
+        validated = TrainingConfig.model_validate(config | {"dataset_type": dataset_kind})
     except ValidationError as error:
         raise invalid_from(error, ("body", "config")) from error
+    if refusal := base_model_refusal(validated.base_model, model_dirs):
+        raise invalid(("body", "config", "base_model"), refusal, "base_model_not_allowed")
+    return validated
 
 
 async def create_experiment(ctx: Context, body: ExperimentCreate) -> Experiment:
     dataset = await queries.dataset(ctx.pool, body.dataset_id)
     config = with_num_epochs(body.config)
-    training_config(config, dataset.kind)
+    training_config(config, dataset.kind, ctx.settings.model_dirs)
     experiment_id = new_id()
     await publish(
         ctx,
@@ -200,7 +207,7 @@ async def update_experiment(ctx: Context, experiment_id: str, patch: ExperimentP
     if "config" in changes:
         changes["config"] = with_num_epochs(changes["config"])
     # The default config must stay valid for the (possibly new) dataset.
-    training_config(changes.get("config", current.config), dataset.kind)
+    training_config(changes.get("config", current.config), dataset.kind, ctx.settings.model_dirs)
     await publish(ctx, ExperimentUpdated(experiment_id=experiment_id, update_id=new_id(), **changes))
     return await queries.experiment(ctx.pool, experiment_id)
 
@@ -209,7 +216,8 @@ async def update_experiment(ctx: Context, experiment_id: str, patch: ExperimentP
 async def request_run(ctx: Context, experiment_id: str, body: RunCreate) -> Run:
     experiment = await queries.experiment(ctx.pool, experiment_id)
     dataset = await queries.dataset(ctx.pool, experiment.dataset_id)
-    config = training_config(with_num_epochs(experiment.config) | with_num_epochs(body.config), dataset.kind)
+    config = training_config(with_num_epochs(experiment.config) | with_num_epochs(body.config), dataset.kind,
+                             ctx.settings.model_dirs)
     examples = dataset.clip_count if dataset.kind == "supervised" else dataset.pair_count
     if examples == 0:
         items = "clips" if dataset.kind == "supervised" else "pairs"

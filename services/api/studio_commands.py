@@ -22,6 +22,7 @@ from services.api.studio_schemas import (
     Comparison, ComparisonCreate, Generation, GenerationCreate, GenerationParameters, Preference, PreferenceCreate,
     RatingCreate, Sample, TagCreate, VoteCreate,
 )
+from services.model_dirs import base_model_refusal
 
 DEFAULT_BASE_MODEL = TrainingConfig.model_fields["base_model"].default
 # Blind orders must not be predictable from anything a voter sees.
@@ -36,6 +37,8 @@ async def generation_request(ctx: Context, generation_id: str, prompt: str, adap
     model (a different `base_model` asked for is a 422)."""
     adapter = None
     base_model = parameters.base_model or DEFAULT_BASE_MODEL
+    if refusal := base_model_refusal(base_model, ctx.settings.model_dirs):
+        raise invalid(("body", "base_model"), refusal, "base_model_not_allowed")
     if adapter_id is not None:
         adapter = await queries.adapter(ctx.pool, adapter_id)
         if parameters.base_model not in (None, adapter.base_model):

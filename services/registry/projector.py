@@ -43,7 +43,7 @@ class StreamBehindReadModels(RuntimeError):
 
 async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
     """Fold the stream into the read models until `stop` is set."""
-    bus = await Bus.connect(settings.nats_url, settings.namespace)
+    bus = await Bus.connect(settings.nats_url, settings.namespace, settings.nats_creds_file, settings.nats_ca_file)
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
     try:
         await bus.ensure()

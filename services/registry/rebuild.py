@@ -28,7 +28,7 @@ FETCH_WAIT = 10.0
 
 async def rebuild(settings: Settings) -> int:
     """Replay the stream into empty read models; return the number of events folded."""
-    bus = await Bus.connect(settings.nats_url, settings.namespace)
+    bus = await Bus.connect(settings.nats_url, settings.namespace, settings.nats_creds_file, settings.nats_ca_file)
     conn = await asyncpg.connect(settings.database_url)
     try:
         await bus.ensure()

@@ -73,6 +73,11 @@ def _model_source_root() -> Path:
     return Path(spec.origin).parent.parent
 
 
+# Stands for the trainer's cache root in what runs tell clients (errors, logs): where the trainer
+# keeps its files is none of their business.
+CACHE_PLACEHOLDER = "<cache>"
+
+
 class RunAttempt:
     """Everything one attempt at one run needs, and its steps in order."""
 
@@ -113,7 +118,8 @@ class RunAttempt:
                 # Retried (by redelivery) up to max_attempts; the next delivery reads why from this event.
                 with contextlib.suppress(Exception):
                     await self.outbox.publish(RunAttemptFailed(
-                        run_id=self.run_id, attempt=self.attempt, error=f"{type(error).__name__}: {error}"))
+                        run_id=self.run_id, attempt=self.attempt,
+                        error=self._public(f"{type(error).__name__}: {error}")))
                 raise
             finally:
                 shutil.rmtree(self.folder, ignore_errors=True)
@@ -151,7 +157,8 @@ class RunAttempt:
                 exported = await export_dataset(self.bus, cache, self.request.dataset_id, config.dataset_type,
                                                 self.request_seq, self.folder)
             except DatasetUnavailable as error:
-                await self.outbox.publish(RunFailed(run_id=self.run_id, attempt=self.attempt, error=str(error)))
+                await self.outbox.publish(RunFailed(run_id=self.run_id, attempt=self.attempt,
+                                                    error=self._public(str(error))))
                 return Outcome.DONE
             await self.outbox.publish(DatasetExported(run_id=self.run_id, attempt=self.attempt,
                                                       rows=exported.rows, digest=exported.digest))
@@ -183,7 +190,7 @@ class RunAttempt:
 
         async def read_stderr() -> None:
             async for line in process.lines(child.stderr):
-                self.outbox.add_log(line)
+                self.outbox.add_log(self._public(line))
                 stderr_tail[:] = [*stderr_tail[-(STDERR_TAIL - 1):], line]
 
         async def stop_on_request() -> None:
@@ -212,7 +219,7 @@ class RunAttempt:
                 elif isinstance(item, Failed):
                     failed = item
                 elif isinstance(item, Other):
-                    self.outbox.add_log(item.text)
+                    self.outbox.add_log(self._public(item.text))
                 elif not isinstance(item, Checkpoint):
                     self.outbox.add_loss(item)
             await stderr_task
@@ -238,8 +245,12 @@ class RunAttempt:
             error = f"training process exited with code {exit_code}"
             if stderr_tail:
                 error += ":\n" + "\n".join(stderr_tail)
-        await self.outbox.publish(RunFailed(run_id=self.run_id, attempt=self.attempt, error=error))
+        await self.outbox.publish(RunFailed(run_id=self.run_id, attempt=self.attempt, error=self._public(error)))
         return Outcome.DONE
+
+    def _public(self, text: str) -> str:
+        """`text` as clients may see it: the trainer's folders shown relative to its cache root."""
+        return text.replace(str(self.cache_root.absolute()), CACHE_PLACEHOLDER)
 
     # --- uploads --------------------------------------------------------------------------------
     async def _upload_checkpoint(self, checkpoint: Checkpoint) -> None:

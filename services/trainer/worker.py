@@ -66,7 +66,7 @@ async def run_trainer(settings: Settings, stop: asyncio.Event, trainer: TrainerC
     (they checkpoint) and hand them back to the queue."""
     trainer = trainer or TrainerConfig.from_env()
     cache_root = trainer.cache_dir or settings.cache_dir
-    bus = await Bus.connect(settings.nats_url, settings.namespace)
+    bus = await Bus.connect(settings.nats_url, settings.namespace, settings.nats_creds_file, settings.nats_ca_file)
     try:
         await bus.ensure()
 
