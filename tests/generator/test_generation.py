@@ -33,7 +33,9 @@ async def test_samples_of_the_base_model_and_of_an_adapter_are_stored_listed_and
     base = await studio.request(seed=11)
     tuned = await studio.request(seed=11, adapter_id=adapter["id"])
     tuned_again = await studio.request(seed=11, adapter_id=adapter["id"])
-    assert base["status"] == "queued"
+    # The answer reads the generation once its request is projected; an idle worker may have
+    # started it by then.
+    assert base["status"] in ("queued", "running"), base
     finished = [await studio.wait_for_generation(g["id"]) for g in (base, tuned, tuned_again)]
 
     assert [g["status"] for g in finished] == ["completed"] * 3, finished
