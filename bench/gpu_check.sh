@@ -4,7 +4,8 @@
 #     per-step-recompute recipe at batch 8 in the same runs (the speedup goal);
 #   - DPO memory at 30 s: two 30 s pairs, ours / ours with checkpointing / the two-model recipe;
 #   - the training command line, supervised and preference, on a random musicgen-small-shaped model;
-#   - bench/gpu_generate.py, where that file exists;
+#   - generation throughput with an adapter: a batch of 8 samples of 30 s, bf16 + static cache +
+#     compile (bench/generation_throughput.py);
 #   - with what time is left: batch 32 compiled, and batch 8 without LoRA dropout.
 # Each part runs under its own `timeout` (at most what is left of the budget), so one failure or
 # overrun does not lose the others' figures; the parts that matter most for the goals run first.
@@ -56,10 +57,13 @@ name, rc, seconds, path, log = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), 
 text = open(path).read().strip()
 try:
     result = json.loads(text)
-except ValueError:  # JSON lines (the training command line), or nothing
+except ValueError:  # JSON lines (the training command line, the generation benchmark), or nothing
     lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-    result = [line for line in lines if line["type"] in ("started", "completed", "failed")]
-    result += [line for line in lines if line["type"] == "step"][-2:]
+    if all("type" in line for line in lines):  # the training command line: its summary lines
+        result = [line for line in lines if line["type"] in ("started", "completed", "failed")]
+        result += [line for line in lines if line["type"] == "step"][-2:]
+    else:
+        result = lines
 report = {"part": name, "rc": rc, "seconds": seconds, "result": result}
 if rc != 0:
     report["log_tail"] = open(log).read()[-600:]
@@ -70,8 +74,10 @@ PY
 BENCH="$PYTHON bench/train_throughput.py --device cuda --precision bf16 --seconds 30 --steps 3"
 part throughput-b8 90 $BENCH --batch-size 8 --compile off --parts throughput
 # Compilation takes a minute or two per shape.
-part throughput-b8-compiled 170 $BENCH --batch-size 8 --compile on --parts throughput
-part dpo-30s 100 $BENCH --parts dpo --dpo-seconds 30 --dpo-pairs 2
+part throughput-b8-compiled 150 $BENCH --batch-size 8 --compile on --parts throughput
+part dpo-30s 90 $BENCH --parts dpo --dpo-seconds 30 --dpo-pairs 2
+part generate-b8-30s 170 $PYTHON bench/generation_throughput.py --shape small --device cuda --seconds 30 \
+    --batch-sizes 8 --repeats 1 --variants bf16+static+compile
 part throughput-b32 90 $BENCH --batch-size 32 --compile off --parts throughput --recipes ours
 
 # The command line on a random musicgen-small-shaped model and four 30 s clips (two preference pairs).
@@ -97,10 +103,8 @@ part cli-supervised 150 $CLI --dataset "$DATA/supervised.jsonl" --type supervise
     --name sup --batch-size 4 --max-steps 6
 part cli-preference 60 $CLI --dataset "$DATA/preference.jsonl" --type preference --output "$DATA/pref" \
     --name pref --batch-size 2 --max-steps 3 --compile off --activation-checkpointing
-
-if [[ -f bench/gpu_generate.py ]]; then
-    part generate 120 $PYTHON bench/gpu_generate.py
-fi
+part generate-b1-10s 90 $PYTHON bench/generation_throughput.py --shape small --device cuda --seconds 10 \
+    --batch-sizes 1 --repeats 1 --variants fp32,bf16+static+compile
 
 part throughput-b32-compiled 170 $BENCH --batch-size 32 --compile on --parts throughput --recipes ours
 # LoRA dropout's copies were ~11 % of GPU time in a profile: what dropping it would gain.
