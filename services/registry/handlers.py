@@ -146,6 +146,12 @@ async def loss_reported(conn: asyncpg.Connection, reports: list[tuple[Envelope, 
         [e.learning_rate for _, e in rows], [e.grad_norm for _, e in rows],
         [_json(e.metrics) for _, e in rows], [envelope.occurred_at for envelope, _ in rows],
     )
+    # the curve's summary (migration 004) above the steps written, in the same transaction
+    steps: dict[tuple[str, str], list[int]] = {}
+    for run_id, split, step in latest:
+        steps.setdefault((run_id, split), []).append(step)
+    await conn.executemany("SELECT refresh_metric_buckets($1, $2, $3)",
+                           [(run_id, split, written) for (run_id, split), written in steps.items()])
 
 
 async def run_logged(conn: asyncpg.Connection, envelope: Envelope, event: RunLogged) -> None:
