@@ -63,7 +63,7 @@ async def seed(client: httpx.AsyncClient, database_url: str) -> str:
         await connection.copy_records_to_table(
             "run_metrics", records=rows, columns=["run_id", "split", "step", "attempt", "epoch", "loss", "reported_at"])
         # the curve's summary, as the projector builds it when it folds the points
-        await connection.execute("SELECT refresh_metric_buckets($1, 'train', $2)", run["id"], list(range(POINTS)))
+        await connection.execute("SELECT refresh_metric_buckets($1, 'train', 0, $2)", run["id"], POINTS - 1)
     finally:
         await connection.close()
     return run["id"]
