@@ -19,7 +19,7 @@ from services.settings import Settings
 READ_MODELS = (
     "dataset_sources", "dataset_filters", "comparison_pairs", "comparison_generations", "comparisons",
     "preferences", "sample_tags", "sample_ratings", "samples", "generations",
-    "run_metrics", "run_logs", "adapters", "runs", "experiments", "preference_pairs", "clips", "datasets",
+    "run_metric_buckets", "run_metrics", "run_logs", "adapters", "runs", "experiments", "preference_pairs", "clips", "datasets",
     "dead_letters",
 )
 BATCH = 1_000
