@@ -53,6 +53,11 @@ class PublishError(RuntimeError):
     pass
 
 
+class PublishTimeout(PublishError, TimeoutError):
+    """No ack came in time: the server is away or slow, and the events may yet be stored (the
+    client sends what it buffered once it reconnects), so publishing them again is the remedy."""
+
+
 class EventTooLarge(ValueError):
     """An event whose encoded size is over the server's message limit: it was not published."""
 
@@ -276,7 +281,7 @@ class Bus:
                 try:
                     reply = await acks.next_msg(timeout=max(remaining, 0.001))
                 except nats.errors.TimeoutError:
-                    raise PublishError(
+                    raise PublishTimeout(
                         f"{len(batch) - len(replies)} of {len(batch)} publishes got no ack within {REQUEST_TIMEOUT} s"
                     ) from None
                 replies[int(reply.subject.rsplit(".", 1)[1])] = reply

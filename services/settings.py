@@ -35,6 +35,9 @@ class Settings:
     max_dataset_bytes: int = 5 * 1024**3
     max_dataset_clips: int = 10_000
     cache_dir: Path = field(default_factory=lambda: default_data_dir() / "cache")
+    # Seconds any one database command or connection attempt may take: a stopped or hung
+    # PostgreSQL then costs a bounded wait, never a hang.
+    database_timeout: float = 10.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -53,6 +56,7 @@ class Settings:
             max_dataset_bytes=int(env.get("CADENZA_MAX_DATASET_BYTES", cls.max_dataset_bytes)),
             max_dataset_clips=int(env.get("CADENZA_MAX_DATASET_CLIPS", cls.max_dataset_clips)),
             cache_dir=Path(env.get("CADENZA_CACHE_DIR") or data_dir / "cache"),
+            database_timeout=float(env.get("CADENZA_DATABASE_TIMEOUT", cls.database_timeout)),
         )
         return replace(settings, **overrides)
 
