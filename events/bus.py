@@ -25,7 +25,9 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
-from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, ObjectDeletedError, ObjectNotFoundError
+from nats.js.errors import (
+    APIError, BadRequestError, NoStreamResponseError, NotFoundError, ObjectDeletedError, ObjectNotFoundError,
+)
 from nats.js.object_store import ObjectStore
 
 from events.base import Envelope, Event, ObjectRef
@@ -250,6 +252,17 @@ class Bus:
         subject, data, headers = self._message(event)
         ack = await self.js.publish(subject, data, stream=self.stream, headers=headers)
         return self._checked(ack, event)
+
+    async def stored_seq(self, event: Event) -> int | None:
+        """The stream sequence of `event` if the stream holds it already (the last message on its
+        subject carries its idempotency key), whenever it was published; else None."""
+        try:
+            stored = await self.js.get_last_msg(self.stream, event.subject(self.subject_root))
+        except NotFoundError:
+            return None
+        if (stored.headers or {}).get("Nats-Msg-Id") == event.idempotency_key():
+            return stored.seq
+        return None
 
     async def publish_many(self, events: Iterable[Event]) -> list[int]:
         """Store events in order, pipelined: acks are awaited per batch of 1,000, not one by one.
