@@ -21,7 +21,7 @@ from events.bus import Bus, StoredEvent
 from events import runs
 from events.catalogue import (
     AdapterSaved, CheckpointSaved, DatasetExported, ExperimentCreated, ExperimentUpdated, RunAttemptFailed,
-    RunCancelled, RunCancelRequested, RunCompleted, RunFailed, RunRequested, RunStarted,
+    RunCancelled, RunCancelRequested, RunCompleted, RunFailed, RunHandedBack, RunRequested, RunStarted,
 )
 from events.subjects import subject_filter
 from model.training import protocol
@@ -231,6 +231,7 @@ class RunAttempt:
             await self.outbox.publish(RunCancelled(run_id=self.run_id, attempt=self.attempt))
             return Outcome.DONE
         if self.stop.is_set():
+            await self.outbox.publish(RunHandedBack(run_id=self.run_id, attempt=self.attempt))
             return Outcome.REQUEUE
         if failed is not None:
             error = failed.error
