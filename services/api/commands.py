@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,19 +41,18 @@ class Upload:
     data: bytes
 
 
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
 async def publish(ctx: Context, *events: Event) -> None:
-    """Publish in order and return once the read models include the last of them."""
-    sequences = await ctx.bus.publish_many(list(events))
+    """Publish in order and return once the read models include the last of them. A command
+    retried with its Idempotency-Key finds its events stored already (see `ResourceIds`), also
+    after the stream's duplicate window, and publishes nothing again."""
+    stored = await ctx.bus.stored_seq(events[-1]) if ctx.ids.keyed else None
+    sequences = [stored] if stored is not None else await ctx.bus.publish_many(list(events))
     await wait_until_projected(ctx.pool, max(sequences))
 
 
 # --- datasets -----------------------------------------------------------------------------------
 async def create_dataset(ctx: Context, body: DatasetCreate) -> Dataset:
-    dataset_id = new_id()
+    dataset_id = ctx.ids.new()
     await publish(ctx, DatasetCreated(dataset_id=dataset_id, name=body.name, kind=body.kind, description=body.description))
     return await queries.dataset(ctx.pool, dataset_id)
 
@@ -63,7 +61,7 @@ async def add_clip(ctx: Context, dataset_id: str, prompt: str, upload: Upload) -
     await require_kind(ctx, dataset_id, "supervised", "clips", "pairs")
     await require_room(ctx, dataset_id, upload)
     audio = await store_audio(ctx, upload, await inspect_upload(ctx, upload))
-    clip_id = new_id()
+    clip_id = ctx.ids.new()
     await publish(ctx, ClipAdded(dataset_id=dataset_id, clip_id=clip_id, prompt=prompt, audio=audio))
     return await queries.clip(ctx.pool, clip_id)
 
@@ -75,11 +73,11 @@ async def add_pair(ctx: Context, dataset_id: str, prompt: str, chosen: Upload, r
     chosen_info, rejected_info = await inspect_upload(ctx, chosen), await inspect_upload(ctx, rejected)
     pair = PreferencePairAdded(
         dataset_id=dataset_id,
-        pair_id=new_id(),
+        pair_id=ctx.ids.new(),
         prompt=prompt,
-        chosen_clip_id=new_id(),
+        chosen_clip_id=ctx.ids.new(),
         chosen=await store_audio(ctx, chosen, chosen_info),
-        rejected_clip_id=new_id(),
+        rejected_clip_id=ctx.ids.new(),
         rejected=await store_audio(ctx, rejected, rejected_info),
     )
     await publish(ctx, pair)
@@ -184,7 +182,7 @@ async def create_experiment(ctx: Context, body: ExperimentCreate) -> Experiment:
     dataset = await queries.dataset(ctx.pool, body.dataset_id)
     config = with_num_epochs(body.config)
     training_config(config, dataset.kind, ctx.settings.model_dirs)
-    experiment_id = new_id()
+    experiment_id = ctx.ids.new()
     await publish(
         ctx,
         ExperimentCreated(
@@ -208,7 +206,7 @@ async def update_experiment(ctx: Context, experiment_id: str, patch: ExperimentP
         changes["config"] = with_num_epochs(changes["config"])
     # The default config must stay valid for the (possibly new) dataset.
     training_config(changes.get("config", current.config), dataset.kind, ctx.settings.model_dirs)
-    await publish(ctx, ExperimentUpdated(experiment_id=experiment_id, update_id=new_id(), **changes))
+    await publish(ctx, ExperimentUpdated(experiment_id=experiment_id, update_id=ctx.ids.new(), **changes))
     return await queries.experiment(ctx.pool, experiment_id)
 
 
@@ -226,7 +224,7 @@ async def request_run(ctx: Context, experiment_id: str, body: RunCreate) -> Run:
             f"dataset '{dataset.id}' of experiment '{experiment_id}' has no {items} yet: add some first",
             "dataset_empty",
         )
-    run_id = new_id()
+    run_id = ctx.ids.new()
     await publish(
         ctx,
         RunRequested(

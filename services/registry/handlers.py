@@ -18,7 +18,7 @@ from events import runs
 from events.base import AudioFile, Envelope, Event
 from events.catalogue import (
     AdapterSaved, CheckpointSaved, ClipAdded, DatasetCreated, DatasetExported, ExperimentCreated,
-    ExperimentUpdated, LossReported, PreferencePairAdded, RunAttemptFailed, RunCancelled, RunCancelRequested,
+    ExperimentUpdated, LossReported, PreferencePairAdded, RunAttemptFailed, RunCancelled, RunCancelRequested, RunHandedBack,
     RunCompleted, RunFailed, RunLogged, RunRequested, RunStarted,
 )
 from services.registry.studio_handlers import STUDIO_HANDLERS
@@ -117,6 +117,10 @@ async def run_attempt_failed(conn: asyncpg.Connection, envelope: Envelope, event
         f"UPDATE runs SET error = $2 WHERE id = $1 AND {NOT_FINAL} AND attempt <= $3",
         event.run_id, event.error, event.attempt,
     )
+
+
+async def run_handed_back(conn: asyncpg.Connection, envelope: Envelope, event: RunHandedBack) -> None:
+    """Nothing to show: the run stays running until the attempt that resumes it starts."""
 
 
 async def dataset_exported(conn: asyncpg.Connection, envelope: Envelope, event: DatasetExported) -> None:
@@ -247,6 +251,7 @@ HANDLERS: dict[type[Event], Handler] = {
     RunCompleted: run_completed,
     RunFailed: run_failed,
     RunAttemptFailed: run_attempt_failed,
+    RunHandedBack: run_handed_back,
     RunCancelRequested: run_cancel_requested,
     RunCancelled: run_cancelled,
     **STUDIO_HANDLERS,

@@ -21,7 +21,7 @@ from events.bus import Bus, StoredEvent
 from events import runs
 from events.catalogue import (
     AdapterSaved, CheckpointSaved, DatasetExported, ExperimentCreated, ExperimentUpdated, RunAttemptFailed,
-    RunCancelled, RunCancelRequested, RunCompleted, RunFailed, RunRequested, RunStarted,
+    RunCancelled, RunCancelRequested, RunCompleted, RunFailed, RunHandedBack, RunRequested, RunStarted,
 )
 from events.subjects import subject_filter
 from model.training import protocol
@@ -30,7 +30,8 @@ from services.trainer import process
 from services.trainer.archive import pack_tar, pack_zip, unpack_tar
 from services.trainer.config import TrainerConfig
 from services.trainer.export import DatasetUnavailable, ObjectCache, export_dataset
-from services.trainer.outbox import RunOutbox
+from services.faults import retry
+from services.trainer.outbox import OUTAGE_TOLERANCE, RunOutbox
 from services.trainer.progress import Adapter, Checkpoint, Completed, Failed, Other, parse_line
 from services.trainer.retention import delete_superseded
 
@@ -238,6 +239,7 @@ class RunAttempt:
             await self.outbox.publish(RunCancelled(run_id=self.run_id, attempt=self.attempt))
             return Outcome.DONE
         if self.stop.is_set():
+            await self.outbox.publish(RunHandedBack(run_id=self.run_id, attempt=self.attempt))
             return Outcome.REQUEUE
         if failed is not None:
             error = failed.error
@@ -257,7 +259,8 @@ class RunAttempt:
         archive = await asyncio.to_thread(pack_tar, checkpoint.path, self.folder / f"{checkpoint.path.name}.tar")
         # Named per attempt: an object an event refers to is never overwritten by a later attempt.
         name = f"{self.run_id}/attempt-{self.attempt}/{checkpoint.path.name}.tar"
-        ref = await self.bus.put_file(self.bus.checkpoints_bucket, name, archive)
+        ref = await retry(lambda: self.bus.put_file(self.bus.checkpoints_bucket, name, archive),
+                          f"uploading the checkpoint of step {checkpoint.step}", give_up_after=OUTAGE_TOLERANCE)
         archive.unlink()
         await self.outbox.publish(CheckpointSaved(run_id=self.run_id, attempt=self.attempt,
                                                   step=checkpoint.step, checkpoint=ref))

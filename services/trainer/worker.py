@@ -4,7 +4,8 @@ All trainers bind one durable pull consumer (`trainer`) on `<root>.run.*.run_req
 (services.workqueue: explicit acks, heartbeats, bounded redeliveries, one request per free slot).
 A request is acked only once its run reached a final state, so a trainer that dies mid-run leaves
 it unacked and another trainer resumes it from the run's last uploaded checkpoint after `ack_wait`.
-`max_deliver = max_attempts + 1`: the extra delivery lets a trainer fail the run with that reason.
+Deliveries are unlimited: the trainer counts the failed attempts from the run's history and fails the
+run at its attempt limit (a graceful hand-back does not count).
 """
 from __future__ import annotations
 
