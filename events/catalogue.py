@@ -90,6 +90,9 @@ class RunStarted(Event):
 
 
 class DatasetExported(Event):
+    """The attempt's training process read the run's dataset: its rows and content digest (prompts and
+    audio hashes), the digest its checkpoints and adapter carry."""
+
     aggregate = "run"
     key_fields = ("attempt",)
     run_id: str

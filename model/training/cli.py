@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from model.errors import InputError, Stopped
 from model.training.config import TrainingConfig
-from model.training.protocol import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED
+from model.training.protocol import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_STOPPED, FailedLine, Line, write_line
 
 # flag -> TrainingConfig field; a flag given on the command line overrides --config.
 FLAG_FIELDS = {
@@ -106,9 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     # Under torchrun every process runs this; process 0 alone speaks for the run.
     speaks = os.environ.get("RANK", "0") == "0"
 
-    def emit(event: dict) -> None:
+    def emit(line: Line) -> None:
         if speaks:
-            events.write(json.dumps(event) + "\n")
+            events.write(write_line(line) + "\n")
             events.flush()
 
     stop = []
@@ -133,14 +133,14 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     except InputError as error:
         log.error("bad input: %s", error)
-        emit({"type": "failed", "error": str(error), "exit_code": EXIT_BAD_INPUT})
+        emit(FailedLine(error=str(error), exit_code=EXIT_BAD_INPUT))
         return EXIT_BAD_INPUT
     except Stopped as stopped:
         log.warning("stopped; resume with --resume %s", stopped.checkpoint)
         return EXIT_STOPPED
     except Exception as error:
         traceback.print_exc()
-        emit({"type": "failed", "error": f"{type(error).__name__}: {error}", "exit_code": EXIT_FAILED})
+        emit(FailedLine(error=f"{type(error).__name__}: {error}", exit_code=EXIT_FAILED))
         return EXIT_FAILED
 
 

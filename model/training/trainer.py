@@ -1,6 +1,6 @@
 """The training loop, top to bottom: data, model, optimizer, then steps until done.
 
-Progress goes to `emit` as plain dicts (the CLI prints them as JSON lines); `should_stop` is polled
+Progress goes to `emit` as the protocol's lines (the CLI prints them as JSON); `should_stop` is polled
 after every optimizer step (the CLI sets it on SIGTERM).
 """
 
@@ -35,6 +35,9 @@ from model.training.checkpoint import Progress, read_checkpoint, restore_trainin
 from model.training.config import TrainingConfig
 from model.training.features import Example, FeatureCache, compute_features, epoch_windows
 from model.training.parallel import start_processes, stop_processes, sum_gradients
+from model.training.protocol import (
+    AdapterLine, CheckpointLine, CompletedLine, Line, StartedLine, StepLine, ValidationLine,
+)
 
 log = logging.getLogger("cadenza.model")
 
@@ -94,12 +97,12 @@ def train(
     dataset: Path,
     output: Path,
     name: str,
-    emit: Callable[[dict], None],
+    emit: Callable[[Line], None],
     cache_dir: Path,
     resume: Path | None = None,
     should_stop: Callable[[], bool] = lambda: False,
-) -> dict | None:
-    """Train as `config` says; return the `completed` event (None in processes other than 0 of a
+) -> CompletedLine | None:
+    """Train as `config` says; return the `completed` line (None in processes other than 0 of a
     data-parallel run, which write nothing: see parallel.py)."""
     started = time.perf_counter()
     processes, device = start_processes(resolve_device(config.device))
@@ -160,14 +163,12 @@ def train(
         restore_training_state(checkpoint.folder, optimizer, scheduler)
         progress = checkpoint.progress
 
-    emit({
-        "type": "started", "name": name, "config": config.model_dump(), "device": str(device),
-        "precision": precision, "dataset": str(dataset), "dataset_digest": digest, "rows": len(rows),
-        "train_examples": len(train_set), "validation_examples": len(validation_set),
-        "total_steps": total_steps, "start_step": progress.step,
-        "resumed_from": str(resume) if resume else None,
-        "trainable_parameters": sum(p.numel() for p in parameters),
-    })
+    emit(StartedLine(
+        name=name, config=config, device=str(device), precision=precision, dataset=dataset,
+        dataset_digest=digest, rows=len(rows), train_examples=len(train_set),
+        validation_examples=len(validation_set), total_steps=total_steps, start_step=progress.step,
+        resumed_from=resume, trainable_parameters=sum(p.numel() for p in parameters),
+    ))
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
     if preference:  # the reference model is fixed, and so are preference windows: score them once
         log.info("scoring %d pairs under the reference model", len(train_set) + len(validation_set))
@@ -208,7 +209,7 @@ def train(
         if processes.main:
             save_checkpoint(output, model, optimizer, scheduler, progress, config, name, digest)
         log.info("step %d: checkpoint %s", progress.step, path)
-        emit({"type": "checkpoint", "step": progress.step, "path": str(path)})
+        emit(CheckpointLine(step=progress.step, path=path))
         return path
 
     # Redraw a terminal's bar often; a captured stderr (the trainer service's run log) only every 30 s.
@@ -259,10 +260,8 @@ def train(
         progress.loss = sums.pop("loss")
         if not math.isfinite(progress.loss):
             raise TrainingError(f"loss became {progress.loss} at step {progress.step}; try a lower learning rate")
-        event = {"type": "step", "step": progress.step, "epoch": epoch + 1, "loss": progress.loss,
-                 "learning_rate": learning_rate, "grad_norm": grad_norm}
-        event.update(sums)
-        emit(event)
+        emit(StepLine(step=progress.step, epoch=epoch + 1, loss=progress.loss, learning_rate=learning_rate,
+                      grad_norm=grad_norm, **sums))
         bar.set_postfix(loss=f"{progress.loss:.4f}", refresh=False)  # redrawn by update, at the bar's interval
         bar.update(1)
 
@@ -272,8 +271,7 @@ def train(
                 loss = validate()
                 best = progress.best_validation_loss
                 progress.best_validation_loss = loss if best is None else min(best, loss)
-                emit({"type": "validation", "step": progress.step, "loss": loss,
-                      "best_loss": progress.best_validation_loss})
+                emit(ValidationLine(step=progress.step, loss=loss, best_loss=progress.best_validation_loss))
             saved = save()
         if processes.any(should_stop(), device) and progress.step < total_steps:
             raise Stopped(saved or save())
@@ -285,8 +283,8 @@ def train(
         return None
     adapter, sha256 = save_adapter(output, model, config, name, digest, progress)
     log.info("adapter %s (sha256 %s), final loss %.4f", adapter, sha256, progress.loss)
-    emit({"type": "adapter", "path": str(adapter), "sha256": sha256})
-    result = {"type": "completed", "final_loss": progress.loss, "best_validation_loss": progress.best_validation_loss,
-              "steps": progress.step, "seconds": round(time.perf_counter() - started, 3), "adapter": str(adapter)}
+    emit(AdapterLine(path=adapter, sha256=sha256))
+    result = CompletedLine(final_loss=progress.loss, best_validation_loss=progress.best_validation_loss,
+                           steps=progress.step, seconds=round(time.perf_counter() - started, 3), adapter=adapter)
     emit(result)
     return result

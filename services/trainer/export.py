@@ -11,7 +11,6 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from nats.js.errors import NotFoundError
@@ -20,7 +19,6 @@ from events.base import AudioFile, ObjectRef
 from events.bus import Bus, ObjectCorrupted, StoredEvent
 from events.codec import UndecodableEvent
 from events.catalogue import ClipAdded, DatasetKind, PreferencePairAdded
-from model.data import Row, dataset_digest
 
 AUDIO_SUFFIX = re.compile(r"\.[a-z0-9]{1,8}")
 PLAIN_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -56,13 +54,6 @@ class DatasetUnavailable(Exception):
     checksum, or one of its clips or pairs cannot be read: no retry will bring it back."""
 
 
-@dataclass(frozen=True)
-class ExportedDataset:
-    path: Path
-    rows: int
-    digest: str
-
-
 def dataset_rows(history: list[StoredEvent], dataset_type: DatasetKind, up_to_seq: int) -> list[dict]:
     """The dataset's rows as (prompt, audio files) records, in the order they were added."""
     rows = []
@@ -78,17 +69,6 @@ def dataset_rows(history: list[StoredEvent], dataset_type: DatasetKind, up_to_se
     return rows
 
 
-def digest(rows: list[dict]) -> str:
-    """The model's own dataset digest (prompts and audio content hashes, not paths), so the digest
-    in DatasetExported is the one in the checkpoints and the adapter's manifest."""
-    model_rows, audio_sha256 = [], {}
-    for number, row in enumerate(rows, start=1):
-        paths = tuple(Path(f"{number}/{key}") for key in row["audio"])
-        audio_sha256.update({path: audio.sha256 for path, audio in zip(paths, row["audio"].values())})
-        model_rows.append(Row(line=number, prompt=row["prompt"], audio=paths))
-    return dataset_digest(model_rows, audio_sha256)
-
-
 def _link_name(number: int, row_id: str, role: str, audio: AudioFile) -> str:
     """`<clip or pair id>-<role>.<extension>`, the model naming that in its errors. The uploader's
     file name is never part of a path (it may be `..`, hold a slash, anything), nor is an id that
@@ -100,8 +80,9 @@ def _link_name(number: int, row_id: str, role: str, audio: AudioFile) -> str:
 
 
 async def export_dataset(bus: Bus, cache: ObjectCache, dataset_id: str, dataset_type: DatasetKind,
-                         up_to_seq: int, folder: Path) -> ExportedDataset:
-    """Write `<folder>/dataset.jsonl` with audio paths into `<folder>/audio/`, linked to the cache."""
+                         up_to_seq: int, folder: Path) -> Path:
+    """Write `<folder>/dataset.jsonl` with audio paths into `<folder>/audio/`, linked to the cache;
+    return its path. Its digest is the model CLI's to take (its `started` line reports it)."""
     try:
         history = await bus.history("dataset", dataset_id, needed=(ClipAdded.event_name(), PreferencePairAdded.event_name()))
     except UndecodableEvent as error:
@@ -128,4 +109,4 @@ async def export_dataset(bus: Bus, cache: ObjectCache, dataset_id: str, dataset_
         lines.append(json.dumps(line))
     path = folder / "dataset.jsonl"
     path.write_text("".join(f"{line}\n" for line in lines))
-    return ExportedDataset(path=path, rows=len(rows), digest=digest(rows))
+    return path

@@ -25,14 +25,15 @@ from events.catalogue import (
 )
 from events.subjects import subject_filter
 from model.training import protocol
+from model.training.protocol import AdapterLine, CheckpointLine, CompletedLine, FailedLine, StartedLine
 from model.training.config import TrainingConfig
 from services.trainer import process
 from services.trainer.archive import pack_tar, pack_zip, unpack_tar
+from services.trainer.cli_lines import PlainLine, parse_line
 from services.trainer.config import TrainerConfig
 from services.trainer.export import DatasetUnavailable, ObjectCache, export_dataset
 from services.faults import retry
 from services.trainer.outbox import OUTAGE_TOLERANCE, RunOutbox
-from services.trainer.progress import Adapter, Checkpoint, Completed, Failed, Other, parse_line
 from services.trainer.retention import delete_superseded
 
 log = logging.getLogger(__name__)
@@ -155,14 +156,12 @@ class RunAttempt:
         async with self.outbox.flushing():
             cache = ObjectCache(self.bus, self.cache_root / "objects")
             try:
-                exported = await export_dataset(self.bus, cache, self.request.dataset_id, config.dataset_type,
-                                                self.request_seq, self.folder)
+                dataset = await export_dataset(self.bus, cache, self.request.dataset_id, config.dataset_type,
+                                               self.request_seq, self.folder)
             except DatasetUnavailable as error:
                 await self.outbox.publish(RunFailed(run_id=self.run_id, attempt=self.attempt,
                                                     error=self._public(str(error))))
                 return Outcome.DONE
-            await self.outbox.publish(DatasetExported(run_id=self.run_id, attempt=self.attempt,
-                                                      rows=exported.rows, digest=exported.digest))
             resume = await self._fetch_checkpoint(checkpoint) if checkpoint else None
             if self.cancelled.is_set():
                 await self.outbox.publish(RunCancelled(run_id=self.run_id, attempt=self.attempt))
@@ -170,7 +169,7 @@ class RunAttempt:
             config_path = process.write_config(config, self.folder / "config.json")
             name = await self._adapter_name()
             command = process.training_command(
-                self.trainer.python, exported.path, self.folder / "output", name, config_path,
+                self.trainer.python, dataset, self.folder / "output", name, config_path,
                 self.cache_root / "features", resume)
             return await self._supervise(await process.start(command, _model_source_root()), config, name)
 
@@ -205,24 +204,29 @@ class RunAttempt:
 
         stderr_task = asyncio.create_task(read_stderr())
         stopper = asyncio.create_task(stop_on_request())
-        adapter: Adapter | None = None
-        completed: Completed | None = None
-        failed: Failed | None = None
+        adapter: AdapterLine | None = None
+        completed: CompletedLine | None = None
+        failed: FailedLine | None = None
         try:
-            async for line in process.lines(child.stdout):
-                item = parse_line(line, self.run_id, self.attempt)
-                if isinstance(item, Checkpoint) and not self.cancelled.is_set():
-                    await self._upload_checkpoint(item)
-                elif isinstance(item, Adapter):
-                    adapter = item
-                elif isinstance(item, Completed):
-                    completed = item
-                elif isinstance(item, Failed):
-                    failed = item
-                elif isinstance(item, Other):
-                    self.outbox.add_log(self._public(item.text))
-                elif not isinstance(item, Checkpoint):
-                    self.outbox.add_loss(item)
+            async for text in process.lines(child.stdout):
+                line = parse_line(text, self.run_id, self.attempt)
+                if isinstance(line, StartedLine):
+                    # The CLI read the exported dataset: its digest is the one checkpoints and the adapter carry.
+                    await self.outbox.publish(DatasetExported(run_id=self.run_id, attempt=self.attempt,
+                                                              rows=line.rows, digest=line.dataset_digest))
+                elif isinstance(line, CheckpointLine):
+                    if not self.cancelled.is_set():
+                        await self._upload_checkpoint(line)
+                elif isinstance(line, AdapterLine):
+                    adapter = line
+                elif isinstance(line, CompletedLine):
+                    completed = line
+                elif isinstance(line, FailedLine):
+                    failed = line
+                elif isinstance(line, PlainLine):
+                    self.outbox.add_log(self._public(line.text))
+                else:
+                    self.outbox.add_loss(line)
             await stderr_task
             exit_code = await child.wait()
         finally:
@@ -255,7 +259,7 @@ class RunAttempt:
         return text.replace(str(self.cache_root.absolute()), CACHE_PLACEHOLDER)
 
     # --- uploads --------------------------------------------------------------------------------
-    async def _upload_checkpoint(self, checkpoint: Checkpoint) -> None:
+    async def _upload_checkpoint(self, checkpoint: CheckpointLine) -> None:
         archive = await asyncio.to_thread(pack_tar, checkpoint.path, self.folder / f"{checkpoint.path.name}.tar")
         # Named per attempt: an object an event refers to is never overwritten by a later attempt.
         name = f"{self.run_id}/attempt-{self.attempt}/{checkpoint.path.name}.tar"
@@ -266,7 +270,7 @@ class RunAttempt:
                                                   step=checkpoint.step, checkpoint=ref))
         self.saved_checkpoints = await delete_superseded(self.bus, [*self.saved_checkpoints, ref])
 
-    async def _register_adapter(self, adapter: Adapter, completed: Completed, config: TrainingConfig,
+    async def _register_adapter(self, adapter: AdapterLine, completed: CompletedLine, config: TrainingConfig,
                                 name: str) -> None:
         adapter_id = adapter_id_for(self.run_id)
         archive = await asyncio.to_thread(pack_zip, adapter.path, self.folder / "adapter.zip")

@@ -19,16 +19,17 @@ from model.training import features
 from model.training.batches import codebook_delays, collate, reference_logprobs, token_logprobs
 from model.training.config import DEFAULT_TARGET_MODULES, TrainingConfig
 from model.training.features import epoch_windows
+from model.training.protocol import CompletedLine, Line, StepLine
 from model.training.trainer import set_training, train
 from model_testing import tiny_examples, write_clip, write_jsonl
 
 PAD = START = 2048
 
 
-def run(config: TrainingConfig, dataset: Path, output: Path, cache_dir: Path) -> list[dict]:
-    events = []
-    train(config, dataset, output, "test", events.append, cache_dir)
-    return events
+def run(config: TrainingConfig, dataset: Path, output: Path, cache_dir: Path) -> list[Line]:
+    lines = []
+    train(config, dataset, output, "test", lines.append, cache_dir)
+    return lines
 
 
 def test_accumulation_weights_micro_batches_by_tokens(tiny_model, clips, cache_dir, tmp_path):
@@ -41,9 +42,10 @@ def test_accumulation_weights_micro_batches_by_tokens(tiny_model, clips, cache_d
     whole = run(TrainingConfig(batch_size=4, **common), dataset, tmp_path / "whole", cache_dir)
     accumulated = run(TrainingConfig(batch_size=2, gradient_accumulation_steps=2, **common), dataset,
                       tmp_path / "accumulated", cache_dir)
-    (step_whole,), (step_accumulated,) = ([e for e in events if e["type"] == "step"] for events in (whole, accumulated))
-    assert step_whole["loss"] == pytest.approx(step_accumulated["loss"], rel=1e-6)
-    assert step_whole["grad_norm"] == pytest.approx(step_accumulated["grad_norm"], rel=1e-5)
+    (step_whole,), (step_accumulated,) = ([line for line in lines if isinstance(line, StepLine)]
+                                          for lines in (whole, accumulated))
+    assert step_whole.loss == pytest.approx(step_accumulated.loss, rel=1e-6)
+    assert step_whole.grad_norm == pytest.approx(step_accumulated.grad_norm, rel=1e-5)
     weights = [load_file(tmp_path / name / "adapter" / "adapter_model.safetensors") for name in ("whole", "accumulated")]
     assert all(torch.allclose(weights[0][k], weights[1][k], atol=1e-5) for k in weights[0])
 
@@ -94,7 +96,7 @@ def test_dpo_reference_is_computed_once_and_equals_a_fresh_forward(tiny_model, p
         events = run(config, preference_jsonl, tmp_path / "dpo", cache_dir)
     finally:
         hook.remove()
-    assert [e["type"] for e in events].count("step") == 6
+    assert [line.type for line in events].count("step") == 6
     assert len(forwards) == 6 + 3
 
 
@@ -157,7 +159,7 @@ def test_base_model_saved_in_fp16_trains_in_fp32(tiny_model, clips, cache_dir, t
     dataset = write_jsonl(tmp_path / "one.jsonl", [{"prompt": "jazz", "audio_path": str(clips / "clip0.wav")}])
     config = TrainingConfig(base_model=str(half), max_steps=2, batch_size=1, device="cpu", precision="fp32")
     events = run(config, dataset, tmp_path / "out", cache_dir)
-    assert events[-1]["type"] == "completed" and math.isfinite(events[-1]["final_loss"])
+    assert isinstance(events[-1], CompletedLine) and math.isfinite(events[-1].final_loss)
 
 
 def test_feature_cache_key_changes_with_the_preprocessing_version(tiny_model, clips, tmp_path, monkeypatch):

@@ -66,7 +66,7 @@ def test_bf16_keeps_frozen_weights_in_bf16_and_lora_in_fp32(tiny_model, supervis
     config = TrainingConfig(base_model=str(tiny_model), max_steps=2, batch_size=1, device="cpu", precision="bf16",
                             activation_checkpointing=True)
     train(config, dataset, tmp_path / "out", "bf16", events.append, cache_dir)
-    assert events[0]["precision"] == "bf16" and math.isfinite(events[-1]["final_loss"])
+    assert events[0].precision == "bf16" and math.isfinite(events[-1].final_loss)
 
 
 def test_options_round_trip_and_have_per_device_defaults():

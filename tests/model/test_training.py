@@ -7,14 +7,15 @@ import torch
 from model.tiny import build_tiny_model
 from model.training.config import TrainingConfig
 from model.training.features import default_cache_dir
+from model.training.protocol import Line, StepLine
 from model.training.trainer import train
 from model_testing import tiny_examples, write_clip, write_jsonl
 
 
-def run(config: TrainingConfig, dataset: Path, output: Path, cache_dir: Path) -> list[dict]:
-    events = []
-    train(config, dataset, output, "test", events.append, cache_dir)
-    return events
+def run(config: TrainingConfig, dataset: Path, output: Path, cache_dir: Path) -> list[Line]:
+    lines = []
+    train(config, dataset, output, "test", lines.append, cache_dir)
+    return lines
 
 
 def test_loss_goes_down_when_overfitting_a_fixed_batch(tiny_model, clips, cache_dir, tmp_path):
@@ -23,7 +24,7 @@ def test_loss_goes_down_when_overfitting_a_fixed_batch(tiny_model, clips, cache_
     config = TrainingConfig(base_model=str(tiny_model), batch_size=2, num_epochs=40, learning_rate=0.01,
                             lora_dropout=0.0, condition_dropout=0.0, checkpoint_every=1000, device="cpu",
                             precision="fp32")
-    losses = [e["loss"] for e in run(config, dataset, tmp_path / "out", cache_dir) if e["type"] == "step"]
+    losses = [line.loss for line in run(config, dataset, tmp_path / "out", cache_dir) if isinstance(line, StepLine)]
     assert len(losses) == 40
     assert losses[-1] < losses[0] - 0.5, losses
     assert sum(b < a for a, b in zip(losses, losses[1:])) >= 35  # it descends almost every step
