@@ -37,7 +37,7 @@ from events.catalogue import DatasetCreated, ExperimentCreated, LossReported, Ru
 from events.subjects import subject_filter  # noqa: E402
 from services.embedded import start_missing  # noqa: E402
 from services.registry.migrate import migrate  # noqa: E402
-from services.registry.progress import wait_until_projected  # noqa: E402
+from services.registry.read_your_writes import wait_until_projected  # noqa: E402
 from services.registry.projector import run_projector  # noqa: E402
 from services.settings import Settings  # noqa: E402
 

@@ -47,7 +47,7 @@ from services.api.app import create_app  # noqa: E402
 from services.embedded import start_missing  # noqa: E402
 from services.registry.projector import run_projector  # noqa: E402
 from services.settings import Settings  # noqa: E402
-from services.trainer.config import TrainerConfig  # noqa: E402
+from services.trainer.settings import TrainerSettings  # noqa: E402
 from services.trainer.worker import run_trainer  # noqa: E402
 
 SAMPLE_RATE = 32_000
@@ -141,7 +141,7 @@ async def measure(settings: Settings, work: Path, tiny_model: Path, steps: int, 
     async with app.router.lifespan_context(app):
         stop = asyncio.Event()
         projector = asyncio.create_task(run_projector(settings, stop))
-        trainer = asyncio.create_task(run_trainer(settings, stop, TrainerConfig(trainer_id="bench")))
+        trainer = asyncio.create_task(run_trainer(settings, stop, TrainerSettings(trainer_id="bench")))
         bus = await Bus.connect(settings.nats_url, settings.namespace)
         try:
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cadenza",

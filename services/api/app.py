@@ -21,7 +21,7 @@ from services.api.routers import (
     adapters, comparisons, datasets, dead_letters, experiments, feedback, generations, lineage, runs, samples,
 )
 from services.database import create_pool
-from services.registry.migrate import migrate
+from services.registry import migrate
 from services.settings import Settings
 
 WEB_UI = Path(__file__).parent / "static"

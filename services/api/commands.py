@@ -30,7 +30,7 @@ from services.api.schemas import (
 )
 from services.api.validation import storable_text
 from services.model_dirs import base_model_refusal
-from services.registry.progress import wait_until_projected
+from services.registry import wait_until_projected
 
 @dataclass(frozen=True)
 class Upload:

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from events.bus import EventTooLarge
 from services.api.validation import renderable
 from services.faults import TRANSIENT
-from services.registry.progress import ProjectionTimeout
+from services.registry import ProjectionTimeout
 
 # What a client is told to wait before trying again while a dependency is away.
 RETRY_AFTER_SECONDS = 5

@@ -28,7 +28,7 @@ from events.subjects import subject_filter
 from model.decoding import GenerationCancelled as DecodingStopped
 from model.errors import InputError
 from model.generate import GeneratedSample, GenerationRequest, MusicGenerator, write_audio
-from services.generator.config import GeneratorConfig
+from services.generator.settings import GeneratorSettings
 from services.generator.models import AdapterFolders, BadAdapter, BaseModels, warm
 
 log = logging.getLogger(__name__)
@@ -44,10 +44,10 @@ class Outcome(enum.Enum):
 class GenerationAttempt:
     """Everything one attempt at one generation needs, and its steps in order."""
 
-    def __init__(self, bus: Bus, config: GeneratorConfig, models: BaseModels, adapters: AdapterFolders,
+    def __init__(self, bus: Bus, generator: GeneratorSettings, models: BaseModels, adapters: AdapterFolders,
                  request: GenerationRequested, attempt: int, stop: asyncio.Event) -> None:
         self.bus = bus
-        self.config = config
+        self.generator = generator
         self.models = models
         self.adapters = adapters
         self.request = request
@@ -60,7 +60,7 @@ class GenerationAttempt:
         async with self._watching_cancel():
             history = await self.bus.history("generation", self.generation_id)
             state = generations.fold(stored.event for stored in history)
-            decision = generations.take_delivery(state, self.generation_id, self.attempt, self.config.max_attempts,
+            decision = generations.take_delivery(state, self.generation_id, self.attempt, self.generator.max_attempts,
                                                  cancel_seen=self.cancelled.is_set())
             if isinstance(decision, generations.Skip):
                 log.info("generation %s is already finished; skipping its request", self.generation_id)
@@ -69,8 +69,8 @@ class GenerationAttempt:
                 await self.bus.publish(decision.event)
                 return Outcome.DONE
             await self.bus.publish(GenerationStarted(generation_id=self.generation_id, attempt=self.attempt,
-                                                     worker_id=self.config.worker_id))
-            log.info("generation %s: attempt %d on %s", self.generation_id, self.attempt, self.config.worker_id)
+                                                     worker_id=self.generator.worker_id))
+            log.info("generation %s: attempt %d on %s", self.generation_id, self.attempt, self.generator.worker_id)
             try:
                 return await self._generate(state.samples)
             except (InputError, BadAdapter) as error:  # the request itself is wrong: no attempt would do better

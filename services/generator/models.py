@@ -14,7 +14,7 @@ from events.base import ObjectRef
 from events.bus import Bus, ObjectCorrupted
 from model.errors import InputError
 from model.generate import MusicGenerator
-from services.generator.config import GeneratorConfig
+from services.generator.settings import GeneratorSettings
 from services.trainer.archive import unpack_zip
 from services.trainer.export import ObjectCache
 
@@ -26,8 +26,8 @@ class BadAdapter(Exception):
 class BaseModels:
     """One MusicGenerator per base model, loaded once (in a thread: it takes seconds to minutes)."""
 
-    def __init__(self, config: GeneratorConfig) -> None:
-        self._config = config
+    def __init__(self, settings: GeneratorSettings) -> None:
+        self._settings = settings
         self._generators: dict[str, MusicGenerator] = {}
         self._lock = asyncio.Lock()
 
@@ -36,8 +36,8 @@ class BaseModels:
         async with self._lock:
             if base_model not in self._generators:
                 self._generators[base_model] = await asyncio.to_thread(
-                    MusicGenerator, base_model, self._config.device, self._config.precision,
-                    self._config.max_adapters)
+                    MusicGenerator, base_model, self._settings.device, self._settings.precision,
+                    self._settings.max_adapters)
             return self._generators[base_model]
 
 

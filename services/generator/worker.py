@@ -16,7 +16,7 @@ from events.bus import Bus
 from events.catalogue import AdapterSaved, GenerationFailed, GenerationRequested
 from events.codec import decode
 from events.subjects import parse_subject, subject_filter
-from services.generator.config import DURABLE_NAME, GeneratorConfig
+from services.generator.settings import DURABLE_NAME, GeneratorSettings
 from services.generator.generation import GenerationAttempt, Outcome
 from services.generator.models import AdapterFolders, BaseModels, warm
 from services.settings import Settings
@@ -29,16 +29,16 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT = 30.0
 
 
-def work_queue(bus: Bus, config: GeneratorConfig) -> WorkQueue:
+def work_queue(bus: Bus, generator: GeneratorSettings) -> WorkQueue:
     return WorkQueue(
         durable_name=DURABLE_NAME,
         filter_subject=subject_filter(bus.subject_root, "generation", event_name=GenerationRequested.event_name()),
-        ack_wait=config.ack_wait,
-        max_deliver=config.max_deliver,
+        ack_wait=generator.ack_wait,
+        max_deliver=generator.max_deliver,
     )
 
 
-async def handle_request(bus: Bus, config: GeneratorConfig, models: BaseModels, adapters: AdapterFolders,
+async def handle_request(bus: Bus, generator: GeneratorSettings, models: BaseModels, adapters: AdapterFolders,
                          stop: asyncio.Event, message: Msg) -> None:
     try:
         _, request = decode(message.data)
@@ -50,7 +50,7 @@ async def handle_request(bus: Bus, config: GeneratorConfig, models: BaseModels, 
                                            error=f"the generation request could not be read: {error}"))
         await message.term()
         return
-    attempt = GenerationAttempt(bus, config, models, adapters, request, message.metadata.num_delivered, stop)
+    attempt = GenerationAttempt(bus, generator, models, adapters, request, message.metadata.num_delivered, stop)
     # An attempt that raises is redelivered by the work queue after a delay.
     if await attempt.handle() is Outcome.REQUEUE:
         log.info("generation %s: handed back for another worker", request.generation_id)
@@ -92,24 +92,24 @@ async def warm_new_adapters(bus: Bus, models: BaseModels, adapters: AdapterFolde
             task.cancel()
 
 
-async def run_generator(settings: Settings, stop: asyncio.Event, config: GeneratorConfig | None = None) -> None:
+async def run_generator(settings: Settings, stop: asyncio.Event, generator: GeneratorSettings | None = None) -> None:
     """Generate requested samples until `stop` is set; a generation running then is handed back."""
-    config = config or GeneratorConfig.from_env()
-    cache_root = config.cache_dir or settings.cache_dir
+    generator = generator or GeneratorSettings.from_env()
+    cache_root = generator.cache_dir or settings.cache_dir
     bus = await Bus.connect(settings.nats_url, settings.namespace, settings.nats_creds_file, settings.nats_ca_file)
-    models = BaseModels(config)
+    models = BaseModels(generator)
     adapters = AdapterFolders(bus, cache_root)
     try:
         await bus.ensure()
         warming = asyncio.create_task(warm_new_adapters(bus, models, adapters))
 
         async def handle(message: Msg) -> None:
-            await handle_request(bus, config, models, adapters, stop, message)
+            await handle_request(bus, generator, models, adapters, stop, message)
 
         log.info("generation worker %s: taking generation requests (device %s, cache %s)",
-                 config.worker_id, config.device, cache_root)
+                 generator.worker_id, generator.device, cache_root)
         try:
-            await serve(bus, work_queue(bus, config), handle, stop, stop_timeout=STOP_TIMEOUT)
+            await serve(bus, work_queue(bus, generator), handle, stop, stop_timeout=STOP_TIMEOUT)
         finally:
             warming.cancel()
     finally:

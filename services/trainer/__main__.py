@@ -10,7 +10,7 @@ from functools import partial
 
 from services.settings import Settings
 from services.supervisor import run_services
-from services.trainer.config import add_arguments, from_arguments
+from services.trainer.settings import add_arguments, from_arguments
 from services.trainer.worker import run_trainer
 
 

@@ -30,7 +30,7 @@ from model.training.config import TrainingConfig
 from services.trainer import process
 from services.trainer.archive import pack_tar, pack_zip, unpack_tar
 from services.trainer.cli_lines import PlainLine, parse_line
-from services.trainer.config import TrainerConfig
+from services.trainer.settings import TrainerSettings
 from services.trainer.export import DatasetUnavailable, ObjectCache, export_dataset
 from services.faults import retry
 from services.trainer.outbox import OUTAGE_TOLERANCE, RunOutbox
@@ -83,7 +83,7 @@ CACHE_PLACEHOLDER = "<cache>"
 class RunAttempt:
     """Everything one attempt at one run needs, and its steps in order."""
 
-    def __init__(self, bus: Bus, trainer: TrainerConfig, cache_root: Path, delivery: Delivery,
+    def __init__(self, bus: Bus, trainer: TrainerSettings, cache_root: Path, delivery: Delivery,
                  stop: asyncio.Event) -> None:
         self.bus = bus
         self.trainer = trainer

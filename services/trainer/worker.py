@@ -20,7 +20,7 @@ from events.codec import decode
 from events.catalogue import RunFailed, RunRequested
 from events.subjects import parse_subject, subject_filter
 from services.settings import Settings
-from services.trainer.config import DURABLE_NAME, TrainerConfig
+from services.trainer.settings import DURABLE_NAME, TrainerSettings
 from services.trainer.run import Delivery, Outcome, RunAttempt
 from services.workqueue import WorkQueue, serve
 
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 STOP_TIMEOUT = 300.0
 
 
-def work_queue(bus: Bus, trainer: TrainerConfig) -> WorkQueue:
+def work_queue(bus: Bus, trainer: TrainerSettings) -> WorkQueue:
     return WorkQueue(
         durable_name=DURABLE_NAME,
         filter_subject=subject_filter(bus.subject_root, "run", event_name=RunRequested.event_name()),
@@ -40,7 +40,7 @@ def work_queue(bus: Bus, trainer: TrainerConfig) -> WorkQueue:
     )
 
 
-async def handle_request(bus: Bus, trainer: TrainerConfig, cache_root: Path, stop: asyncio.Event,
+async def handle_request(bus: Bus, trainer: TrainerSettings, cache_root: Path, stop: asyncio.Event,
                          message: Msg) -> None:
     try:
         _, request = decode(message.data)
@@ -62,10 +62,10 @@ async def handle_request(bus: Bus, trainer: TrainerConfig, cache_root: Path, sto
         await message.ack()
 
 
-async def run_trainer(settings: Settings, stop: asyncio.Event, trainer: TrainerConfig | None = None) -> None:
+async def run_trainer(settings: Settings, stop: asyncio.Event, trainer: TrainerSettings | None = None) -> None:
     """Train run requests until `stop` is set; then stop running trainings at their next step
     (they checkpoint) and hand them back to the queue."""
-    trainer = trainer or TrainerConfig.from_env()
+    trainer = trainer or TrainerSettings.from_env()
     cache_root = trainer.cache_dir or settings.cache_dir
     bus = await Bus.connect(settings.nats_url, settings.namespace, settings.nats_creds_file, settings.nats_ca_file)
     try:

@@ -7,7 +7,7 @@ import random
 import asyncpg
 
 from events.catalogue import LossReported, RunLogged
-from services.registry.progress import wait_until_projected
+from services.registry.read_your_writes import wait_until_projected
 
 
 def curve(run_id: str) -> tuple[list[LossReported], set[int]]:

@@ -14,7 +14,7 @@ from events.catalogue import (
     AdapterSaved, GenerationCompleted, GenerationStarted, RunCompleted, SampleGenerated,
 )
 from events.generations import sample_id
-from services.registry.progress import wait_until_projected
+from services.registry.read_your_writes import wait_until_projected
 from tests.api.conftest import sine
 
 

@@ -15,7 +15,7 @@ import pytest
 import soundfile
 
 from events.generations import FINISHED
-from services.generator.config import GeneratorConfig
+from services.generator.settings import GeneratorSettings
 from services.generator.worker import run_generator
 from tests.trainer.conftest import Cadenza, cadenza, tone_fixture, training_config  # noqa: F401 (fixtures)
 
@@ -33,9 +33,9 @@ class Worker:
         await asyncio.wait_for(self.task, timeout)
 
 
-def generator_config(cadenza: Cadenza, name: str, **overrides: object) -> GeneratorConfig:
+def generator_settings(cadenza: Cadenza, name: str, **overrides: object) -> GeneratorSettings:
     # A short ack wait so a dead worker's request is redelivered within seconds (heartbeats every 1 s).
-    return GeneratorConfig(**{"worker_id": name, "cache_dir": cadenza.settings.cache_dir / name, "device": "cpu",
+    return GeneratorSettings(**{"worker_id": name, "cache_dir": cadenza.settings.cache_dir / name, "device": "cpu",
                               "precision": "fp32", "ack_wait": 4.0, **overrides})
 
 
@@ -49,8 +49,8 @@ class Studio:
 
     def start_worker(self, name: str = "worker-1", **overrides: object) -> Worker:
         stop = asyncio.Event()
-        config = generator_config(self.cadenza, name, **overrides)
-        worker = Worker(name, asyncio.create_task(run_generator(self.cadenza.settings, stop, config)), stop)
+        generator = generator_settings(self.cadenza, name, **overrides)
+        worker = Worker(name, asyncio.create_task(run_generator(self.cadenza.settings, stop, generator)), stop)
         self.workers.append(worker)
         return worker
 

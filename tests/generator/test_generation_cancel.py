@@ -1,7 +1,7 @@
 """A user cancels generations: a queued one is never generated, a running one stops mid-way."""
 from __future__ import annotations
 
-from services.generator.config import DURABLE_NAME
+from services.generator.settings import DURABLE_NAME
 
 LONG = 60.0  # seconds of audio: thousands of decoding steps, so the generation is still running when cancelled
 

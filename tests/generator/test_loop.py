@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from services.generator.config import DURABLE_NAME
+from services.generator.settings import DURABLE_NAME
 
 
 async def wait_for_comparison(studio, comparison_id: str, status: str, timeout: float = 180) -> dict:

@@ -16,7 +16,7 @@ from nats.aio.client import Client
 from events.bus import Bus
 from events.catalogue import CATALOGUE, RunRequested, RunStarted
 from services import embedded, nats_users
-from services.trainer.config import DURABLE_NAME
+from services.trainer.settings import DURABLE_NAME
 
 NAMESPACE = "cadenza"
 

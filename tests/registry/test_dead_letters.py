@@ -13,7 +13,7 @@ from events.catalogue import ClipAdded, DatasetCreated
 from events.codec import encode
 from mixed_history import audio, datasets_and_experiments, losses
 from services.registry.dead_letters import ReplayFailed, list_dead_letters, replay
-from services.registry.progress import wait_until_projected
+from services.registry.read_your_writes import wait_until_projected
 from services.registry.rebuild import rebuild
 
 

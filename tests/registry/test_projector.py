@@ -12,7 +12,7 @@ from events.catalogue import LossReported, RunCancelled, RunCancelRequested, Run
 from mixed_history import datasets_and_experiments, late_events, mixed_history, run_lifecycles, run_requests
 from services.registry.fold import apply_batch, read_checkpoint
 from services.registry.migrate import MIGRATIONS_DIR, migrate
-from services.registry.progress import ProjectionTimeout, wait_until_projected
+from services.registry.read_your_writes import ProjectionTimeout, wait_until_projected
 from services.registry.projector import StreamBehindReadModels, run_projector
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 
 from mixed_history import losses, mixed_history
-from services.registry.progress import wait_until_projected
+from services.registry.read_your_writes import wait_until_projected
 from services.registry.rebuild import rebuild
 
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from events.bus import Bus
 from mixed_history import datasets_and_experiments, losses, run_requests
-from services.registry.progress import wait_until_projected
+from services.registry.read_your_writes import wait_until_projected
 from services.registry.projector import run_projector
 
 

@@ -7,7 +7,7 @@ import json
 from events import samples as sample_life
 from events.generations import sample_id
 from mixed_history import mixed_history
-from services.registry.progress import wait_until_projected
+from services.registry.read_your_writes import wait_until_projected
 from services.registry.rebuild import rebuild
 from studio_history import studio_history
 

@@ -20,7 +20,7 @@ from services.api.app import create_app
 from events.runs import FINISHED
 from services.registry.projector import run_projector
 from services.settings import Settings
-from services.trainer.config import TrainerConfig
+from services.trainer.settings import TrainerSettings
 from services.trainer.worker import run_trainer
 
 SAMPLE_RATE = 32_000
@@ -48,9 +48,9 @@ def training_config(tiny_model: Path):
     return config
 
 
-def trainer_config(settings: Settings, name: str, **overrides: object) -> TrainerConfig:
+def trainer_settings(settings: Settings, name: str, **overrides: object) -> TrainerSettings:
     # A short ack wait so a dead trainer's run is redelivered within seconds (heartbeats every 1 s).
-    return TrainerConfig(**{"trainer_id": name, "cache_dir": settings.cache_dir, "ack_wait": 4.0, **overrides})
+    return TrainerSettings(**{"trainer_id": name, "cache_dir": settings.cache_dir, "ack_wait": 4.0, **overrides})
 
 
 @dataclass
@@ -75,8 +75,8 @@ class Cadenza:
 
     def start_trainer(self, name: str = "trainer-1", **overrides: object) -> Trainer:
         stop = asyncio.Event()
-        config = trainer_config(self.settings, name, **overrides)
-        trainer = Trainer(name, asyncio.create_task(run_trainer(self.settings, stop, config)), stop)
+        own_settings = trainer_settings(self.settings, name, **overrides)
+        trainer = Trainer(name, asyncio.create_task(run_trainer(self.settings, stop, own_settings)), stop)
         self.trainers.append(trainer)
         return trainer
 

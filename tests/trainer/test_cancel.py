@@ -7,7 +7,7 @@ import time
 
 from nats.js.errors import NotFoundError
 
-from services.trainer.config import DURABLE_NAME
+from services.trainer.settings import DURABLE_NAME
 
 
 async def wait_until_consumed(bus, timeout: float = 60) -> None:

@@ -7,7 +7,7 @@ import asyncio
 from events.bus import Bus
 from events.codec import decode
 from events.subjects import event_subject, subject_filter
-from services.trainer.config import DURABLE_NAME, TrainerConfig
+from services.trainer.settings import DURABLE_NAME, TrainerSettings
 from services.trainer.worker import run_trainer, work_queue
 from services.workqueue import ensure_consumer
 
@@ -17,13 +17,13 @@ async def test_the_consumer_is_created_and_updated_in_place_when_the_trainer_con
     try:
         await bus.ensure()
         # a consumer of an earlier version, which bounded deliveries
-        await bus.js.add_consumer(bus.stream, _bounded(work_queue(bus, TrainerConfig(ack_wait=60))))
+        await bus.js.add_consumer(bus.stream, _bounded(work_queue(bus, TrainerSettings(ack_wait=60))))
         created = (await bus.js.consumer_info(bus.stream, DURABLE_NAME)).config
         assert (created.ack_wait, created.max_deliver) == (60, 4)
         assert created.filter_subject == f"{settings.namespace}.run.*.run_requested"
 
         # JetStream ignores a changed config when a subscriber merely binds: the trainer updates it
-        await ensure_consumer(bus, work_queue(bus, TrainerConfig(ack_wait=5, max_attempts=1)))
+        await ensure_consumer(bus, work_queue(bus, TrainerSettings(ack_wait=5, max_attempts=1)))
 
         updated = (await bus.js.consumer_info(bus.stream, DURABLE_NAME)).config
         # deliveries are unlimited: the trainer counts failed attempts from the run's history
@@ -51,7 +51,7 @@ async def test_an_unreadable_run_request_fails_its_run_and_is_not_redelivered(se
     await bus.js.publish(event_subject(bus.subject_root, "run", "garbled", "run_requested"),
                          b'{"type": "RunRequested", "version": 2, "payload": {}}', stream=bus.stream)
     stop = asyncio.Event()
-    trainer = asyncio.create_task(run_trainer(settings, stop, TrainerConfig(trainer_id="t", ack_wait=2)))
+    trainer = asyncio.create_task(run_trainer(settings, stop, TrainerSettings(trainer_id="t", ack_wait=2)))
     try:
         failed = await asyncio.wait_for(failures.get(), timeout=30)
 

@@ -14,7 +14,7 @@ from events.base import AudioFile
 from events.bus import Bus
 from events.catalogue import ClipAdded, DatasetCreated, ExperimentCreated, RunRequested
 from model.training.config import TrainingConfig
-from services.trainer.config import DURABLE_NAME, TrainerConfig
+from services.trainer.settings import DURABLE_NAME, TrainerSettings
 from services.trainer.worker import run_trainer
 
 
@@ -70,7 +70,7 @@ async def test_a_trainer_takes_run_requests_after_nats_restarts(settings, restar
     bus = await connect_when_up(nats_server.url, settings.namespace)
     await bus.ensure()
     stop = asyncio.Event()
-    trainer = asyncio.create_task(run_trainer(settings, stop, TrainerConfig(trainer_id="t", ack_wait=4.0)))
+    trainer = asyncio.create_task(run_trainer(settings, stop, TrainerSettings(trainer_id="t", ack_wait=4.0)))
     try:
         await until_fetching(bus)
 

@@ -82,10 +82,10 @@ def free_port() -> int:
 async def run_stack(settings: Settings, port: int, stop: asyncio.Event) -> None:
     from services.cli import serve_api
     from services.registry.projector import run_projector
-    from services.trainer.config import TrainerConfig
+    from services.trainer.settings import TrainerSettings
     from services.trainer.worker import run_trainer
 
-    trainer = TrainerConfig(trainer_id="ui-trainer", cache_dir=settings.cache_dir)
+    trainer = TrainerSettings(trainer_id="ui-trainer", cache_dir=settings.cache_dir)
     tasks = [
         asyncio.create_task(serve_api(settings, stop, "127.0.0.1", port)),
         asyncio.create_task(run_projector(settings, stop)),

@@ -4,7 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from services.api.context import ContextDep
-from services.registry.dead_letters import DeadLetter, list_dead_letters
+from services.registry import DeadLetter, list_dead_letters
 
 router = APIRouter(prefix="/api", tags=["operations"])
 

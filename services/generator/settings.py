@@ -13,7 +13,7 @@ DURABLE_NAME = "generator"
 
 
 @dataclass(frozen=True)
-class GeneratorConfig:
+class GeneratorSettings:
     """How one generation worker takes and runs generation requests.
 
     Like the trainer's: `max_attempts` deliveries generate, the consumer allows one more so that a
@@ -43,7 +43,7 @@ class GeneratorConfig:
         return self.max_attempts + 1
 
     @classmethod
-    def from_env(cls, **overrides: object) -> "GeneratorConfig":
+    def from_env(cls, **overrides: object) -> "GeneratorSettings":
         """From `CADENZA_GENERATOR_*` variables; keyword overrides that are not None win."""
         env = os.environ
         config = cls(
@@ -69,8 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ack-wait", type=float, help="seconds before a silent worker's request is redelivered (default 60)")
 
 
-def from_arguments(arguments: argparse.Namespace) -> GeneratorConfig:
-    return GeneratorConfig.from_env(
+def from_arguments(arguments: argparse.Namespace) -> GeneratorSettings:
+    return GeneratorSettings.from_env(
         worker_id=arguments.worker_id,
         cache_dir=arguments.cache_dir,
         device=arguments.device,

@@ -14,7 +14,7 @@ DURABLE_NAME = "trainer"
 
 
 @dataclass(frozen=True)
-class TrainerConfig:
+class TrainerSettings:
     """How one trainer process takes and runs training jobs.
 
     `max_attempts` bounds the failed attempts at one run: the trainer that takes a delivery counts
@@ -47,7 +47,7 @@ class TrainerConfig:
         return -1  # unlimited: see max_attempts
 
     @classmethod
-    def from_env(cls, **overrides: object) -> "TrainerConfig":
+    def from_env(cls, **overrides: object) -> "TrainerSettings":
         """From `CADENZA_TRAINER_*` variables; keyword overrides that are not None win."""
         env = os.environ
         config = cls(
@@ -73,8 +73,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ack-wait", type=float, help="seconds before a silent trainer's run is redelivered (default 60)")
 
 
-def from_arguments(arguments: argparse.Namespace) -> TrainerConfig:
-    return TrainerConfig.from_env(
+def from_arguments(arguments: argparse.Namespace) -> TrainerSettings:
+    return TrainerSettings.from_env(
         trainer_id=arguments.trainer_id,
         concurrency=arguments.concurrency,
         device=arguments.device,
