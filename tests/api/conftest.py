@@ -38,8 +38,9 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def bus(settings: Settings, client: httpx.AsyncClient) -> AsyncIterator[Bus]:
-    """A second connection, for the test to look at the stream and the object store."""
+async def observer_bus(settings: Settings, client: httpx.AsyncClient) -> AsyncIterator[Bus]:
+    """A second connection beside the API's, for the test to look at the stream and the object store.
+    Unlike the root `bus` it declares nothing: the API (started with `client`) does."""
     bus = await Bus.connect(settings.nats_url, settings.namespace)
     yield bus
     await bus.close()
@@ -62,10 +63,10 @@ class Stored:
 
 
 @pytest.fixture
-def stored(bus: Bus, db: asyncpg.Connection):
+def stored(observer_bus: Bus, db: asyncpg.Connection):
     async def snapshot() -> Stored:
-        stream = await bus.js.stream_info(bus.stream)
-        clips = await bus.js.stream_info(f"OBJ_{bus.clips_bucket}")
+        stream = await observer_bus.js.stream_info(observer_bus.stream)
+        clips = await observer_bus.js.stream_info(f"OBJ_{observer_bus.clips_bucket}")
         tables = {table: [tuple(row) for row in await db.fetch(f"SELECT * FROM {table} ORDER BY id")]
                   for table in READ_MODELS}
         return Stored(messages=stream.state.messages, clip_objects=clips.state.messages, tables=tables)

@@ -10,7 +10,7 @@ import pytest
 from events.base import ObjectRef
 
 
-async def test_an_uploaded_clip_is_stored_with_what_was_read_from_the_file(api, client, bus, tone):
+async def test_an_uploaded_clip_is_stored_with_what_was_read_from_the_file(api, client, observer_bus, tone):
     dataset = await api.dataset(name="lofi")
     assert dataset["kind"] == "supervised" and dataset["clip_count"] == 0
     audio = tone("FLAC", seconds=2.0, sample_rate=22_050, channels=2)
@@ -27,10 +27,10 @@ async def test_an_uploaded_clip_is_stored_with_what_was_read_from_the_file(api, 
     assert clip["object_name"] == f"{clip['sha256']}.flac"
 
     # The event carries the object reference and the file's facts, never the bytes.
-    history = await bus.history("dataset", dataset["id"])
+    history = await observer_bus.history("dataset", dataset["id"])
     assert [stored.envelope.type for stored in history] == ["DatasetCreated", "ClipAdded"]
     added = history[1].event
-    assert (added.clip_id, added.audio.bucket, added.audio.name) == (clip["id"], bus.clips_bucket, clip["object_name"])
+    assert (added.clip_id, added.audio.bucket, added.audio.name) == (clip["id"], observer_bus.clips_bucket, clip["object_name"])
     assert (added.audio.sha256, added.audio.size, added.audio.channels) == (clip["sha256"], len(audio), 2)
 
     detail = (await client.get(f"/api/datasets/{dataset['id']}")).json()
@@ -87,7 +87,7 @@ async def test_a_preference_pair_stores_both_files_as_clips_of_the_pair(api, cli
     assert [p["id"] for p in detail["pairs"]] == [pair["id"]]
 
 
-async def test_the_export_is_the_jsonl_the_trainer_reads(api, client, bus, tone):
+async def test_the_export_is_the_jsonl_the_trainer_reads(api, client, observer_bus, tone):
     supervised = await api.dataset("supervised")
     clips = [(await api.upload_clip(supervised["id"], tone(frequency=f), prompt=f"tone {f}")).json()
              for f in (220, 330)]
@@ -101,8 +101,8 @@ async def test_the_export_is_the_jsonl_the_trainer_reads(api, client, bus, tone)
     assert rows == [{"prompt": c["prompt"], "audio_path": c["object_name"]} for c in clips]
     # A path is the clip's object name in the clips bucket: fetched under that name, it is the audio.
     first = clips[0]
-    ref = ObjectRef(bucket=bus.clips_bucket, name=rows[0]["audio_path"], sha256=first["sha256"], size=first["size"])
-    assert await bus.get_object(ref) == (await client.get(first["audio_url"])).content
+    ref = ObjectRef(bucket=observer_bus.clips_bucket, name=rows[0]["audio_path"], sha256=first["sha256"], size=first["size"])
+    assert await observer_bus.get_object(ref) == (await client.get(first["audio_url"])).content
 
     rows = [json.loads(line) for line in (await client.get(f"/api/datasets/{preference['id']}/export")).text.splitlines()]
     assert rows == [{"prompt": "brighter", "chosen_path": pair["chosen"]["object_name"],

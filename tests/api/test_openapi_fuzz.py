@@ -18,7 +18,7 @@ from schemathesis import GenerationMode
 from services.cli import serve_api
 from services.registry.projector import run_projector
 from services.settings import Settings
-from tests.ui.conftest import free_port, wait_until_serving
+from serving import free_port, wait_until_serving
 
 # Per operation and mode; 44 operations × 2 modes stay well under a minute.
 EXAMPLES_PER_OPERATION = 12

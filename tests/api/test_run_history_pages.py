@@ -29,14 +29,14 @@ def curve(run_id: str) -> tuple[list[LossReported], set[int]]:
     return reports, {step for step in outliers if step not in replaced}
 
 
-async def test_metrics_are_downsampled_keeping_spikes_dips_ends_and_small_splits(api, client, bus, settings):
+async def test_metrics_are_downsampled_keeping_spikes_dips_ends_and_small_splits(api, client, observer_bus, settings):
     run = await api.run((await api.supervised_experiment())["id"])
     reports, outliers = curve(run["id"])
     # published in commands of varied sizes, so the projector folds them in batches of varied bounds
     start, sizes = 0, [1, 37, 500, 3, 1_000, 250]
     while start < len(reports):
         size = sizes[start % len(sizes)]
-        last = max(await bus.publish_many(reports[start:start + size]))
+        last = max(await observer_bus.publish_many(reports[start:start + size]))
         start += size
     async with asyncpg.create_pool(settings.database_url, min_size=1, max_size=1) as pool:
         await wait_until_projected(pool, last)
@@ -76,10 +76,10 @@ async def test_metrics_are_downsampled_keeping_spikes_dips_ends_and_small_splits
         assert (await client.get(f"/api/runs/{run['id']}/metrics", params={"max_points": bad})).status_code == 422
 
 
-async def test_events_and_logs_come_in_pages(api, client, bus, settings):
+async def test_events_and_logs_come_in_pages(api, client, observer_bus, settings):
     run = await api.run((await api.supervised_experiment())["id"])
     for chunk in range(3):
-        seq = await bus.publish(RunLogged(run_id=run["id"], attempt=1, chunk=chunk, lines=[f"{chunk}a", f"{chunk}b"]))
+        seq = await observer_bus.publish(RunLogged(run_id=run["id"], attempt=1, chunk=chunk, lines=[f"{chunk}a", f"{chunk}b"]))
     async with asyncpg.create_pool(settings.database_url, min_size=1, max_size=1) as pool:
         await wait_until_projected(pool, seq)
     all_events = (await client.get(f"/api/runs/{run['id']}/events")).json()

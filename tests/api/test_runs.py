@@ -17,7 +17,7 @@ async def run_requests_on_stream(bus) -> list:
     return [s async for s in bus.events(subject_filter(bus.subject_root, "run")) if s.envelope.type == "RunRequested"]
 
 
-async def test_a_requested_run_is_one_run_requested_event_with_the_full_config_and_is_queued(api, client, bus, stored):
+async def test_a_requested_run_is_one_run_requested_event_with_the_full_config_and_is_queued(api, client, observer_bus, stored):
     dataset = await api.dataset()
     assert (await api.upload_clip(dataset["id"])).status_code == 201
     experiment = await api.experiment(dataset["id"], {
@@ -37,7 +37,7 @@ async def test_a_requested_run_is_one_run_requested_event_with_the_full_config_a
     assert (run["experiment_id"], run["dataset_id"], run["dataset_type"]) == (experiment["id"], dataset["id"], "supervised")
 
     assert (await stored()).messages == before.messages + 1
-    [requested] = await run_requests_on_stream(bus)
+    [requested] = await run_requests_on_stream(observer_bus)
     assert (requested.envelope.version, requested.event.run_id, requested.event.config.model_dump(mode="json")) == (2, run["id"], expected)
 
     assert (await client.get(f"/api/runs/{run['id']}")).json() == run
@@ -85,7 +85,7 @@ async def test_a_run_takes_the_experiment_config_as_it_is_when_requested(api, cl
     assert (second["name"], second["config"]["lora_r"], second["config"]["num_epochs"]) == ("run-2", 32, 7)
 
 
-async def test_a_queued_run_is_cancelled_at_once_and_never_twice(api, client, bus):
+async def test_a_queued_run_is_cancelled_at_once_and_never_twice(api, client, observer_bus):
     experiment = await api.supervised_experiment()
     run = await api.run(experiment["id"])
 
@@ -93,13 +93,13 @@ async def test_a_queued_run_is_cancelled_at_once_and_never_twice(api, client, bu
 
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "cancelled"
-    history = await bus.history("run", run["id"])
+    history = await observer_bus.history("run", run["id"])
     assert [(s.envelope.type, getattr(s.event, "attempt", None)) for s in history] == [
         ("RunRequested", None), ("RunCancelRequested", None), ("RunCancelled", 0)
     ]
     again = await client.post(f"/api/runs/{run['id']}/cancel")
     assert (again.status_code, again.json()) == (409, {"detail": f"run '{run['id']}' is already cancelled"})
-    assert len(await bus.history("run", run["id"])) == 3
+    assert len(await observer_bus.history("run", run["id"])) == 3
     assert (await client.post("/api/runs/nope/cancel")).status_code == 404
 
 
@@ -112,37 +112,37 @@ async def until_run(client, run_id: str, status: str) -> dict:
     raise AssertionError(f"run {run_id} is {run['status']}, never {status}")
 
 
-async def test_a_running_run_is_asked_to_stop_and_its_trainer_cancels_it(api, client, bus):
+async def test_a_running_run_is_asked_to_stop_and_its_trainer_cancels_it(api, client, observer_bus):
     experiment = await api.supervised_experiment()
     run = await api.run(experiment["id"])
-    await bus.publish(RunStarted(run_id=run["id"], attempt=1, trainer_id="trainer-a"))
+    await observer_bus.publish(RunStarted(run_id=run["id"], attempt=1, trainer_id="trainer-a"))
     await until_run(client, run["id"], "running")
 
     response = await client.post(f"/api/runs/{run['id']}/cancel")
 
     assert response.status_code == 202, response.text
     assert (response.json()["status"], response.json()["cancel_requested"]) == ("running", True)
-    assert [s.envelope.type for s in await bus.history("run", run["id"])] == [
+    assert [s.envelope.type for s in await observer_bus.history("run", run["id"])] == [
         "RunRequested", "RunStarted", "RunCancelRequested"
     ]
-    await bus.publish(RunCancelled(run_id=run["id"], attempt=1))
+    await observer_bus.publish(RunCancelled(run_id=run["id"], attempt=1))
     await until_run(client, run["id"], "cancelled")
     assert (await client.post(f"/api/runs/{run['id']}/cancel")).status_code == 409
 
 
-async def test_a_registered_adapter_is_listed_and_downloads_as_a_zip(api, client, bus):
+async def test_a_registered_adapter_is_listed_and_downloads_as_a_zip(api, client, observer_bus):
     experiment = await api.supervised_experiment()
     run = await api.run(experiment["id"], {"name": "r1"})
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as folder:
         folder.writestr("adapter_config.json", "{}")
-    ref = await bus.put_object(bus.adapters_bucket, "adapter-1.zip", archive.getvalue())
-    await bus.publish(RunStarted(run_id=run["id"], attempt=1, trainer_id="trainer-a"))
-    await bus.publish(AdapterSaved(
+    ref = await observer_bus.put_object(observer_bus.adapters_bucket, "adapter-1.zip", archive.getvalue())
+    await observer_bus.publish(RunStarted(run_id=run["id"], attempt=1, trainer_id="trainer-a"))
+    await observer_bus.publish(AdapterSaved(
         run_id=run["id"], adapter_id="adapter-1", experiment_id=experiment["id"], name="first try-r1", adapter=ref,
         base_model="/models/tiny", dataset_type="supervised", lora_config={"r": 16}, final_loss=1.5,
     ))
-    await bus.publish(RunCompleted(run_id=run["id"], attempt=1, final_loss=1.5, steps=3, seconds=2.0, adapter_id="adapter-1"))
+    await observer_bus.publish(RunCompleted(run_id=run["id"], attempt=1, final_loss=1.5, steps=3, seconds=2.0, adapter_id="adapter-1"))
     completed = await until_run(client, run["id"], "completed")
     assert (completed["adapter_id"], completed["final_loss"]) == ("adapter-1", 1.5)
 
@@ -162,7 +162,7 @@ async def test_a_registered_adapter_is_listed_and_downloads_as_a_zip(api, client
                      size=adapter["size"]) == ref
 
 
-async def test_a_run_streams_its_new_events_until_its_last(api, client, bus):
+async def test_a_run_streams_its_new_events_until_its_last(api, client, observer_bus):
     experiment = await api.supervised_experiment()
     run = await api.run(experiment["id"])
     [requested] = (await client.get(f"/api/runs/{run['id']}/events")).json()
@@ -186,7 +186,7 @@ async def test_a_run_streams_its_new_events_until_its_last(api, client, bus):
     assert [(s["status"], s["cancel_requested"], s["finished"]) for s in states] == [
         ("queued", True, False), ("cancelled", True, True)]
     # A late start (a trainer that had fetched the request before the cancel) changes nothing.
-    await bus.publish(RunStarted(run_id=run["id"], attempt=1, trainer_id="late"))
+    await observer_bus.publish(RunStarted(run_id=run["id"], attempt=1, trainer_id="late"))
     history = (await client.get(f"/api/runs/{run['id']}/events")).json()
     assert [(e["type"], e["run"]["status"]) for e in history][-2:] == [("RunCancelled", "cancelled"),
                                                                        ("RunStarted", "cancelled")]

@@ -69,19 +69,19 @@ class Studio:
 
 
 @pytest.fixture
-async def studio(api, client, bus, settings):
+async def studio(api, client, observer_bus, settings):
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
-    yield Studio(api, client, bus, pool)
+    yield Studio(api, client, observer_bus, pool)
     await pool.close()
 
 
-async def test_generations_are_queued_then_listed_with_the_samples_their_worker_made(studio, client, bus):
+async def test_generations_are_queued_then_listed_with_the_samples_their_worker_made(studio, client, observer_bus):
     adapter_id = await studio.adapter()
     tuned = await studio.request(adapter_id=adapter_id, seed=7, num_samples=2, duration_seconds=4)
     base = await studio.request(prompt="dark ambient drone")
     assert (tuned["status"], tuned["adapter_id"], tuned["base_model"], tuned["samples"]) == ("queued", adapter_id, "tiny", [])
     assert (base["adapter_id"], base["base_model"], base["num_samples"]) == (None, "facebook/musicgen-small", 1)
-    [requested] = [stored.event for stored in await bus.history("generation", tuned["id"])]
+    [requested] = [stored.event for stored in await observer_bus.history("generation", tuned["id"])]
     assert requested.adapter.name == f"{adapter_id}.zip"  # the worker fetches the weights from the event alone
 
     audios = await studio.generate(tuned["id"])
@@ -116,9 +116,9 @@ async def test_generations_are_queued_then_listed_with_the_samples_their_worker_
     assert (past.status_code, past.headers["content-range"]) == (416, f"bytes */{len(audios[0])}")
 
 
-async def test_cancel_is_at_once_when_queued_asked_when_running_refused_when_finished(studio, client, bus):
+async def test_cancel_is_at_once_when_queued_asked_when_running_refused_when_finished(studio, client, observer_bus):
     queued, running, finished = [await studio.request() for _ in range(3)]
-    await studio.settle([await bus.publish(GenerationStarted(generation_id=running["id"], attempt=1, worker_id="w"))])
+    await studio.settle([await observer_bus.publish(GenerationStarted(generation_id=running["id"], attempt=1, worker_id="w"))])
     await studio.generate(finished["id"])
 
     response = await client.post(f"/api/generations/{queued['id']}/cancel")
@@ -131,7 +131,7 @@ async def test_cancel_is_at_once_when_queued_asked_when_running_refused_when_fin
     assert response.status_code == 409
 
 
-async def test_ratings_tags_favourites_and_preferences_on_samples(studio, client, bus):
+async def test_ratings_tags_favourites_and_preferences_on_samples(studio, client, observer_bus):
     generation = await studio.request(num_samples=2, prompt="Bright Synthwave")
     await studio.generate(generation["id"])
     first, second = sample_id(generation["id"], 0), sample_id(generation["id"], 1)
@@ -146,7 +146,7 @@ async def test_ratings_tags_favourites_and_preferences_on_samples(studio, client
 
     sample = (await client.get(f"/api/samples/{first}")).json()
     assert (sample["ratings"], sample["tags"], sample["favorite"]) == ({"overall": 5, "melody": 4}, ["retro"], False)
-    ratings = [stored.event.rating for stored in await bus.history("sample", first) if stored.envelope.type == "SampleRated"]
+    ratings = [stored.event.rating for stored in await observer_bus.history("sample", first) if stored.envelope.type == "SampleRated"]
     assert ratings == [2, 4, 5]  # the history keeps every rating
 
     def ids(response) -> list[str]:
@@ -171,7 +171,7 @@ async def compare(studio, client, adapter_id: str, prompts: list[str], samples_p
     return response.json()
 
 
-async def test_a_comparison_is_voted_blind_and_its_results_are_the_hand_computed_ones(studio, client, bus):
+async def test_a_comparison_is_voted_blind_and_its_results_are_the_hand_computed_ones(studio, client, observer_bus):
     adapter_id = await studio.adapter()
     comparison = await compare(studio, client, adapter_id, ["calm piano", "fast drums"])
     assert (comparison["status"], comparison["pairs_total"], comparison["pairs_ready"]) == ("generating", 4, 0)
@@ -185,7 +185,7 @@ async def test_a_comparison_is_voted_blind_and_its_results_are_the_hand_computed
     for generation_id in requests.values():
         await studio.generate(generation_id)
 
-    [created] = [s.event for s in await bus.history("comparison", comparison["id"])]
+    [created] = [s.event for s in await observer_bus.history("comparison", comparison["id"])]
     first_side = {pair.pair_id: pair.first for pair in created.pairs}
     a_samples = {sample_id(requests[("a", p.prompt_index)], p.sample_index): p.pair_id for p in created.pairs}
     # The user prefers side a's sample in three pairs and finds the fourth equal.
@@ -213,7 +213,7 @@ async def test_a_comparison_is_voted_blind_and_its_results_are_the_hand_computed
 
 
 async def test_datasets_drawn_from_feedback_hold_what_their_filter_selected_and_train_the_next_adapter(
-        studio, client, bus, api):
+        studio, client, observer_bus, api):
     adapter_id = await studio.adapter()
     liked = await studio.request(adapter_id=adapter_id, num_samples=3, prompt="warm lofi piano")
     other = await studio.request(num_samples=1, prompt="cold techno")
@@ -244,9 +244,9 @@ async def test_datasets_drawn_from_feedback_hold_what_their_filter_selected_and_
     detail = (await client.get(f"/api/datasets/{dataset['id']}")).json()
     samples = {s: (await client.get(f"/api/samples/{s}")).json() for s in (s0, s1)}
     assert [(c["prompt"], c["sha256"], c["bucket"]) for c in detail["clips"]] == [
-        (samples[s]["prompt"], samples[s]["sha256"], bus.samples_bucket) for s in (s0, s1)]
+        (samples[s]["prompt"], samples[s]["sha256"], observer_bus.samples_bucket) for s in (s0, s1)]
     assert (await client.get(detail["clips"][0]["audio_url"])).content == (await client.get(samples[s0]["audio_url"])).content
-    history = [s.event for s in await bus.history("dataset", dataset["id"])]
+    history = [s.event for s in await observer_bus.history("dataset", dataset["id"])]
     assert history[1].filter.min_rating == 4 and [c.sample_id for c in history[1].clips] == [s0, s1]
 
     # A free preference and a comparison's votes become a preference dataset; ties are left out.

@@ -6,9 +6,7 @@ Each test's pages are saved as screenshots, at desktop and phone width, under SC
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ import httpx
 import pytest
 
 from events.bus import Bus
+from serving import free_port, wait_until_serving
 from services.settings import Settings
 
 T = TypeVar("T")
@@ -73,12 +72,6 @@ class Stack:
         }
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 async def run_stack(settings: Settings, port: int, stop: asyncio.Event) -> None:
     from services.cli import serve_api
     from services.registry.projector import run_projector
@@ -111,15 +104,6 @@ def stack(session_settings: Settings, tiny_model: Path) -> Iterator[Stack]:
         loop.call_soon_threadsafe(stop.set)
         thread.join(60)
         loop.close()
-
-
-def wait_until_serving(url: str, thread: threading.Thread) -> None:
-    while thread.is_alive():
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{url}/api/datasets", timeout=5).status_code == 200:
-                return
-        threading.Event().wait(0.1)
-    raise RuntimeError("the stack stopped while starting")
 
 
 # Per module, not per session: while Playwright's sync API is open it holds an event loop running

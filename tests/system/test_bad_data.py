@@ -6,23 +6,7 @@ garbage bytes in the clips bucket and publishes the `ClipAdded` for them with th
 """
 from __future__ import annotations
 
-import hashlib
-import uuid
-
-import pytest
-
-from events.base import AudioFile
-from events.catalogue import ClipAdded, DatasetCreated
-from services.trainer.export import DatasetUnavailable, ObjectCache, export_dataset
-
-
-async def add_clip_behind_the_apis_back(bus, dataset_id: str, data: bytes, filename: str) -> ClipAdded:
-    ref = await bus.put_object(bus.clips_bucket, f"{hashlib.sha256(data).hexdigest()}.wav", data)
-    audio = AudioFile(**ref.model_dump(), filename=filename, format="WAV", duration_seconds=1.0,
-                      sample_rate=32_000, channels=1)
-    event = ClipAdded(dataset_id=dataset_id, clip_id=str(uuid.uuid4()), prompt="broken take", audio=audio)
-    await bus.publish(event)
-    return event
+from other_producer import add_clip_behind_the_apis_back
 
 
 async def test_a_corrupt_audio_file_fails_the_run_with_a_message_naming_the_file(cadenza, training_config):
@@ -68,18 +52,3 @@ async def test_a_file_name_is_never_a_path_the_trainer_uses(cadenza, training_co
 
     assert run["status"] == "completed", run["error"]
     assert run["dataset_rows"] == 5
-
-
-async def test_an_unreadable_clip_fails_the_export_naming_it_and_an_unknown_event_is_skipped(bus, tone, tmp_path):
-    await bus.publish(DatasetCreated(dataset_id="d", name="d", kind="supervised"))
-    await add_clip_behind_the_apis_back(bus, "d", tone(), "take.wav")
-    # another producer's event of a type the trainer does not know: not part of the dataset
-    await bus.js.publish(f"{bus.subject_root}.dataset.d.dataset_renamed", b'{"type": "DatasetRenamed"}', stream=bus.stream)
-    cache = ObjectCache(bus, tmp_path / "objects")
-
-    exported = await export_dataset(bus, cache, "d", "supervised", await bus.last_seq() + 1, tmp_path / "first")
-    assert len(exported.read_text().splitlines()) == 1
-
-    seq = (await bus.js.publish(f"{bus.subject_root}.dataset.d.clip_added", b'{"type": "ClipAdded"}', stream=bus.stream)).seq
-    with pytest.raises(DatasetUnavailable, match=f"dataset d: event {seq} on .*clip_added cannot be read: not an event envelope"):
-        await export_dataset(bus, cache, "d", "supervised", seq + 1, tmp_path / "second")

@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 from pathlib import Path
 
 import numpy as np
+import soundfile
 
 from events.catalogue import AdapterSaved, RunCompleted
 from events.generations import sample_id
-from tests.generator.conftest import decoded
 
 SAMPLE_RATE = 32_000  # the tiny model's
+
+
+def decoded(audio: bytes) -> tuple[np.ndarray, int]:
+    samples, rate = soundfile.read(io.BytesIO(audio), dtype="float32")
+    return samples, rate
 
 
 async def until_cached(folder, timeout: float = 60) -> None:

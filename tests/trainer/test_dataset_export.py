@@ -1,10 +1,14 @@
-"""Which rows a run trains on (pure logic over a dataset's stored history, no servers)."""
+"""Which rows a run trains on (pure logic over a dataset's stored history), and their export to the
+model CLI's JSONL from the real stream and object store."""
 from __future__ import annotations
+
+import pytest
 
 from events.base import AudioFile, Envelope
 from events.bus import StoredEvent
 from events.catalogue import ClipAdded, DatasetCreated, PreferencePairAdded
-from services.trainer.export import dataset_rows
+from other_producer import add_clip_behind_the_apis_back
+from services.trainer.export import DatasetUnavailable, ObjectCache, dataset_rows, export_dataset
 
 
 def audio(sha: str, filename: str = "a.wav") -> AudioFile:
@@ -37,3 +41,17 @@ def test_a_preference_run_takes_the_pairs_with_chosen_before_rejected():
     assert list(row["audio"]) == ["chosen_path", "rejected_path"]
     assert row["audio"]["chosen_path"].sha256 == "a" * 64
 
+
+async def test_an_unreadable_clip_fails_the_export_naming_it_and_an_unknown_event_is_skipped(bus, tmp_path):
+    await bus.publish(DatasetCreated(dataset_id="d", name="d", kind="supervised"))
+    await add_clip_behind_the_apis_back(bus, "d", b"RIFF, not decoded by an export", "take.wav")
+    # another producer's event of a type the trainer does not know: not part of the dataset
+    await bus.js.publish(f"{bus.subject_root}.dataset.d.dataset_renamed", b'{"type": "DatasetRenamed"}', stream=bus.stream)
+    cache = ObjectCache(bus, tmp_path / "objects")
+
+    exported = await export_dataset(bus, cache, "d", "supervised", await bus.last_seq() + 1, tmp_path / "first")
+    assert len(exported.read_text().splitlines()) == 1
+
+    seq = (await bus.js.publish(f"{bus.subject_root}.dataset.d.clip_added", b'{"type": "ClipAdded"}', stream=bus.stream)).seq
+    with pytest.raises(DatasetUnavailable, match=f"dataset d: event {seq} on .*clip_added cannot be read: not an event envelope"):
+        await export_dataset(bus, cache, "d", "supervised", seq + 1, tmp_path / "second")
