@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 from events.catalogue import Choice, DatasetKind, FeedbackFilter, RatingCriterion
 from events.comparisons import ComparisonStatus
 from events.generations import FINISHED, GenerationStatus
-from services.api.validation import Name, Text
+from services.api.validation import Moment, Name, Text
 
 Tag = Annotated[Name, Field(max_length=64)]
 Prompt = Annotated[Name, Field(max_length=2000)]
@@ -81,6 +81,8 @@ class FeedbackFilterBody(FeedbackFilter):
 
     tags: list[Tag] = Field(default_factory=list, max_length=20)
     q: Text | None = Field(None, max_length=200)
+    since: Moment | None = Field(None, description="With its time zone, e.g. 2024-05-01T00:00:00Z")
+    until: Moment | None = Field(None, description="With its time zone; later than since")
     comparison_ids: list[str] = Field(default_factory=list, max_length=100)
 
 
