@@ -13,14 +13,15 @@ from urllib.parse import quote
 
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from tests.api.test_any_input import as_sent, json_values, numbers, text
+from tests.api.test_any_input import as_sent, json_values, text
 from tests.api.test_studio import Studio, compare, studio  # noqa: F401 (fixture)
 
-# Plausible values, so that a good share of the requests succeed; `body` puts anything at all in
-# their place now and then.
+# Values each field takes, so that a good share of the requests pass validation and reach what
+# comes after it; `body` puts anything at all in their place now and then.
 words = st.text("abc xyz/%?#.é🎹", min_size=1, max_size=12)
-ratings = st.integers(min_value=-1, max_value=7)
-small = st.integers(min_value=0, max_value=9) | st.floats(min_value=0.01, max_value=2)
+ratings = st.integers(min_value=1, max_value=5)
+# What no read model can hold, more often than in arbitrary text.
+unstorable = st.sampled_from(["nul\x00", "\ud800", "lone \udfff surrogate"])
 dates = (st.datetimes(timezones=st.none() | st.timezones()).map(lambda moment: moment.isoformat())
          | st.sampled_from(["2024-02-30", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"]))
 
@@ -62,32 +63,35 @@ async def test_every_studio_command_input_is_refused_with_4xx_or_published_and_a
     pair_ids = [pair["id"] for pair in await studio.db.fetch(
         "SELECT id FROM comparison_pairs WHERE comparison_id = $1", comparison["id"])]
 
-    samples = st.sampled_from(sample_ids)
-    adapters = st.sampled_from([adapter_id, None])
+    # Ids are text as well: unknown ones, and ones no read model can hold.
+    samples = st.sampled_from(sample_ids) | text | unstorable
+    adapters = st.sampled_from([adapter_id, None]) | text | unstorable
     side = body({"adapter_id": adapters})
     generation_fields = {
-        "duration_seconds": small, "guidance_scale": small, "temperature": small, "top_k": small, "top_p": small,
+        "duration_seconds": st.floats(min_value=0.1, max_value=2), "guidance_scale": st.floats(min_value=1, max_value=5),
+        "temperature": st.floats(min_value=0.1, max_value=2), "top_k": st.integers(min_value=0, max_value=250),
+        "top_p": st.floats(min_value=0, max_value=1), "seed": st.integers(min_value=0, max_value=2**32 - 51),
         "base_model": st.just("tiny"),
     }
     # A filter of the kind's own fields, or of either kind's (some of which do not apply).
     any_time = {"q": words, "since": dates, "until": dates}
     of_samples = {"adapter_id": adapters, "min_rating": ratings, "max_rating": ratings,
                   "tags": st.lists(st.just("keeper") | words, max_size=3)}
-    of_votes = {"comparison_ids": st.lists(st.just(comparison["id"]) | words, max_size=2),
+    of_votes = {"comparison_ids": st.lists(st.just(comparison["id"]) | text | unstorable, max_size=2),
                 "include_free_pairs": st.booleans()}
     kinds_and_filters = (st.tuples(st.just("supervised"), body({}, {**of_samples, **any_time}))
                          | st.tuples(st.just("preference"), body({}, {**of_votes, **any_time}))
                          | st.tuples(st.sampled_from(["supervised", "preference"]),
                                      body({}, {**of_samples, **of_votes, **any_time})))
-    sample_urls = (samples | text).map(lambda s: f"/api/samples/{path(s)}")
+    sample_urls = samples.map(lambda s: f"/api/samples/{path(s)}")
     commands = {
         "generation": st.tuples(st.just("POST"), st.just("/api/generations"), body(
-            {"prompt": words}, {"adapter_id": adapters, "seed": small, "num_samples": small, **generation_fields})),
+            {"prompt": words}, {"adapter_id": adapters, "num_samples": st.integers(min_value=1, max_value=3), **generation_fields})),
         "rating": st.tuples(st.just("POST"), sample_urls.map(lambda url: f"{url}/ratings"), body(
             {"rating": ratings}, {"criterion": st.sampled_from(["overall", "melody"])})),
         "tag": st.tuples(st.just("POST"), sample_urls.map(lambda url: f"{url}/tags"),
                          body({"tag": st.just("keeper") | words})),
-        "untag": st.tuples(st.just("DELETE"), st.tuples(sample_urls, st.just("keeper") | text).map(
+        "untag": st.tuples(st.just("DELETE"), st.tuples(sample_urls, st.just("keeper") | text | unstorable).map(
             lambda tagged: f"{tagged[0]}/tags/{path(tagged[1])}"), st.none()),
         "favourite": st.tuples(st.sampled_from(["PUT", "DELETE"]), sample_urls.map(lambda url: f"{url}/favorite"),
                                st.none()),
@@ -95,10 +99,10 @@ async def test_every_studio_command_input_is_refused_with_4xx_or_published_and_a
             {"chosen_sample_id": samples, "rejected_sample_id": samples})),
         "comparison": st.tuples(st.just("POST"), st.just("/api/comparisons"), body(
             {"name": words, "a": side, "b": side, "prompts": st.lists(words, min_size=1, max_size=3)},
-            {"samples_per_prompt": small, "seed": small, **generation_fields})),
-        "vote": st.tuples(st.just("POST"), (st.just(comparison["id"]) | text).map(
+            {"samples_per_prompt": st.integers(min_value=1, max_value=3), **generation_fields})),
+        "vote": st.tuples(st.just("POST"), (st.just(comparison["id"]) | text | unstorable).map(
             lambda c: f"/api/comparisons/{path(c)}/votes"),
-            body({"pair_id": st.sampled_from(pair_ids), "choice": st.sampled_from(["first", "second", "equal"])})),
+            body({"pair_id": st.sampled_from(pair_ids) | text | unstorable, "choice": st.sampled_from(["first", "second", "equal"])})),
         "preview": st.tuples(st.just("POST"), st.just("/api/datasets/preview"), kinds_and_filters.flatmap(
             lambda drawn: body({"kind": st.just(drawn[0]), "filter": st.just(drawn[1])}))),
         "dataset from feedback": st.tuples(st.just("POST"), st.just("/api/datasets"), kinds_and_filters.flatmap(
