@@ -1,8 +1,8 @@
 """Load: 20 concurrent clients against one API process on real servers, latency per read endpoint.
 
 The API (`cadenza api`) and the projector (`cadenza registry`) run as their own processes; the
-clients run here. One run has 200,000 train points in `run_metrics` (copied in directly: the
-projector's rate is bench/projector.py's subject) and is read at `max_points=2000`, next to the
+clients run here. One run has 200,000 train points in `run_metrics` (copied in directly, with the
+summary built by the function the projector calls: the projector's rate is bench/projector.py's subject) and is read at `max_points=2000`, next to the
 other read endpoints. Every request must answer 200: any other answer or a transport error counts
 as dropped."""
 from __future__ import annotations
@@ -62,6 +62,8 @@ async def seed(client: httpx.AsyncClient, database_url: str) -> str:
     try:
         await connection.copy_records_to_table(
             "run_metrics", records=rows, columns=["run_id", "split", "step", "attempt", "epoch", "loss", "reported_at"])
+        # the curve's summary, as the projector builds it when it folds the points
+        await connection.execute("SELECT refresh_metric_buckets($1, 'train', 0, $2)", run["id"], POINTS - 1)
     finally:
         await connection.close()
     return run["id"]

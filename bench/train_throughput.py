@@ -1,17 +1,24 @@
 """Training throughput of model/ on a random MusicGen of musicgen-small's shape (no weights needed).
 
     python bench/train_throughput.py [--seconds 2] [--batch-size 2] [--steps 3] [--threads N]
-        [--device auto|cpu|cuda] [--precision auto|fp32|bf16]
+        [--device auto|cpu|cuda] [--precision auto|fp32|bf16] [--compile auto|on|off]
+        [--activation-checkpointing] [--lora-dropout 0.05] [--recipes ours recompute]
+        [--parts throughput dpo] [--dpo-seconds 2 ...] [--dpo-pairs 1] [--save-model DIR]
 
 Measures, on one machine and one process (DPO memory: one subprocess per variant):
   1. dense matmul throughput in fp32 and bf16: the ceiling a step is judged against;
-  2. samples/s of our supervised step (EnCodec codes and text states precomputed once) versus the
-     peer's recipe (text encoder and EnCodec run again on every step), same decoder step otherwise;
-  3. FLOPs of our step, counted by torch's FlopCounterMode on what actually runs (frozen weights get
-     no weight gradients), and the achieved FLOP/s as a fraction of the matmul ceiling;
-  4. peak memory of one DPO step (one pair of clips): the reference as the same model with the
-     adapter disabled (ours) versus a second full copy of the model as reference; the peak is
-     tracked from just before the step (the random init's own peak is not counted).
+  2. samples/s of our supervised step as the trainer runs it (EnCodec codes and text states
+     precomputed once; under bf16 the frozen decoder weights in bf16 and no peft input casts; fused
+     AdamW on CUDA; compile and activation checkpointing as the flags say) versus the recompute
+     recipe (the text encoder and EnCodec run on every step, on a plain model: fp32 frozen weights,
+     peft's default casts, plain AdamW, no compile), both under the same precision;
+  3. FLOPs of the step, counted by torch's FlopCounterMode on what actually runs (frozen weights get
+     no weight gradients), and the achieved FLOP/s of ours as a fraction of the matmul ceiling;
+  4. peak memory of one DPO step on --dpo-pairs pairs of each --dpo-seconds clip length: ours (the
+     reference log-probabilities scored once before training, as the trainer does, so the step is
+     the policy's forward and backward), ours with activation checkpointing, and the two-model recipe
+     (a second full copy of the model as reference, run on every step); the peak is tracked from
+     just before the step (the random init's own peak is not counted).
 Prints one JSON object on stdout; progress on stderr.
 """
 
@@ -20,6 +27,7 @@ import copy
 import gc
 import json
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -31,11 +39,19 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers import EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, MusicgenForConditionalGeneration, T5Config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from model.loading import add_lora, resolve_device, resolve_precision  # noqa: E402
-from model.training.batches import codebook_delays, collate, dpo_loss, supervised_loss, token_logprobs  # noqa: E402
+from model.loading import add_lora, resolve_compile, resolve_device, resolve_precision, without_dropout  # noqa: E402
+from model.training.batches import (  # noqa: E402
+    codebook_delays,
+    collate,
+    dpo_loss,
+    reference_logprobs,
+    supervised_loss,
+    token_logprobs,
+)
 from model.training.config import TrainingConfig  # noqa: E402
 from model.training.features import Example  # noqa: E402
-from model.training.trainer import set_training  # noqa: E402
+from model.tiny import build_tiny_model  # noqa: E402
+from model.training.trainer import set_speed_options, set_training, store_frozen_weights  # noqa: E402
 
 PAD = START = 2048
 TEXT_TOKENS = 12  # a typical prompt, e.g. "lo-fi hip hop beat with warm piano and vinyl crackle"
@@ -63,9 +79,10 @@ def musicgen_small_config() -> MusicgenConfig:
 
 def build_model(device: torch.device) -> MusicgenForConditionalGeneration:
     torch.manual_seed(0)
-    model = MusicgenForConditionalGeneration(musicgen_small_config())
+    with device:  # initialised where it runs: on a GPU in a second, not 20 s on the CPU
+        model = MusicgenForConditionalGeneration(without_dropout(musicgen_small_config()))
     model.requires_grad_(False)
-    return model.eval().to(device)  # as from_pretrained returns it
+    return model.eval()  # as load_base_model returns it
 
 
 def timed(work, device: torch.device) -> dict[str, float]:
@@ -108,7 +125,23 @@ def encode(model: MusicgenForConditionalGeneration, audio: torch.Tensor, ids: to
     """What our trainer computes once per dataset (model.training.features), here for one batch."""
     text = model.text_encoder(input_ids=ids).last_hidden_state.float().cpu()
     codes = model.audio_encoder.encode(audio).audio_codes[0].cpu()  # (B, K, frames)
-    return [Example(row=b, text=text[b], codes=(codes[b],)) for b in range(audio.shape[0])]
+    frames = codes.shape[2]
+    return [Example(row=b, text=text[b], codes=(codes[b],), start=0, frames=frames) for b in range(audio.shape[0])]
+
+
+def with_lora(model: MusicgenForConditionalGeneration, dropout: float = TrainingConfig().lora_dropout):
+    """The default LoRA (its dropout as given), nothing else: the recompute and two-model recipes."""
+    config = TrainingConfig()
+    return add_lora(model, config.lora_r, config.lora_alpha, dropout, config.target_modules)
+
+
+def as_trainer_runs_it(model: MusicgenForConditionalGeneration, precision: str, checkpointing: bool, compile: bool,
+                       lora_dropout: float = TrainingConfig().lora_dropout):
+    """The default LoRA with the trainer's dtype handling and speed options."""
+    store_frozen_weights(model, precision)
+    model = with_lora(model, lora_dropout)
+    set_speed_options(model, precision, checkpointing, compile)
+    return model
 
 
 def supervised_step(model, optimizer, examples: list[Example], device: torch.device, autocast) -> float:
@@ -125,18 +158,22 @@ def supervised_step(model, optimizer, examples: list[Example], device: torch.dev
     return loss.item()
 
 
-def time_interleaved(recipes: dict, steps: int, device: torch.device) -> dict[str, dict[str, float]]:
-    """Median wall and CPU seconds per step of each recipe, after one warm-up step each. The recipes
-    take turns, so a machine whose load drifts (a shared CI box) slows them alike."""
-    times = {name: [] for name in recipes}
-    for round in range(steps + 1):
+def time_interleaved(recipes: dict, steps: int, device: torch.device) -> tuple[dict, dict]:
+    """Median wall and CPU seconds per step of each recipe, after one warm-up step each (which
+    includes compiling, when compiled), and the warm-up's wall seconds. The recipes take turns, so
+    a machine whose load drifts (a shared CI box) slows them alike."""
+    times, warmup = {name: [] for name in recipes}, {}
+    for turn in range(steps + 1):
         for name, step in recipes.items():
             seconds = timed(step, device)
-            if round > 0:
+            log(f"{name}: {seconds['wall']:.2f} s wall, {seconds['cpu']:.2f} s CPU")
+            if turn > 0:
                 times[name].append(seconds)
-                log(f"{name}: {seconds['wall']:.2f} s wall, {seconds['cpu']:.2f} s CPU")
-    return {name: {clock: sorted(t[clock] for t in ts)[len(ts) // 2] for clock in ("wall", "cpu")}
-            for name, ts in times.items()}
+            else:
+                warmup[name] = round(seconds["wall"], 3)
+    medians = {name: {clock: sorted(t[clock] for t in ts)[len(ts) // 2] for clock in ("wall", "cpu")}
+               for name, ts in times.items()}
+    return medians, warmup
 
 
 def throughput(args: argparse.Namespace) -> dict:
@@ -154,52 +191,62 @@ def throughput(args: argparse.Namespace) -> dict:
     ceiling = measure_ceiling()
     log(f"matmul ceiling GFLOP/s: {ceiling}")
 
-    log("building a random MusicGen of musicgen-small's shape")
+    log("building a random MusicGen of musicgen-small's shape (and one for the recompute recipe)")
     model = build_model(device)
     total = sum(p.numel() for p in model.parameters())
-    config = TrainingConfig()
-    model = add_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.target_modules)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     audio, ids = make_inputs(args.batch_size, args.seconds, device)
-
     encode(model, audio, ids)  # warm-up
     encoders = timed(lambda: encode(model, audio, ids), device)
     examples = encode(model, audio, ids)
     log(f"encoders: {encoders} s per batch")
-
+    model = as_trainer_runs_it(model, precision, checkpointing=False, compile=False, lora_dropout=args.lora_dropout)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4,
+                                  fused=device.type == "cuda")
+    # FLOPs of the step's maths: counted before compiling, and without checkpointing's recomputation.
     with FlopCounterMode(display=False) as counter:
         supervised_step(model, optimizer, examples, device, autocast)
     flops = counter.get_total_flops()
+    compile = resolve_compile(args.compile, device)
+    set_speed_options(model, precision, args.activation_checkpointing, compile)
+    recipes = {"ours": lambda: supervised_step(model, optimizer, examples, device, autocast)}
+    if "recompute" in args.recipes:
+        plain = with_lora(build_model(device))
+        plain_optimizer = torch.optim.AdamW([p for p in plain.parameters() if p.requires_grad], lr=1e-4)
+        recipes["recompute"] = lambda: supervised_step(plain, plain_optimizer, encode(plain, audio, ids), device,
+                                                       autocast)
 
-    log(f"timing our step and the per-step-recompute recipe, {args.steps} steps each after a warm-up")
-    medians = time_interleaved({
-        "ours": lambda: supervised_step(model, optimizer, examples, device, autocast),
-        "recompute": lambda: supervised_step(model, optimizer, encode(model, audio, ids), device, autocast),
-    }, args.steps, device)
+    log(f"timing {' and '.join(recipes)}, {args.steps} steps each after a warm-up")
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    medians, warmup = time_interleaved(recipes, args.steps, device)
     # The ceiling is what the machine can do: the better of the measurements before and after.
     again = measure_ceiling()
     ceiling = {p: {c: max(v[c], again[p][c]) for c in v} for p, v in ceiling.items()}
 
     result = {
-        "device": str(device), "precision": precision, "threads": torch.get_num_threads(),
+        "device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else
+        platform.processor() or platform.machine(), "precision": precision, "threads": torch.get_num_threads(),
+        "compile": compile, "activation_checkpointing": args.activation_checkpointing, "lora_dropout": args.lora_dropout,
+        "warmup_seconds": warmup,
         "parameters": total, "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "batch_size": args.batch_size, "clip_seconds": args.seconds,
         "decoder_positions": examples[0].codes[0].shape[1] + 3,
         "step_gflop": round(flops / 1e9, 1),
     }
+    if device.type == "cuda":
+        result["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
     for clock in clocks:
-        ours, recompute = medians["ours"][clock], medians["recompute"][clock]
-        achieved = flops / ours / 1e9
+        achieved = flops / medians["ours"][clock] / 1e9
         result[clock] = {
             "matmul_gflops": {p: round(v[clock], 1) for p, v in ceiling.items()},
             "encoders_seconds_per_batch": round(encoders[clock], 3),
-            "ours": {"seconds_per_step": round(ours, 3), "samples_per_second": round(args.batch_size / ours, 4)},
-            "recompute": {"seconds_per_step": round(recompute, 3),
-                          "samples_per_second": round(args.batch_size / recompute, 4)},
-            "speedup": round(recompute / ours, 3),
+            **{name: {"seconds_per_step": round(m[clock], 3), "samples_per_second": round(args.batch_size / m[clock], 4)}
+               for name, m in medians.items()},
             "achieved_gflops": round(achieved, 1),
             "fraction_of_matmul_ceiling": round(achieved / ceiling[precision][clock], 3),
         }
+        if "recompute" in medians:
+            result[clock]["speedup"] = round(medians["recompute"][clock] / medians["ours"][clock], 3)
     return result
 
 
@@ -219,36 +266,46 @@ def memory_bytes(device: torch.device, peak: bool) -> int:
     return int(line.split()[1]) * 1024  # kB
 
 
+DPO_VARIANTS = ("ours", "ours-checkpointing", "two-model")
+
+
 def dpo_memory(args: argparse.Namespace) -> dict:
-    """One DPO step on one pair, in a fresh process: our single model or a second full reference."""
+    """One DPO step on --dpo-pairs pairs of --seconds clips, in a fresh process, as `args.dpo_memory`
+    (one of DPO_VARIANTS) runs it."""
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
     model = build_model(device)
-    reference_model = copy.deepcopy(model) if args.dpo_memory == "second-model" else None
-    config = TrainingConfig()
-    model = add_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.target_modules)
-    audio, ids = make_inputs(2, args.seconds, device)
-    chosen, rejected = encode(model, audio, ids)
-    pair = [Example(row=0, text=chosen.text, codes=(chosen.codes[0], rejected.codes[0]))]
+    audio, ids = make_inputs(2 * args.dpo_pairs, args.seconds, device)
+    clips = encode(model, audio, ids)
+    pairs = [Example(row=i, text=clips[2 * i].text, codes=(clips[2 * i].codes[0], clips[2 * i + 1].codes[0]),
+                     start=0, frames=clips[0].frames) for i in range(args.dpo_pairs)]
+    delays = codebook_delays(4, 1)
+    if args.dpo_memory == "two-model":
+        reference_model = copy.deepcopy(model)
+        model = with_lora(model)
+    else:
+        model = as_trainer_runs_it(model, precision, args.dpo_memory == "ours-checkpointing", compile=False)
+        cached = reference_logprobs(model, pairs, delays, PAD, START, args.dpo_pairs, autocast).to(device)
     gc.collect()
     before = memory_bytes(device, peak=False)
     reset_peak_memory(device)
 
-    set_training(model, True)
-    batch = collate(pair, codebook_delays(4, 1), PAD).to(device)
+    started = time.perf_counter()
+    set_training(model, True, lora_dropout=False)
+    batch = collate(pairs, delays, PAD).to(device)
     with autocast:
         logprobs, _ = token_logprobs(model, batch, PAD, START)
-    with torch.no_grad(), autocast:
-        if reference_model is None:
-            with model.disable_adapter():
-                reference, _ = token_logprobs(model, batch, PAD, START)
-        else:
-            reference, _ = token_logprobs(reference_model.eval(), batch, PAD, START)
-    loss, _ = dpo_loss(logprobs.sum((1, 2)), reference.sum((1, 2)), beta=config.dpo_beta)
+    if args.dpo_memory == "two-model":
+        with torch.no_grad(), autocast:
+            reference = token_logprobs(reference_model.eval(), batch, PAD, START)[0].sum((1, 2))
+    else:
+        reference = torch.cat([cached[:, 0], cached[:, 1]])
+    loss, _ = dpo_loss(logprobs.sum((1, 2)), reference, beta=TrainingConfig().dpo_beta)
     loss.backward()
+    synchronize(device)
     return {"variant": args.dpo_memory, "loss": loss.item(), "bytes_before_step": before,
-            "peak_bytes": memory_bytes(device, peak=True)}
+            "peak_bytes": memory_bytes(device, peak=True), "step_seconds": time.perf_counter() - started}
 
 
 def main() -> None:
@@ -259,27 +316,57 @@ def main() -> None:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's); 1 also reports CPU time")
-    parser.add_argument("--dpo-memory", choices=["single-model", "second-model"], help=argparse.SUPPRESS)
+    parser.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
+                        help="torch.compile our decoder ('auto': on CUDA, as the trainer)")
+    parser.add_argument("--activation-checkpointing", action="store_true", help="in our supervised step")
+    parser.add_argument("--lora-dropout", type=float, default=TrainingConfig().lora_dropout,
+                        help="LoRA dropout of our supervised step (0: none, and none of its copies)")
+    parser.add_argument("--parts", nargs="+", choices=["throughput", "dpo"], default=["throughput", "dpo"])
+    parser.add_argument("--recipes", nargs="+", choices=["ours", "recompute"], default=["ours", "recompute"],
+                        help="throughput: time ours alone, or also the recompute recipe")
+    parser.add_argument("--save-model", type=Path, metavar="DIR",
+                        help="only write a random MusicGen of musicgen-small's shape (and a processor) to DIR")
+    parser.add_argument("--dpo-seconds", type=float, nargs="+", help="DPO clip lengths (default: --seconds)")
+    parser.add_argument("--dpo-pairs", type=int, default=1, help="pairs in the DPO step")
+    parser.add_argument("--dpo-memory", choices=DPO_VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.dpo_memory:  # the child process of the memory comparison
         print(json.dumps(dpo_memory(args)))
         return
+    if args.save_model:  # a base model for the training command line: the tiny model's processor, this shape
+        build_tiny_model(args.save_model)
+        build_model(torch.device("cpu")).save_pretrained(args.save_model)
+        print(args.save_model)
+        return
 
     result = {"command": " ".join(sys.argv), "load_average": os.getloadavg()}
-    result.update(throughput(args))
-    result["dpo_memory"] = {}
-    for variant in ("single-model", "second-model"):
-        log(f"DPO peak memory, {variant} (subprocess)")
-        child = [sys.executable, __file__, "--dpo-memory", variant, "--seconds", str(args.seconds),
-                 "--device", args.device, "--precision", args.precision, "--threads", str(torch.get_num_threads())]
-        measured = json.loads(subprocess.run(child, check=True, capture_output=True, text=True).stdout)
-        result["dpo_memory"][variant] = {"peak_gib": round(measured["peak_bytes"] / 2**30, 2),
-                                         "before_step_gib": round(measured["bytes_before_step"] / 2**30, 2),
-                                         "step0_loss": measured["loss"]}
-    single, second = (result["dpo_memory"][v]["peak_gib"] for v in ("single-model", "second-model"))
-    result["dpo_memory"]["second_over_single"] = round(second / single, 3)
+    if "throughput" in args.parts:
+        result.update(throughput(args))
+    if "dpo" in args.parts:
+        result["dpo_memory"] = {}
+        for seconds in args.dpo_seconds or [args.seconds]:
+            figures = {}
+            for variant in DPO_VARIANTS:
+                log(f"DPO peak memory, {args.dpo_pairs} pair(s) of {seconds} s, {variant} (subprocess)")
+                child = [sys.executable, __file__, "--dpo-memory", variant, "--seconds", str(seconds),
+                         "--dpo-pairs", str(args.dpo_pairs), "--device", args.device, "--precision", args.precision,
+                         "--threads", str(torch.get_num_threads())]
+                done = subprocess.run(child, capture_output=True, text=True)
+                if done.returncode != 0:  # e.g. out of memory: keep the other variants' figures
+                    figures[variant] = {"error": done.stderr.strip().splitlines()[-1:]}
+                    continue
+                measured = json.loads(done.stdout)
+                figures[variant] = {"peak_gib": round(measured["peak_bytes"] / 2**30, 2),
+                                    "before_step_gib": round(measured["bytes_before_step"] / 2**30, 2),
+                                    "step_seconds": round(measured["step_seconds"], 2),
+                                    "step0_loss": measured["loss"]}
+            peak = {v: f.get("peak_gib") for v, f in figures.items()}
+            if all(peak.values()):
+                figures["ours_over_two_model"] = round(peak["ours"] / peak["two-model"], 3)
+                figures["ours_checkpointing_over_two_model"] = round(peak["ours-checkpointing"] / peak["two-model"], 3)
+            result["dpo_memory"][f"{seconds:g} s"] = figures
     result["load_average_after"] = os.getloadavg()
     print(json.dumps(result, indent=2))
 

@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import os
+import ssl
 import tempfile
 from collections.abc import AsyncIterator, Collection, Iterable
 from dataclasses import dataclass
@@ -25,11 +26,14 @@ import nats
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
-from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, ObjectDeletedError, ObjectNotFoundError
+from nats.js.errors import (
+    APIError, BadRequestError, NoStreamResponseError, NotFoundError, ObjectDeletedError, ObjectNotFoundError,
+)
 from nats.js.object_store import ObjectStore
 
 from events.base import Envelope, Event, ObjectRef
 from events.codec import UndecodableEvent, decode, encode
+from events.urls import redacted
 from events import subjects
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,11 @@ HEADER_LINE_OVERHEAD = 4 + 16  # "stream name already in use with a different co
 
 class PublishError(RuntimeError):
     pass
+
+
+class PublishTimeout(PublishError, TimeoutError):
+    """No ack came in time: the server is away or slow, and the events may yet be stored (the
+    client sends what it buffered once it reconnects), so publishing them again is the remedy."""
 
 
 class EventTooLarge(ValueError):
@@ -149,11 +158,12 @@ class EventReader:
         await self._subscription.consumer_info()
 
     async def close(self) -> None:
+        # The consumer is left to the server, which removes it after its inactive threshold:
+        # deleting consumers is an administrator's right on a server with permissions.
         try:
             await self._subscription.unsubscribe()
-            await self._js.delete_consumer(self._stream, self._consumer)
-        except Exception as error:  # the server reaps it after its inactive threshold anyway
-            log.debug("could not delete reader consumer: %s", error)
+        except Exception as error:
+            log.debug("could not unsubscribe the reader: %s", error)
 
 
 class Bus:
@@ -169,16 +179,22 @@ class Bus:
         self._object_stores: dict[str, ObjectStore] = {}
 
     @classmethod
-    async def connect(cls, nats_url: str, namespace: str) -> "Bus":
+    async def connect(cls, nats_url: str, namespace: str, creds_file: Path | None = None,
+                      ca_file: Path | None = None) -> "Bus":
+        """Connect to `nats_url`, which may carry `user:password@` or `token@`; `creds_file` is a
+        NATS credentials file (JWT and NKey seed), `ca_file` the CA that signed the certificate
+        of a `tls://` server (without it, the system's CAs)."""
+        shown = redacted(nats_url)
+
         async def on_error(error: Exception) -> None:
             log.warning("nats: %s", error)
 
         async def on_disconnected() -> None:
             if not (nc.is_draining or nc.is_closed):  # closing is not news
-                log.warning("nats: disconnected from %s", nats_url)
+                log.warning("nats: disconnected from %s", shown)
 
         async def on_reconnected() -> None:
-            log.info("nats: reconnected to %s", nats_url)
+            log.info("nats: reconnected to %s", shown)
 
         nc = await nats.connect(
             nats_url,
@@ -188,6 +204,8 @@ class Bus:
             error_cb=on_error,
             disconnected_cb=on_disconnected,
             reconnected_cb=on_reconnected,
+            user_credentials=str(creds_file) if creds_file else None,
+            tls=tls_context(ca_file),
         )
         return cls(nc, namespace)
 
@@ -246,6 +264,17 @@ class Bus:
         ack = await self.js.publish(subject, data, stream=self.stream, headers=headers)
         return self._checked(ack, event)
 
+    async def stored_seq(self, event: Event) -> int | None:
+        """The stream sequence of `event` if the stream holds it already (the last message on its
+        subject carries its idempotency key), whenever it was published; else None."""
+        try:
+            stored = await self.js.get_last_msg(self.stream, event.subject(self.subject_root))
+        except NotFoundError:
+            return None
+        if (stored.headers or {}).get("Nats-Msg-Id") == event.idempotency_key():
+            return stored.seq
+        return None
+
     async def publish_many(self, events: Iterable[Event]) -> list[int]:
         """Store events in order, pipelined: acks are awaited per batch of 1,000, not one by one.
 
@@ -276,7 +305,7 @@ class Bus:
                 try:
                     reply = await acks.next_msg(timeout=max(remaining, 0.001))
                 except nats.errors.TimeoutError:
-                    raise PublishError(
+                    raise PublishTimeout(
                         f"{len(batch) - len(replies)} of {len(batch)} publishes got no ack within {REQUEST_TIMEOUT} s"
                     ) from None
                 replies[int(reply.subject.rsplit(".", 1)[1])] = reply
@@ -342,7 +371,16 @@ class Bus:
         return ObjectRef(bucket=bucket, name=info.name, sha256=digest, size=info.size)
 
     async def put_object(self, bucket: str, name: str, data: bytes) -> ObjectRef:
+        """Store `data` as `name`; an object of that name with the same bytes is kept as it is
+        (replacing one purges its chunks, which only an administrator may do)."""
         store = await self._object_store(bucket)
+        try:
+            ref = self._ref(bucket, await store.get_info(name))
+        except (ObjectNotFoundError, ObjectDeletedError):
+            pass
+        else:
+            if (ref.size, ref.sha256) == (len(data), hashlib.sha256(data).hexdigest()):
+                return ref
         return self._ref(bucket, await store.put(name, data))
 
     async def put_file(self, bucket: str, name: str, path: Path) -> ObjectRef:
@@ -381,6 +419,11 @@ class Bus:
             Path(partial).unlink(missing_ok=True)
             raise
         return path
+
+
+def tls_context(ca_file: Path | None) -> ssl.SSLContext | None:
+    """Trust `ca_file` for `tls://` servers; None: the client's default (the system's CAs)."""
+    return ssl.create_default_context(cafile=ca_file) if ca_file else None
 
 
 def stream_position(reply: str) -> tuple[int, int]:

@@ -176,6 +176,16 @@ class RunAttemptFailed(Event):
     error: str
 
 
+class RunHandedBack(Event):
+    """A stopping trainer checkpointed the attempt and handed the run back to the queue: another
+    trainer resumes it, and the attempt does not count against the trainer's attempt limit."""
+
+    aggregate = "run"
+    key_fields = ("attempt",)
+    run_id: str
+    attempt: int = Field(ge=1)
+
+
 class RunCancelRequested(Event):
     aggregate = "run"
     run_id: str
@@ -435,7 +445,7 @@ CATALOGUE: dict[str, type[Event]] = {
         DatasetCreated, ClipAdded, PreferencePairAdded,
         ExperimentCreated, ExperimentUpdated,
         RunRequested, RunStarted, DatasetExported, LossReported, RunLogged, CheckpointSaved,
-        AdapterSaved, RunCompleted, RunFailed, RunAttemptFailed, RunCancelRequested, RunCancelled,
+        AdapterSaved, RunCompleted, RunFailed, RunAttemptFailed, RunHandedBack, RunCancelRequested, RunCancelled,
         GenerationRequested, GenerationStarted, GenerationProgressed, SampleGenerated, GenerationCompleted,
         GenerationFailed, GenerationCancelRequested, GenerationCancelled,
         SampleRated, SampleTagged, SampleUntagged, SampleFavorited, SampleUnfavorited, PreferenceRecorded,

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, computed_field
 
 from events.base import Event
 from events.catalogue import (
-    CheckpointSaved, RunAttemptFailed, RunCancelled, RunCancelRequested, RunCompleted, RunFailed, RunStarted,
+    CheckpointSaved, RunAttemptFailed, RunCancelled, RunCancelRequested, RunCompleted, RunFailed, RunHandedBack,
+    RunStarted,
 )
 
 
@@ -47,6 +48,7 @@ class RunState(BaseModel):
     cancel_requested: bool = False
     error: str | None = None  # why the run failed, or why its latest attempt did while it is retried
     checkpoint: CheckpointSaved | None = None  # the latest, to resume from
+    handed_back: int = 0  # attempts a stopping trainer handed back: they do not count as failed
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -64,6 +66,8 @@ def evolve(state: RunState, event: Event) -> RunState:
         return state.model_copy(update={"error": event.error})
     if isinstance(event, CheckpointSaved) and (state.checkpoint is None or event.step >= state.checkpoint.step):
         return state.model_copy(update={"checkpoint": event})
+    if isinstance(event, RunHandedBack):
+        return state.model_copy(update={"handed_back": state.handed_back + 1})
     if isinstance(event, RunCancelRequested):
         return state.model_copy(update={"cancel_requested": True})
     if type(event) in FINAL_STATUS:
@@ -117,12 +121,13 @@ class Train:
 def take_delivery(state: RunState, run_id: str, attempt: int, max_attempts: int,
                   cancel_seen: bool) -> Skip | Finish | Train:
     """What a trainer does with delivery number `attempt` of a run's request, given the run's state
-    and whether a cancel arrived while the history was being read."""
+    and whether a cancel arrived while the history was being read. Every earlier delivery counts
+    as a failed attempt (it failed, crashed or lost its trainer) unless it was handed back."""
     if state.finished:
         return Skip()
     if cancel_seen or state.cancel_requested:
         return Finish(RunCancelled(run_id=run_id, attempt=state.attempt))
-    if attempt > max_attempts:
+    if attempt - 1 - state.handed_back >= max_attempts:
         if state.error is not None:
             why = f"the last one failed in the trainer with {state.error}"
         else:

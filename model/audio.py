@@ -31,6 +31,9 @@ def load_audio(path: Path, sampling_rate: int, channels: int) -> np.ndarray:
     if np.abs(data).max() < SILENCE_PEAK:
         raise InputError(f"{path}: audio is silent (peak below -60 dBFS)")
     data = _mix(data, channels)
+    # Channels in anti-phase (left = -right) cancel when mixed down: check what the model would get.
+    if np.abs(data).max() < SILENCE_PEAK:
+        raise InputError(f"{path}: audio is silent after mixing to mono (peak below -60 dBFS): its channels cancel")
     if rate != sampling_rate:
         data = soxr.resample(data, rate, sampling_rate, quality="HQ")
     return np.ascontiguousarray(data.T, dtype=np.float32)

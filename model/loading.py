@@ -12,7 +12,7 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from peft.utils import get_peft_model_state_dict
 from safetensors import safe_open
-from transformers import AutoProcessor, MusicgenForConditionalGeneration, MusicgenProcessor
+from transformers import AutoProcessor, MusicgenConfig, MusicgenForConditionalGeneration, MusicgenProcessor
 
 from model.errors import AdapterMismatchError, InputError
 
@@ -39,19 +39,42 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "bf16" if native else "fp32"
 
 
+def resolve_compile(compile: str, device: torch.device) -> bool:
+    """'auto' compiles on CUDA GPUs; on CPUs compiling takes longer than a CPU run of this size gains."""
+    if compile == "auto":
+        return device.type == "cuda"
+    return compile == "on"
+
+
+def without_dropout(config: MusicgenConfig) -> MusicgenConfig:
+    """`config` with every dropout probability of the decoder and the text encoder set to 0."""
+    for field in ("dropout", "attention_dropout", "activation_dropout", "layerdrop"):
+        setattr(config.decoder, field, 0.0)
+    config.text_encoder.dropout_rate = 0.0
+    return config
+
+
 def load_base_model(name: str, device: torch.device) -> tuple[MusicgenForConditionalGeneration, MusicgenProcessor]:
-    """Load a MusicGen and its processor from a hub id or a local save_pretrained folder, frozen."""
+    """Load a MusicGen and its processor from a hub id or a local save_pretrained folder, frozen,
+    in eval mode, with fp32 weights whatever dtype it was saved in (an fp16 save would otherwise
+    meet fp32 LoRA weights and inputs mid-step).
+
+    Its own dropout probabilities are set to 0: the frozen model's dropout would only add noise,
+    and in DPO make the policy and the reference forward differ at step 0. With them at 0, train
+    mode (which transformers needs for activation checkpointing) changes nothing but LoRA's dropout.
+    """
     looks_local = name.startswith(("/", "./", "../", "~")) or Path(name).exists()
     if looks_local and not Path(name).expanduser().is_dir():
         raise InputError(f"base model folder {name!r} does not exist")
     source = str(Path(name).expanduser()) if looks_local else name
     try:
-        model = MusicgenForConditionalGeneration.from_pretrained(source)
+        config = without_dropout(MusicgenConfig.from_pretrained(source))
+        model = MusicgenForConditionalGeneration.from_pretrained(source, config=config, dtype=torch.float32)
         processor = AutoProcessor.from_pretrained(source)
     except (OSError, ValueError) as error:
         raise InputError(f"cannot load base model {name!r}: {error}") from None
     model.requires_grad_(False)
-    return model.to(device), processor
+    return model.eval().to(device), processor
 
 
 def add_lora(

@@ -8,15 +8,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import os
+import secrets
 import signal
 import sys
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 from services import embedded
+from services.private_files import write_private
 from services.settings import Settings
 from services.supervisor import Service, run_services
 # These hand their arguments on to their own command line (and so show its --help).
@@ -101,12 +105,16 @@ def up(args: argparse.Namespace) -> int:
     # started so far are stopped on the way out (even where SIGINT was ignored, as in `cadenza up &`).
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.default_int_handler)
+    if not settings.api_token and not _is_loopback(args.host):
+        settings = replace(settings, api_token=_api_token(settings.data_dir))
     with contextlib.ExitStack() as servers:
         try:
             settings = _start_missing_servers(settings, servers)
         except embedded.EmbeddedServerError as error:
             print(f"cadenza up: {error}", file=sys.stderr)
             return 1
+        if settings.service_nats_urls:  # the private server: only its admin may change the stream's settings
+            asyncio.run(_declare(settings))
         from services.registry.projector import run_projector
         from services.generator.worker import run_generator
         from services.trainer.worker import run_trainer
@@ -122,14 +130,57 @@ def up(args: argparse.Namespace) -> int:
 
 def _start_missing_servers(settings: Settings, servers: contextlib.ExitStack) -> Settings:
     """Start a private nats-server and PostgreSQL for whichever of NATS_URL/DATABASE_URL is unset;
-    they stop when `servers` closes."""
-    nats_url, database_url = embedded.start_missing(
-        settings.nats_url, settings.database_url, settings.data_dir, servers)
+    they stop when `servers` closes. The private nats-server admits only its users
+    (services/nats_users.py): each service connects as its own, the rest of `up` as admin."""
+    from services import nats_users
+
+    store, users, config = settings.data_dir / "nats", {}, None
     if not settings.nats_url:
-        print(f"NATS: {nats_url}  (private, data in {settings.data_dir / 'nats'})", flush=True)
+        store.mkdir(mode=0o700, parents=True, exist_ok=True)
+        users = nats_users.passwords(store)
+        config = nats_users.write_server_config(store, settings.namespace, users)
+    nats_url, database_url = embedded.start_missing(
+        settings.nats_url, settings.database_url, settings.data_dir, servers, nats_config=config)
+    if users:
+        print(f"NATS: {nats_url}  (private, data in {store}; users and passwords in {store / 'users.json'})",
+              flush=True)
+        settings = replace(settings, service_nats_urls={
+            service: nats_users.user_url(nats_url, service, users[service]) for service in nats_users.SERVICES})
+        nats_url = nats_users.user_url(nats_url, nats_users.ADMIN, users[nats_users.ADMIN])
     if not settings.database_url:
         print(f"PostgreSQL: {database_url}  (private, data in {settings.data_dir / 'postgres'})", flush=True)
     return settings.with_servers(nats_url, database_url)
+
+
+async def _declare(settings: Settings) -> None:
+    from events.bus import Bus
+
+    bus = await Bus.connect(settings.nats_url, settings.namespace, settings.nats_creds_file, settings.nats_ca_file)
+    try:
+        await bus.ensure()
+    finally:
+        await bus.close()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def _api_token(data_dir: Path) -> str:
+    """The API token of an API that listens beyond loopback: generated once, kept in
+    `<data folder>/api-token` (0600)."""
+    path = data_dir / "api-token"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        write_private(path, secrets.token_urlsafe(32))
+    print(f"API token: every /api request needs `Authorization: Bearer <token>`; the token is in {path} "
+          f"(or set CADENZA_API_TOKEN)", flush=True)
+    return path.read_text().strip()
 
 
 def api(args: argparse.Namespace) -> int:
@@ -180,7 +231,7 @@ async def _dead_letters(settings: Settings, replay_seq: int | None) -> int:
     from services.registry import dead_letters
     from services.registry.migrate import migrate
 
-    bus = await Bus.connect(settings.nats_url, settings.namespace)
+    bus = await Bus.connect(settings.nats_url, settings.namespace, settings.nats_creds_file, settings.nats_ca_file)
     conn = await asyncpg.connect(settings.database_url)
     try:
         await migrate(conn)
@@ -220,16 +271,30 @@ def events(args: argparse.Namespace) -> int:
 async def print_events(settings: Settings, aggregate: str | None, aggregate_id: str | None, follow: bool) -> None:
     from events.bus import Bus
     from events.subjects import subject_filter
+    from services.faults import TRANSIENT, Backoff
 
     subject = subject_filter(settings.namespace, aggregate, aggregate_id)
-    bus = await Bus.connect(settings.nats_url, settings.namespace)
+    bus = await Bus.connect(settings.nats_url, settings.namespace, settings.nats_creds_file, settings.nats_ca_file)
+    backoff, next_seq = Backoff(), 1
     try:
         await bus.ensure()
-        async for stored in bus.events(subject, follow=follow):
-            envelope = stored.envelope
-            print(f"{stored.seq:>7}  {envelope.occurred_at:%Y-%m-%d %H:%M:%S}  {envelope.aggregate} "
-                  f"{envelope.aggregate_id}  {envelope.type} v{envelope.version}  "
-                  f"{json.dumps(stored.event.model_dump(mode='json'))}", flush=True)
+        while True:
+            try:
+                async for stored in bus.events(subject, start_seq=next_seq, follow=follow):
+                    envelope = stored.envelope
+                    print(f"{stored.seq:>7}  {envelope.occurred_at:%Y-%m-%d %H:%M:%S}  {envelope.aggregate} "
+                          f"{envelope.aggregate_id}  {envelope.type} v{envelope.version}  "
+                          f"{json.dumps(stored.event.model_dump(mode='json'))}", flush=True)
+                    next_seq = stored.seq + 1
+                    backoff.reset()
+                return
+            except TRANSIENT as error:
+                if not follow:
+                    raise
+                # a server restart loses the reader: read on from the next event once it is back
+                print(f"cadenza events: {type(error).__name__}: {error}; reading on from {next_seq}",
+                      file=sys.stderr, flush=True)
+                await backoff.wait()
     finally:
         await bus.close()
 

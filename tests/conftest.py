@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -26,6 +26,8 @@ import nats
 import pytest
 
 from events.bus import Bus
+from fault_injection import RestartablePostgres
+from services.registry.projector import run_projector
 from services.embedded import nats_server_binary, start_missing
 from services.settings import Settings
 
@@ -47,9 +49,9 @@ def servers() -> Iterator[Servers]:
 
 
 @contextmanager
-def isolated_settings(servers: Servers, data_dir: Path) -> Iterator[Settings]:
+def isolated_settings(servers: Servers, data_dir: Path, model_dirs: tuple[Path, ...]) -> Iterator[Settings]:
     """Settings with a unique namespace on NATS and a fresh, empty database, both removed when the
-    block ends."""
+    block ends; base models may come from `model_dirs`."""
     namespace = f"t{uuid.uuid4().hex[:12]}"
     database = f"cadenza_{namespace}"
     in_thread(_execute(servers.database_url, f'CREATE DATABASE "{database}"'))
@@ -60,6 +62,7 @@ def isolated_settings(servers: Servers, data_dir: Path) -> Iterator[Settings]:
             namespace=namespace,
             data_dir=data_dir / "data",
             cache_dir=data_dir / "cache",
+            model_dirs=model_dirs,
         )
     finally:
         in_thread(_execute(servers.database_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
@@ -67,16 +70,16 @@ def isolated_settings(servers: Servers, data_dir: Path) -> Iterator[Settings]:
 
 
 @pytest.fixture
-def settings(servers: Servers, tmp_path: Path) -> Iterator[Settings]:
-    """Settings for one test (see isolated_settings)."""
-    with isolated_settings(servers, tmp_path) as settings:
+def settings(servers: Servers, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Settings for one test (see isolated_settings); base models from pytest's folders (tiny_model)."""
+    with isolated_settings(servers, tmp_path, (tmp_path_factory.getbasetemp(),)) as settings:
         yield settings
 
 
 @pytest.fixture(scope="session")
 def session_settings(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """Settings shared by a whole session's tests, for a stack started once (the browser tests)."""
-    with isolated_settings(servers, tmp_path_factory.mktemp("session")) as settings:
+    with isolated_settings(servers, tmp_path_factory.mktemp("session"), (tmp_path_factory.getbasetemp(),)) as settings:
         yield settings
 
 
@@ -126,6 +129,36 @@ def restartable_nats(tmp_path: Path) -> Iterator[RestartableNats]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def restartable_postgres() -> Iterator[RestartablePostgres]:
+    # Not under pytest's tmp_path: as root PostgreSQL runs as `postgres`, which cannot enter it.
+    data_dir = Path(tempfile.mkdtemp(prefix="cadenza-faults-"))
+    server = RestartablePostgres(data_dir)
+    server.start()
+    yield server
+    server.resume()
+    server.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def fault_settings(settings: Settings, restartable_postgres: RestartablePostgres) -> Settings:
+    """The test's namespace on the shared NATS, its database on the restartable PostgreSQL, and a
+    short database timeout so that a hung server costs the test seconds."""
+    return replace(settings, database_url=restartable_postgres.url, database_timeout=2.0)
+
+
+@pytest.fixture
+async def registry(fault_settings: Settings) -> AsyncIterator[asyncio.Task]:
+    """The projector, folding in the background for the whole test; it must never end by itself."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_projector(fault_settings, stop))
+    yield task
+    assert not task.done(), f"the projector ended: {task.exception() if not task.cancelled() else 'cancelled'}"
+    stop.set()
+    await asyncio.wait_for(task, timeout=60)
 
 
 def database_url_for(url: str, database: str) -> str:

@@ -7,6 +7,7 @@ position that holds no code (the delay's ramp at both ends, and the tail of a cl
 batch's longest) is the pad id, which the loss ignores.
 """
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -57,7 +58,8 @@ def collate(
     if condition_dropout > 0:
         keep = (torch.rand(len(examples)) >= condition_dropout).long()
         text, mask = text * keep[:, None, None], mask * keep[:, None]
-    codes = [example.codes[side] for side in range(sides) for example in examples]
+    windows = [example.window() for example in examples]
+    codes = [window[side] for side in range(sides) for window in windows]
     return Batch(text.repeat(sides, 1, 1), mask.repeat(sides, 1), delay_labels(codes, delays, pad_id))
 
 
@@ -78,9 +80,39 @@ def token_logprobs(model: torch.nn.Module, batch: Batch, pad_id: int, start_id: 
     return -nll.view(labels.shape) * valid, valid
 
 
-def supervised_loss(logprobs: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over exactly the positions that hold a code."""
-    return -logprobs.sum() / valid.sum()
+def supervised_loss(logprobs: torch.Tensor, valid: torch.Tensor, tokens: int | None = None) -> torch.Tensor:
+    """Cross-entropy summed over exactly the positions that hold a code, divided by `tokens`: the
+    coded positions of the whole optimizer step (so gradient accumulation weights micro-batches
+    by their tokens, as one big batch would), by default this batch's."""
+    return -logprobs.sum() / (valid.sum() if tokens is None else tokens)
+
+
+@torch.no_grad()
+def reference_logprobs(
+    model: torch.nn.Module,
+    examples: list[Example],
+    delays: list[int],
+    pad_id: int,
+    start_id: int,
+    batch_size: int,
+    autocast: AbstractContextManager = nullcontext(),
+) -> torch.Tensor:
+    """(examples, 2) summed log-probabilities of each pair's chosen and rejected window under the
+    base model (the adapter disabled): DPO's reference, fixed for the whole run, so computed once."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    sums = [torch.zeros(0, 2)]
+    with model.disable_adapter(), autocast:
+        for start in range(0, len(examples), batch_size):
+            chunk = examples[start : start + batch_size]
+            logprobs, _ = token_logprobs(model, collate(chunk, delays, pad_id).to(device), pad_id, start_id)
+            sums.append(torch.stack(logprobs.sum((1, 2)).chunk(2), dim=1).cpu())
+    model.train(was_training)
+    return torch.cat(sums)
+
+
+DPO_REWARDS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies")
 
 
 def dpo_loss(
@@ -93,10 +125,6 @@ def dpo_loss(
     chosen = beta * (policy_chosen - reference_chosen)
     rejected = beta * (policy_rejected - reference_rejected)
     loss = -F.logsigmoid(chosen - rejected).mean()
-    metrics = {
-        "rewards/chosen": chosen.mean().item(),
-        "rewards/rejected": rejected.mean().item(),
-        "rewards/margins": (chosen - rejected).mean().item(),
-        "rewards/accuracies": (chosen > rejected).float().mean().item(),
-    }
+    values = (chosen.mean(), rejected.mean(), (chosen - rejected).mean(), (chosen > rejected).float().mean())
+    metrics = dict(zip(DPO_REWARDS, (value.item() for value in values)))
     return loss, metrics

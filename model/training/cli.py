@@ -27,9 +27,11 @@ FLAG_FIELDS = {
     "type": "dataset_type", "base_model": "base_model", "epochs": "num_epochs", "batch_size": "batch_size",
     "lr": "learning_rate", "lora_r": "lora_r", "lora_alpha": "lora_alpha", "max_steps": "max_steps",
     "seed": "seed", "device": "device", "precision": "precision",
+    "activation_checkpointing": "activation_checkpointing", "compile": "compile",
 }
-# What may differ when resuming, possibly on another machine: where the base model lies and what runs it.
-RESUME_MAY_CHANGE = {"base_model", "device", "precision"}
+# What may differ when resuming, possibly on another machine: where the base model lies and what runs
+# it, and how (none of these changes what is computed beyond rounding).
+RESUME_MAY_CHANGE = {"base_model", "device", "precision", "activation_checkpointing", "compile"}
 
 
 def _doc(field: str) -> str:
@@ -55,6 +57,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     train.add_argument("--seed", type=int, help=_doc("seed"))
     train.add_argument("--device", choices=["auto", "cpu", "cuda"], help=_doc("device"))
     train.add_argument("--precision", choices=["auto", "fp32", "bf16"], help=_doc("precision"))
+    train.add_argument("--activation-checkpointing", action=argparse.BooleanOptionalAction,
+                       help=_doc("activation_checkpointing"))
+    train.add_argument("--compile", choices=["auto", "on", "off"], help=_doc("compile"))
     train.add_argument("--config", type=Path, help="JSON file of TrainingConfig fields; flags override it")
     train.add_argument("--resume", type=Path, help="checkpoint folder to continue from")
     train.add_argument("--cache-dir", type=Path, help="feature cache (default $CADENZA_CACHE_DIR or ~/.cache/cadenza)")
@@ -98,9 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     log = logging.getLogger("cadenza.model")
 
+    # Under torchrun every process runs this; process 0 alone speaks for the run.
+    speaks = os.environ.get("RANK", "0") == "0"
+
     def emit(event: dict) -> None:
-        events.write(json.dumps(event) + "\n")
-        events.flush()
+        if speaks:
+            events.write(json.dumps(event) + "\n")
+            events.flush()
 
     stop = []
 

@@ -72,17 +72,19 @@ class TrainingConfig(BaseModel):
         ge=1.0,
         le=300.0,
         description="Clips longer than this are cut into windows of this length (MusicGen was trained on 30 s); "
-        "a remainder shorter than 1 s is dropped.",
+        "a remainder of 1 s or more gets a window ending at the clip's end. Supervised windows move to a "
+        "random offset within their clip every epoch; a preference pair is cut by its shorter clip.",
     )
     validation_split: float = Field(
         0.0, ge=0, lt=1, description="Fraction of examples held out for validation loss (0: no validation)."
     )
     condition_dropout: float = Field(
-        0.0,
+        0.1,
         ge=0,
         le=1,
-        description="Probability of replacing an example's text condition with the null condition, which "
-        "trains the unconditional branch that classifier-free guidance uses (0: off; MusicGen used 0.1).",
+        description="Supervised runs: probability of replacing an example's text condition with the null "
+        "condition, which trains the unconditional branch that classifier-free guidance uses at every "
+        "generated step (MusicGen was trained with 0.1; 0: off). DPO keeps every pair's prompt.",
     )
 
     # Preference training.
@@ -102,10 +104,21 @@ class TrainingConfig(BaseModel):
     )
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto",
-        description="'bf16': autocast the decoder to bfloat16 (text encoder and loss stay fp32). 'auto': bf16 "
-        "on GPUs that support it and on CPUs with native bf16 matrix units (AVX512-BF16/AMX), else fp32.",
+        description="'bf16': the frozen decoder's weights in bfloat16 and its forward autocast to bfloat16, LoRA "
+        "weights (the optimizer's master copy) in fp32; text and audio encoders and the loss stay fp32. 'auto': "
+        "bf16 on GPUs that support it and on CPUs with native bf16 matrix units (AVX512-BF16/AMX), else fp32.",
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto': CUDA when available, else CPU.")
+    activation_checkpointing: bool = Field(
+        False,
+        description="Keep only each decoder layer's input during the forward and recompute the rest in the "
+        "backward: much less activation memory (long clips, big batches, DPO) for about a third more compute.",
+    )
+    compile: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="torch.compile the decoder: faster steps after a compilation of a minute or two. 'auto': on "
+        "CUDA GPUs, off on CPUs (where compiling takes longer than a CPU run gains).",
+    )
 
 
 def with_num_epochs(values: dict[str, Any]) -> dict[str, Any]:

@@ -3,24 +3,35 @@ states of every prompt.
 
 Both encoders are frozen, so their outputs depend only on their weights and their input. They are
 cached on disk under keys that hash exactly those (encoder weights + config, audio file bytes +
-window length; text encoder weights + token ids), so every epoch and every later run on the same
-data skips them instead of re-running both encoders on every step.
+window length + PREPROCESSING_VERSION; text encoder weights + token ids), so every epoch and every
+later run on the same data skips them.
+
+A clip's codes are kept whole; an example is a window of them. Supervised windows are drawn at a
+random offset each epoch (a function of seed and epoch, so a resumed run draws the same), as
+audiocraft draws its segments. Preference windows stay fixed, so the reference model's
+log-probabilities of each pair are computed once, and a pair's chosen and rejected windows are cut
+at the same frames with the same length, so their summed log-ratios compare like with like.
 """
 
 import hashlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 from transformers import MusicgenForConditionalGeneration, MusicgenProcessor
 
-from model.audio import load_audio, split_windows
+from model.audio import MIN_WINDOW_SECONDS, load_audio, split_windows
 from model.data import Row
 from model.errors import Stopped
+
+# Part of every audio cache key: bump it whenever decoding, mixing, resampling or chunking changes,
+# so no run trains on codes the current code would not produce.
+PREPROCESSING_VERSION = 2
 
 
 def default_cache_dir() -> Path:
@@ -31,12 +42,42 @@ def default_cache_dir() -> Path:
 
 @dataclass
 class Example:
-    """One training example: a prompt's text states and one window of audio codes per side
+    """One training example: a prompt's text states and one window of each side's audio codes
     (one side for supervised rows, chosen then rejected for preference rows)."""
 
     row: int  # index of the dataset row it came from (the validation split is by row)
     text: torch.Tensor  # (text tokens, text hidden size) float32
-    codes: tuple[torch.Tensor, ...]  # each (codebooks, frames) int64
+    codes: tuple[torch.Tensor, ...]  # each side's whole clip, (codebooks, clip frames) int64
+    start: int  # first frame of the window
+    frames: int  # window length, the same on every side
+
+    def window(self) -> tuple[torch.Tensor, ...]:
+        return tuple(side[:, self.start : self.start + self.frames] for side in self.codes)
+
+    @property
+    def slack(self) -> int:
+        """How far the window could move: the shortest side's frames beyond the window."""
+        return min(side.shape[1] for side in self.codes) - self.frames
+
+
+def window_starts(clip_frames: int, window_frames: int, min_frames: int) -> list[int]:
+    """Starts of consecutive windows of min(window, clip) frames covering the clip; a remainder of at
+    least `min_frames` gets a full-length window ending at the clip's end, a shorter one is dropped."""
+    frames = min(window_frames, clip_frames)
+    starts = list(range(0, clip_frames - frames + 1, frames))
+    if clip_frames - (starts[-1] + frames) >= min_frames:
+        starts.append(clip_frames - frames)
+    return starts
+
+
+def epoch_windows(examples: list[Example], seed: int, epoch: int, dataset_type: str) -> list[Example]:
+    """The examples of one epoch: supervised windows at offsets drawn from (seed, epoch), anywhere
+    within their clip; preference windows as cut."""
+    if dataset_type == "preference":
+        return examples
+    rng = np.random.default_rng([seed, epoch, 2])
+    offsets = rng.integers(0, [e.slack + 1 for e in examples])
+    return [replace(e, start=int(offset)) for e, offset in zip(examples, offsets)]
 
 
 def module_digest(module: torch.nn.Module) -> str:
@@ -99,21 +140,25 @@ def compute_features(
     cache: FeatureCache,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> list[Example]:
-    """Examples for every row: preference rows pair the chosen and rejected clips window by window,
-    up to the shorter clip's window count."""
+    """Examples for every row, windows of `window_seconds` covering each clip (see window_starts);
+    a preference row is cut by its shorter clip, both sides at the same frames."""
     rate = model.config.audio_encoder.sampling_rate
+    frame_rate = model.config.audio_encoder.frame_rate
+    window_frames = round(window_seconds * frame_rate)
     channels = model.config.decoder.audio_channels
     audio_digest = hashlib.sha256(f"{module_digest(model.audio_encoder)}|{channels}".encode()).hexdigest()
     text_digest = module_digest(model.text_encoder)
 
-    def codes_for(path: Path) -> list[torch.Tensor]:
-        key = hashlib.sha256(f"{audio_digest}|{audio_sha256[path]}|{window_seconds}".encode()).hexdigest()
-        windows = cache.get("codes", key)
-        if windows is None:
+    def codes_for(path: Path) -> torch.Tensor:
+        """The clip's codes, (codebooks, frames); EnCodec runs on one window-long chunk at a time."""
+        key = f"{audio_digest}|{audio_sha256[path]}|{window_seconds}|{PREPROCESSING_VERSION}"
+        key = hashlib.sha256(key.encode()).hexdigest()
+        chunks = cache.get("codes", key)
+        if chunks is None:
             audio = torch.from_numpy(load_audio(path, rate, channels))
-            windows = [audio_codes(model, w).to(torch.int16) for w in split_windows(audio, rate, window_seconds, path)]
-            cache.put("codes", key, windows)
-        return [w.long() for w in windows]
+            chunks = [audio_codes(model, w).to(torch.int16) for w in split_windows(audio, rate, window_seconds, path)]
+            cache.put("codes", key, chunks)
+        return torch.cat(chunks, dim=1).long()
 
     def text_for(prompt: str) -> torch.Tensor:
         ids = processor.tokenizer(prompt).input_ids
@@ -129,7 +174,9 @@ def compute_features(
         if should_stop():
             raise Stopped
         text = text_for(row.prompt)
-        sides = [codes_for(path) for path in row.audio]
-        for codes in zip(*sides):  # zip stops at the shorter side
-            examples.append(Example(row=index, text=text, codes=codes))
+        sides = tuple(codes_for(path) for path in row.audio)
+        clip_frames = min(side.shape[1] for side in sides)
+        frames = min(window_frames, clip_frames)
+        for start in window_starts(clip_frames, window_frames, round(MIN_WINDOW_SECONDS * frame_rate)):
+            examples.append(Example(row=index, text=text, codes=sides, start=start, frames=frames))
     return examples

@@ -15,16 +15,26 @@ from pathlib import Path
 import numpy as np
 import torch
 from peft import PeftModel
+from transformers import MusicgenForConditionalGeneration
 from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from model.data import dataset_digest, file_sha256, read_rows
 from model.errors import InputError, Stopped
-from model.loading import add_lora, load_adapter, load_base_model, resolve_device, resolve_precision
-from model.training.batches import codebook_delays, collate, dpo_loss, supervised_loss, token_logprobs
+from model.loading import add_lora, load_adapter, load_base_model, resolve_compile, resolve_device, resolve_precision
+from model.training.batches import (
+    DPO_REWARDS,
+    codebook_delays,
+    collate,
+    dpo_loss,
+    reference_logprobs,
+    supervised_loss,
+    token_logprobs,
+)
 from model.training.checkpoint import Progress, read_checkpoint, restore_training_state, save_adapter, save_checkpoint
 from model.training.config import TrainingConfig
-from model.training.features import Example, FeatureCache, compute_features
+from model.training.features import Example, FeatureCache, compute_features, epoch_windows
+from model.training.parallel import start_processes, stop_processes, sum_gradients
 
 log = logging.getLogger("cadenza.model")
 
@@ -45,14 +55,38 @@ def split_examples(examples: list[Example], fraction: float, seed: int) -> tuple
     return [e for e in examples if e.row not in held_rows], [e for e in examples if e.row in held_rows]
 
 
-def set_training(model: PeftModel, training: bool) -> None:
-    """The frozen base model always runs in eval mode: its dropout would only add noise, and in DPO it
-    would make the policy and the reference forward differ at step 0. Only LoRA's dropout trains."""
-    model.eval()
-    if training:
+def set_training(model: PeftModel, training: bool, lora_dropout: bool = True) -> None:
+    """Train mode changes nothing in the base model (load_base_model sets its dropout to 0) but lets
+    transformers checkpoint activations. LoRA's dropout runs only if `lora_dropout`: the DPO policy
+    pass goes without it, as TRL's does, so that policy and reference differ by the adapter alone."""
+    model.train(training)
+    if training and not lora_dropout:
         for name, module in model.named_modules():
             if name.endswith("lora_dropout"):
-                module.train()
+                module.eval()
+
+
+def store_frozen_weights(model: MusicgenForConditionalGeneration, precision: str) -> None:
+    """Under bf16 the frozen decoder's weights are stored in bf16: autocast would otherwise cast each
+    fp32 weight again on every forward. Call it before LoRA is added, so peft keeps LoRA's weights,
+    which the optimizer updates, in fp32."""
+    if precision == "bf16":
+        model.decoder.to(torch.bfloat16)
+
+
+def set_speed_options(model: PeftModel, precision: str, activation_checkpointing: bool, compile: bool) -> None:
+    """Under bf16, peft would cast each LoRA layer's input to its fp32 weights' dtype and autocast cast
+    it straight back to bf16 for the matmul: skip peft's cast (for the whole run, so that a
+    checkpointed layer's recomputation in the backward matches its forward)."""
+    if precision == "bf16":
+        for module in model.modules():
+            if hasattr(module, "cast_input_dtype_enabled"):  # what peft.helpers.disable_input_dtype_casting sets
+                module.cast_input_dtype_enabled = False
+    decoder = model.get_base_model().decoder
+    if activation_checkpointing:
+        decoder.activation_checkpointing_enable({"use_reentrant": False})
+    if compile:
+        decoder.compile()
 
 
 def train(
@@ -64,9 +98,11 @@ def train(
     cache_dir: Path,
     resume: Path | None = None,
     should_stop: Callable[[], bool] = lambda: False,
-) -> dict:
+) -> dict | None:
+    """Train as `config` says; return the `completed` event (None in processes other than 0 of a
+    data-parallel run, which write nothing: see parallel.py)."""
     started = time.perf_counter()
-    device = resolve_device(config.device)
+    processes, device = start_processes(resolve_device(config.device))
     precision = resolve_precision(config.precision, device)
     preference = config.dataset_type == "preference"
 
@@ -84,12 +120,17 @@ def train(
 
     model, processor = load_base_model(config.base_model, device)
     log.info("encoding %d rows (cache: %s)", len(rows), cache_dir)
+    if not processes.main:  # the others read what process 0 encodes and caches
+        processes.barrier()
     examples = compute_features(
         model, processor, rows, audio_sha256, config.window_seconds, FeatureCache(cache_dir), should_stop
     )
+    if processes.main:
+        processes.barrier()
     train_set, validation_set = split_examples(examples, config.validation_split, config.seed)
 
     # Model: LoRA on the whole MusicGen (so the saved keys load back onto it), or the checkpoint's.
+    store_frozen_weights(model, precision)
     torch.manual_seed(config.seed)
     if checkpoint:
         model = load_adapter(model, checkpoint.folder, trainable=True)
@@ -111,7 +152,8 @@ def train(
     total_steps = config.num_epochs * steps_per_epoch
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
-    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=config.weight_decay,
+                                  fused=device.type == "cuda")
     scheduler = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps, total_steps)
     progress = Progress()
     if checkpoint:
@@ -127,52 +169,82 @@ def train(
         "trainable_parameters": sum(p.numel() for p in parameters),
     })
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    if preference:  # the reference model is fixed, and so are preference windows: score them once
+        log.info("scoring %d pairs under the reference model", len(train_set) + len(validation_set))
+        train_references, validation_references = (
+            reference_logprobs(model, subset, delays, pad_id, start_id, config.batch_size, autocast)
+            for subset in (train_set, validation_set))
+    set_speed_options(model, precision, config.activation_checkpointing, resolve_compile(config.compile, device))
 
-    def forward(examples: list[Example], training: bool) -> tuple[torch.Tensor, dict[str, float]]:
-        """Loss of one micro-batch (fp32), plus the DPO rewards."""
-        dropout = config.condition_dropout if training else 0.0
-        batch = collate(examples, delays, pad_id, dropout).to(device)
+    def forward(chunk: list[Example], reference: torch.Tensor | None, training: bool, tokens: int | None = None
+                ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss of one micro-batch (fp32), plus the DPO rewards given its pairs' `reference`
+        log-probabilities. A supervised loss is divided by `tokens` (the optimizer step's coded
+        positions; by default the batch's)."""
+        # Condition dropout trains the null prompt in supervised runs; DPO keeps each pair's prompt,
+        # under which its reference log-probabilities were computed.
+        dropout = config.condition_dropout if training and not preference else 0.0
+        batch = collate(chunk, delays, pad_id, dropout).to(device)
+        set_training(model, training, lora_dropout=not preference)
         with autocast:
             logprobs, valid = token_logprobs(model, batch, pad_id, start_id)
         if not preference:
-            return supervised_loss(logprobs, valid), {}
-        with torch.no_grad(), model.disable_adapter(), autocast:
-            reference, _ = token_logprobs(model, batch, pad_id, start_id)
-        return dpo_loss(logprobs.sum((1, 2)), reference.sum((1, 2)), config.dpo_beta)
+            return supervised_loss(logprobs, valid, tokens), {}
+        reference = reference.to(device)
+        return dpo_loss(logprobs.sum((1, 2)), torch.cat([reference[:, 0], reference[:, 1]]), config.dpo_beta)
 
     @torch.no_grad()
     def validate() -> float:
         """Mean loss per validation example (supervised: per example's tokens)."""
-        set_training(model, False)
         total = 0.0
         for start in range(0, len(validation_set), config.batch_size):
             chunk = validation_set[start : start + config.batch_size]
-            total += forward(chunk, training=False)[0].item() * len(chunk)
+            reference = validation_references[start : start + len(chunk)] if preference else None
+            total += forward(chunk, reference, training=False)[0].item() * len(chunk)
         return total / len(validation_set)
 
     def save() -> Path:
-        path = save_checkpoint(output, model, optimizer, scheduler, progress, config, name, digest)
+        path = output / "checkpoints" / f"step-{progress.step:06d}"
+        if processes.main:
+            save_checkpoint(output, model, optimizer, scheduler, progress, config, name, digest)
         log.info("step %d: checkpoint %s", progress.step, path)
         emit({"type": "checkpoint", "step": progress.step, "path": str(path)})
         return path
 
     # Redraw a terminal's bar often; a captured stderr (the trainer service's run log) only every 30 s.
     bar = tqdm(total=total_steps, initial=progress.step, desc=name, unit="step", dynamic_ncols=True,
-               mininterval=0.1 if sys.stderr.isatty() else 30)
+               mininterval=0.1 if sys.stderr.isatty() else 30, disable=not processes.main)
+    windows_epoch, windows = None, train_set
     while progress.step < total_steps:
         if not progress.order:
             progress.order = np.random.default_rng([config.seed, progress.epoch]).permutation(len(train_set)).tolist()
+        if windows_epoch != progress.epoch:
+            windows_epoch = progress.epoch
+            windows = epoch_windows(train_set, config.seed, progress.epoch, config.dataset_type)
         batches = [progress.order[i : i + config.batch_size] for i in range(0, len(progress.order), config.batch_size)]
         group = batches[progress.batch_index : progress.batch_index + config.gradient_accumulation_steps]
 
-        set_training(model, True)
+        # Weigh each micro-batch as its share of the step's tokens (supervised) or pairs (DPO), so
+        # the accumulated gradient is the gradient of one batch of the whole group, however the
+        # group is split into micro-batches and across processes.
+        tokens = sum(windows[i].frames for indices in group for i in indices) * decoder_config.num_codebooks
+        pairs = sum(len(indices) for indices in group)
         learning_rate = scheduler.get_last_lr()[0]
-        losses, rewards = [], []
-        for indices in group:
-            loss, metrics = forward([train_set[i] for i in indices], training=True)
-            (loss / len(group)).backward()
-            losses.append(loss.item())
-            rewards.append(metrics)
+        sums = dict.fromkeys(("loss", *(DPO_REWARDS if preference else ())), 0.0)
+        for indices in map(processes.shard, group):
+            if not indices:
+                continue
+            reference = train_references[indices] if preference else None
+            loss, metrics = forward([windows[i] for i in indices], reference, training=True, tokens=tokens)
+            if preference:
+                loss = loss * (len(indices) / pairs)
+            loss.backward()
+            sums["loss"] += loss.item()
+            for key, value in metrics.items():
+                sums[key] += value * len(indices) / pairs
+        sum_gradients(parameters, processes)
+        sums = dict(zip(sums, processes.sum(torch.tensor(list(sums.values()), dtype=torch.float64, device=device))
+                        .tolist()))
         max_norm = config.max_grad_norm if config.max_grad_norm > 0 else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(parameters, max_norm).item()
         optimizer.step()
@@ -184,13 +256,12 @@ def train(
         progress.batch_index += len(group)
         if progress.batch_index >= len(batches):
             progress.epoch, progress.batch_index, progress.order = progress.epoch + 1, 0, []
-        progress.loss = sum(losses) / len(losses)
+        progress.loss = sums.pop("loss")
         if not math.isfinite(progress.loss):
             raise TrainingError(f"loss became {progress.loss} at step {progress.step}; try a lower learning rate")
         event = {"type": "step", "step": progress.step, "epoch": epoch + 1, "loss": progress.loss,
                  "learning_rate": learning_rate, "grad_norm": grad_norm}
-        for key in rewards[0]:
-            event[key] = sum(r[key] for r in rewards) / len(rewards)
+        event.update(sums)
         emit(event)
         bar.set_postfix(loss=f"{progress.loss:.4f}", refresh=False)  # redrawn by update, at the bar's interval
         bar.update(1)
@@ -204,10 +275,14 @@ def train(
                 emit({"type": "validation", "step": progress.step, "loss": loss,
                       "best_loss": progress.best_validation_loss})
             saved = save()
-        if should_stop() and progress.step < total_steps:
+        if processes.any(should_stop(), device) and progress.step < total_steps:
             raise Stopped(saved or save())
     bar.close()
 
+    processes.barrier()
+    stop_processes()
+    if not processes.main:
+        return None
     adapter, sha256 = save_adapter(output, model, config, name, digest, progress)
     log.info("adapter %s (sha256 %s), final loss %.4f", adapter, sha256, progress.loss)
     emit({"type": "adapter", "path": str(adapter), "sha256": sha256})

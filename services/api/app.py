@@ -13,12 +13,14 @@ from fastapi_offline import FastAPIOffline
 from fastapi.staticfiles import StaticFiles
 
 from events.bus import Bus
+from services.api.auth import ApiToken
 from services.api.context import Context
 from services.api.errors import install_error_handlers
 from services.api.limits import BodyLimit
 from services.api.routers import (
     adapters, comparisons, datasets, dead_letters, experiments, feedback, generations, lineage, runs, samples,
 )
+from services.database import create_pool
 from services.registry.migrate import migrate
 from services.settings import Settings
 
@@ -33,10 +35,10 @@ async def decode_json_columns(connection: asyncpg.Connection) -> None:
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        bus = await Bus.connect(settings.nats_url, settings.namespace)
+        bus = await Bus.connect(settings.nats_url, settings.namespace, settings.nats_creds_file, settings.nats_ca_file)
         try:
             await bus.ensure()
-            pool = await asyncpg.create_pool(settings.database_url, init=decode_json_columns)
+            pool = await create_pool(settings, init=decode_json_columns)
             try:
                 await migrate(pool)
                 app.state.context = Context(settings=settings, bus=bus, pool=pool)
@@ -55,6 +57,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     # Bounds every request body while it is read, uploads included.
     app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    if settings.api_token:  # added last, so it runs first: before any body is read
+        app.add_middleware(ApiToken, token=settings.api_token)
     install_error_handlers(app)
     for module in (feedback, datasets, experiments, runs, adapters, dead_letters, generations, samples, comparisons,
                    lineage):

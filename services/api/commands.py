@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -28,6 +29,7 @@ from services.api.schemas import (
     Clip, Dataset, DatasetCreate, Experiment, ExperimentCreate, ExperimentPatch, Pair, Run, RunCreate,
 )
 from services.api.validation import storable_text
+from services.model_dirs import base_model_refusal
 from services.registry.progress import wait_until_projected
 
 @dataclass(frozen=True)
@@ -39,19 +41,18 @@ class Upload:
     data: bytes
 
 
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
 async def publish(ctx: Context, *events: Event) -> None:
-    """Publish in order and return once the read models include the last of them."""
-    sequences = await ctx.bus.publish_many(list(events))
+    """Publish in order and return once the read models include the last of them. A command
+    retried with its Idempotency-Key finds its events stored already (see `ResourceIds`), also
+    after the stream's duplicate window, and publishes nothing again."""
+    stored = await ctx.bus.stored_seq(events[-1]) if ctx.ids.keyed else None
+    sequences = [stored] if stored is not None else await ctx.bus.publish_many(list(events))
     await wait_until_projected(ctx.pool, max(sequences))
 
 
 # --- datasets -----------------------------------------------------------------------------------
 async def create_dataset(ctx: Context, body: DatasetCreate) -> Dataset:
-    dataset_id = new_id()
+    dataset_id = ctx.ids.new()
     await publish(ctx, DatasetCreated(dataset_id=dataset_id, name=body.name, kind=body.kind, description=body.description))
     return await queries.dataset(ctx.pool, dataset_id)
 
@@ -60,7 +61,7 @@ async def add_clip(ctx: Context, dataset_id: str, prompt: str, upload: Upload) -
     await require_kind(ctx, dataset_id, "supervised", "clips", "pairs")
     await require_room(ctx, dataset_id, upload)
     audio = await store_audio(ctx, upload, await inspect_upload(ctx, upload))
-    clip_id = new_id()
+    clip_id = ctx.ids.new()
     await publish(ctx, ClipAdded(dataset_id=dataset_id, clip_id=clip_id, prompt=prompt, audio=audio))
     return await queries.clip(ctx.pool, clip_id)
 
@@ -72,11 +73,11 @@ async def add_pair(ctx: Context, dataset_id: str, prompt: str, chosen: Upload, r
     chosen_info, rejected_info = await inspect_upload(ctx, chosen), await inspect_upload(ctx, rejected)
     pair = PreferencePairAdded(
         dataset_id=dataset_id,
-        pair_id=new_id(),
+        pair_id=ctx.ids.new(),
         prompt=prompt,
-        chosen_clip_id=new_id(),
+        chosen_clip_id=ctx.ids.new(),
         chosen=await store_audio(ctx, chosen, chosen_info),
-        rejected_clip_id=new_id(),
+        rejected_clip_id=ctx.ids.new(),
         rejected=await store_audio(ctx, rejected, rejected_info),
     )
     await publish(ctx, pair)
@@ -160,24 +161,28 @@ async def store_audio(ctx: Context, upload: Upload, info: AudioInfo) -> AudioFil
 
 
 # --- experiments --------------------------------------------------------------------------------
-def training_config(config: dict[str, Any], dataset_kind: str) -> TrainingConfig:
-    """The full TrainingConfig for `config` on a dataset of `dataset_kind`, or a 422 naming the field."""
+def training_config(config: dict[str, Any], dataset_kind: str, model_dirs: Sequence[Path]) -> TrainingConfig:
+    """The full TrainingConfig for `config` on a dataset of `dataset_kind`, or a 422 naming the field
+    (a `base_model` outside `model_dirs` too)."""
     if config.get("dataset_type", dataset_kind) != dataset_kind:
         raise invalid(
             ("body", "config", "dataset_type"),
             f"comes from the dataset's kind ('{dataset_kind}'); leave it out",
         )
     try:
-        return TrainingConfig.model_validate(config | {"dataset_type": dataset_kind})
+        validated = TrainingConfig.model_validate(config | {"dataset_type": dataset_kind})
     except ValidationError as error:
         raise invalid_from(error, ("body", "config")) from error
+    if refusal := base_model_refusal(validated.base_model, model_dirs):
+        raise invalid(("body", "config", "base_model"), refusal, "base_model_not_allowed")
+    return validated
 
 
 async def create_experiment(ctx: Context, body: ExperimentCreate) -> Experiment:
     dataset = await queries.dataset(ctx.pool, body.dataset_id)
     config = with_num_epochs(body.config)
-    training_config(config, dataset.kind)
-    experiment_id = new_id()
+    training_config(config, dataset.kind, ctx.settings.model_dirs)
+    experiment_id = ctx.ids.new()
     await publish(
         ctx,
         ExperimentCreated(
@@ -200,8 +205,8 @@ async def update_experiment(ctx: Context, experiment_id: str, patch: ExperimentP
     if "config" in changes:
         changes["config"] = with_num_epochs(changes["config"])
     # The default config must stay valid for the (possibly new) dataset.
-    training_config(changes.get("config", current.config), dataset.kind)
-    await publish(ctx, ExperimentUpdated(experiment_id=experiment_id, update_id=new_id(), **changes))
+    training_config(changes.get("config", current.config), dataset.kind, ctx.settings.model_dirs)
+    await publish(ctx, ExperimentUpdated(experiment_id=experiment_id, update_id=ctx.ids.new(), **changes))
     return await queries.experiment(ctx.pool, experiment_id)
 
 
@@ -209,7 +214,8 @@ async def update_experiment(ctx: Context, experiment_id: str, patch: ExperimentP
 async def request_run(ctx: Context, experiment_id: str, body: RunCreate) -> Run:
     experiment = await queries.experiment(ctx.pool, experiment_id)
     dataset = await queries.dataset(ctx.pool, experiment.dataset_id)
-    config = training_config(with_num_epochs(experiment.config) | with_num_epochs(body.config), dataset.kind)
+    config = training_config(with_num_epochs(experiment.config) | with_num_epochs(body.config), dataset.kind,
+                             ctx.settings.model_dirs)
     examples = dataset.clip_count if dataset.kind == "supervised" else dataset.pair_count
     if examples == 0:
         items = "clips" if dataset.kind == "supervised" else "pairs"
@@ -218,7 +224,7 @@ async def request_run(ctx: Context, experiment_id: str, body: RunCreate) -> Run:
             f"dataset '{dataset.id}' of experiment '{experiment_id}' has no {items} yet: add some first",
             "dataset_empty",
         )
-    run_id = new_id()
+    run_id = ctx.ids.new()
     await publish(
         ctx,
         RunRequested(

@@ -1,14 +1,39 @@
-"""What every request handler needs, built once by the app's lifespan (the composition root)."""
+"""What every request handler needs: the parts the app's lifespan built once (the composition
+root), and the request's own source of resource ids."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field, replace
 from typing import Annotated
 
 import asyncpg
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 
 from events.bus import Bus
 from services.settings import Settings
+
+IDEMPOTENT_ID_NAMESPACE = uuid.UUID("9d4b8f5e-27c1-4f0a-8c3e-6a1d2b7e5f90")
+
+
+class ResourceIds:
+    """The ids a command gives what it creates: random, or, when the request carries an
+    `Idempotency-Key`, derived from the key, the request's method and path and the id's place in
+    the command. A retried command then makes the same ids, hence events with the same idempotency
+    keys, and finds them stored instead of creating anything a second time."""
+
+    def __init__(self, scope: str | None = None) -> None:
+        self.scope = scope
+        self._made = 0
+
+    @property
+    def keyed(self) -> bool:
+        return self.scope is not None
+
+    def new(self) -> str:
+        if self.scope is None:
+            return str(uuid.uuid4())
+        self._made += 1
+        return str(uuid.uuid5(IDEMPOTENT_ID_NAMESPACE, f"{self.scope}\n{self._made}"))
 
 
 @dataclass(frozen=True)
@@ -16,11 +41,19 @@ class Context:
     settings: Settings
     bus: Bus
     pool: asyncpg.Pool
+    ids: ResourceIds = field(default_factory=ResourceIds)
 
 
-def get_context(request: Request) -> Context:
-    """FastAPI dependency: the context the lifespan put on the app."""
-    return request.app.state.context
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", max_length=200,
+    description="On POST: a retried request with the same key answers with the resource the first "
+                "one created and never creates a second one")]
+
+
+def get_context(request: Request, idempotency_key: IdempotencyKey = None) -> Context:
+    """FastAPI dependency: the context the lifespan put on the app, with this request's ids."""
+    scope = f"{request.method} {request.url.path} {idempotency_key}" if idempotency_key else None
+    return replace(request.app.state.context, ids=ResourceIds(scope))
 
 
 ContextDep = Annotated[Context, Depends(get_context)]

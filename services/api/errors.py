@@ -17,7 +17,11 @@ from pydantic import ValidationError
 
 from events.bus import EventTooLarge
 from services.api.validation import renderable
+from services.faults import TRANSIENT
 from services.registry.progress import ProjectionTimeout
+
+# What a client is told to wait before trying again while a dependency is away.
+RETRY_AFTER_SECONDS = 5
 
 
 class NotFound(Exception):
@@ -59,7 +63,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def not_projected(_: Request, exc: Exception) -> JSONResponse:
         # The event is stored on the stream and will be applied; only the read-your-write wait gave up.
-        return JSONResponse({"detail": f"accepted, but not readable yet: {exc}; read it again shortly"}, status_code=503)
+        return unavailable(f"accepted, but not readable yet: {exc}; read it again shortly, or send the "
+                           "request again with the same Idempotency-Key")
+
+    async def dependency_away(_: Request, exc: Exception) -> JSONResponse:
+        # A transient fault (services.faults): NATS or PostgreSQL is restarting, stopped or hung.
+        return unavailable(f"a service Cadenza depends on is not answering ({type(exc).__name__}); try again "
+                           "shortly (a command sent again with the same Idempotency-Key is not applied twice)")
 
     async def unprocessable(_: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's own handler, but able to quote an input holding NaN or an unpaired surrogate.
@@ -80,4 +90,10 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(QuotaExceeded, too_large)
     app.add_exception_handler(NotFound, not_found)
     app.add_exception_handler(Conflict, conflict)
+    for transient in TRANSIENT:
+        app.add_exception_handler(transient, dependency_away)
     app.add_exception_handler(ProjectionTimeout, not_projected)
+
+
+def unavailable(detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})

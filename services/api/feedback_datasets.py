@@ -18,7 +18,7 @@ from events.catalogue import (
     PreferencePairAdded,
 )
 from services.api import queries
-from services.api.commands import new_id, publish
+from services.api.commands import publish
 from services.api.context import Context
 from services.api.errors import NotFound, invalid
 from services.api.schemas import Dataset, DatasetCreate
@@ -133,23 +133,23 @@ async def create(ctx: Context, body: DatasetCreate) -> Dataset:
     selection = await select(ctx.pool, body.kind, where)
     if selection.count == 0:
         raise invalid(("body", "from_feedback"), f"selects no {'samples' if body.kind == 'supervised' else 'votes'}")
-    dataset_id = new_id()
+    dataset_id = ctx.ids.new()
     snapshot = FeedbackFilter(**where.model_dump())
     drawn_clips, drawn_pairs, items = [], [], []
     for row in selection.clips:
-        clip_id = new_id()
+        clip_id = ctx.ids.new()
         drawn_clips.append(DrawnClip(clip_id=clip_id, sample_id=row["s_id"]))
         items.append(ClipAdded(dataset_id=dataset_id, clip_id=clip_id, prompt=row["s_prompt"], audio=_audio(row, "s")))
     for row in selection.pairs:
-        pair_id = new_id()
+        pair_id = ctx.ids.new()
         drawn_pairs.append(DrawnPair(pair_id=pair_id, chosen_sample_id=row["chosen_id"],
                                      rejected_sample_id=row["rejected_id"], comparison_id=row["comparison_id"],
                                      comparison_pair_id=row["comparison_pair_id"], preference_id=row["preference_id"]))
         # DPO conditions both on one prompt: the chosen sample's (a comparison's two are the same)
         items.append(PreferencePairAdded(
             dataset_id=dataset_id, pair_id=pair_id, prompt=row["chosen_prompt"],
-            chosen_clip_id=new_id(), chosen=_audio(row, "chosen"),
-            rejected_clip_id=new_id(), rejected=_audio(row, "rejected")))
+            chosen_clip_id=ctx.ids.new(), chosen=_audio(row, "chosen"),
+            rejected_clip_id=ctx.ids.new(), rejected=_audio(row, "rejected")))
     events: list[Event] = [
         DatasetCreated(dataset_id=dataset_id, name=body.name, kind=body.kind, description=body.description),
         DatasetDrawnFromFeedback(dataset_id=dataset_id, filter=snapshot, clips=drawn_clips, pairs=drawn_pairs),

@@ -144,28 +144,33 @@ async def runs(pool: asyncpg.Pool, experiment_id: str | None = None) -> list[Run
     return [Run(**row) for row in rows]
 
 
-# A split's points in step order are cut into equal runs of rows (buckets); of each bucket the
-# lowest loss, the highest loss and the last point are kept, plus the split's first point. Min and
-# max keep every spike and dip a chart would show at that width, the last point keeps the trend
-# (what a smoothed curve ends at), all in one pass in PostgreSQL. A split with at most $2 points is
-# answered whole.
+# A split with at most $2 points is answered whole. A longer one is read from its summary
+# (run_metric_buckets, migration 004) at the finest level whose buckets over the split's step range
+# number at most ($2 - 1) / 3: of each bucket its lowest and highest loss and its last point, plus
+# the split's first point. Min and max keep every spike and dip a chart would show at that width,
+# the last point keeps the trend (what a smoothed curve ends at). Only the chosen buckets and the
+# points they name are read, through primary keys, whatever the run's length.
 DOWNSAMPLED_METRICS_SQL = """
-    WITH series AS (
-        SELECT split, step, loss,
-               row_number() OVER (PARTITION BY split ORDER BY step) - 1 AS i,
-               count(*) OVER (PARTITION BY split) AS n
-        FROM run_metrics WHERE run_id = $1
-    ), bucketed AS (
-        SELECT split, step, i, n,
-               row_number() OVER (PARTITION BY split, i * (($2 - 1) / 3) / n ORDER BY loss, step) AS lowest,
-               row_number() OVER (PARTITION BY split, i * (($2 - 1) / 3) / n ORDER BY loss DESC, step) AS highest,
-               row_number() OVER (PARTITION BY split, i * (($2 - 1) / 3) / n ORDER BY step DESC) AS latest
-        FROM series
+    WITH splits AS (
+        SELECT t.split, t.points, t.last_step,
+               (SELECT min(m.step) FROM run_metrics m WHERE m.run_id = $1 AND m.split = t.split) AS first_step
+        FROM run_metric_buckets t WHERE t.run_id = $1 AND t.level = 31 AND t.bucket = 0
+    ), summarised AS (
+        SELECT split, first_step,
+               (SELECT min(level) FROM generate_series(1, 31) AS level
+                WHERE (last_step >> level) - (first_step >> level) < ($2 - 1) / 3) AS level
+        FROM splits WHERE points > $2
+    ), kept AS (
+        SELECT s.split, kept.step FROM summarised s
+        JOIN run_metric_buckets b ON b.run_id = $1 AND b.split = s.split AND b.level = s.level
+        CROSS JOIN LATERAL (VALUES (b.low_step), (b.high_step), (b.last_step)) AS kept (step)
+        UNION
+        SELECT split, first_step FROM summarised
     )
-    SELECT m.* FROM run_metrics m
-    JOIN bucketed b ON b.split = m.split AND b.step = m.step
-    WHERE m.run_id = $1 AND (b.n <= $2 OR b.i = 0 OR b.lowest = 1 OR b.highest = 1 OR b.latest = 1)
-    ORDER BY m.split, m.step
+    SELECT m.* FROM splits s JOIN run_metrics m ON m.run_id = $1 AND m.split = s.split WHERE s.points <= $2
+    UNION ALL
+    SELECT m.* FROM kept k JOIN run_metrics m ON m.run_id = $1 AND m.split = k.split AND m.step = k.step
+    ORDER BY split, step
 """
 
 

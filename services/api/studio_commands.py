@@ -15,13 +15,14 @@ from events.catalogue import (
 from events.generations import GenerationStatus
 from model.training.config import TrainingConfig
 from services.api import queries, studio_queries
-from services.api.commands import new_id, publish
+from services.api.commands import publish
 from services.api.context import Context
 from services.api.errors import Conflict, NotFound, invalid
 from services.api.studio_schemas import (
     Comparison, ComparisonCreate, Generation, GenerationCreate, GenerationParameters, Preference, PreferenceCreate,
     RatingCreate, Sample, TagCreate, VoteCreate,
 )
+from services.model_dirs import base_model_refusal
 
 DEFAULT_BASE_MODEL = TrainingConfig.model_fields["base_model"].default
 # Blind orders must not be predictable from anything a voter sees.
@@ -36,6 +37,8 @@ async def generation_request(ctx: Context, generation_id: str, prompt: str, adap
     model (a different `base_model` asked for is a 422)."""
     adapter = None
     base_model = parameters.base_model or DEFAULT_BASE_MODEL
+    if refusal := base_model_refusal(base_model, ctx.settings.model_dirs):
+        raise invalid(("body", "base_model"), refusal, "base_model_not_allowed")
     if adapter_id is not None:
         adapter = await queries.adapter(ctx.pool, adapter_id)
         if parameters.base_model not in (None, adapter.base_model):
@@ -53,7 +56,7 @@ async def generation_request(ctx: Context, generation_id: str, prompt: str, adap
 
 
 async def request_generation(ctx: Context, body: GenerationCreate) -> Generation:
-    generation_id = new_id()
+    generation_id = ctx.ids.new()
     await publish(ctx, await generation_request(ctx, generation_id, body.prompt, body.adapter_id, body.seed,
                                                 body.num_samples, body))
     return await studio_queries.generation(ctx.pool, generation_id)
@@ -73,7 +76,7 @@ async def cancel_generation(ctx: Context, generation_id: str) -> Generation:
 # --- feedback -----------------------------------------------------------------------------------
 async def rate(ctx: Context, sample_id: str, body: RatingCreate) -> Sample:
     await studio_queries.sample(ctx.pool, sample_id)
-    await publish(ctx, SampleRated(sample_id=sample_id, rating_id=new_id(), criterion=body.criterion,
+    await publish(ctx, SampleRated(sample_id=sample_id, rating_id=ctx.ids.new(), criterion=body.criterion,
                                    rating=body.rating))
     return await studio_queries.sample(ctx.pool, sample_id)
 
@@ -81,7 +84,7 @@ async def rate(ctx: Context, sample_id: str, body: RatingCreate) -> Sample:
 async def tag(ctx: Context, sample_id: str, body: TagCreate) -> Sample:
     found = await studio_queries.sample(ctx.pool, sample_id)
     if body.tag not in found.tags:
-        await publish(ctx, SampleTagged(sample_id=sample_id, change_id=new_id(), tag=body.tag))
+        await publish(ctx, SampleTagged(sample_id=sample_id, change_id=ctx.ids.new(), tag=body.tag))
     return await studio_queries.sample(ctx.pool, sample_id)
 
 
@@ -89,7 +92,7 @@ async def untag(ctx: Context, sample_id: str, tag: str) -> Sample:
     found = await studio_queries.sample(ctx.pool, sample_id)
     if tag not in found.tags:
         raise NotFound(f"tag of sample '{sample_id}'", tag)
-    await publish(ctx, SampleUntagged(sample_id=sample_id, change_id=new_id(), tag=tag))
+    await publish(ctx, SampleUntagged(sample_id=sample_id, change_id=ctx.ids.new(), tag=tag))
     return await studio_queries.sample(ctx.pool, sample_id)
 
 
@@ -97,7 +100,7 @@ async def set_favorite(ctx: Context, sample_id: str, favorite: bool) -> Sample:
     found = await studio_queries.sample(ctx.pool, sample_id)
     if found.favorite != favorite:
         change = SampleFavorited if favorite else SampleUnfavorited
-        await publish(ctx, change(sample_id=sample_id, change_id=new_id()))
+        await publish(ctx, change(sample_id=sample_id, change_id=ctx.ids.new()))
     return await studio_queries.sample(ctx.pool, sample_id)
 
 
@@ -106,7 +109,7 @@ async def record_preference(ctx: Context, body: PreferenceCreate) -> Preference:
         raise invalid(("body", "rejected_sample_id"), "must be another sample than chosen_sample_id")
     await studio_queries.sample(ctx.pool, body.chosen_sample_id)
     await studio_queries.sample(ctx.pool, body.rejected_sample_id)
-    preference_id = new_id()
+    preference_id = ctx.ids.new()
     await publish(ctx, PreferenceRecorded(preference_id=preference_id, chosen_sample_id=body.chosen_sample_id,
                                           rejected_sample_id=body.rejected_sample_id))
     return await studio_queries.preference(ctx.pool, preference_id)
@@ -115,8 +118,8 @@ async def record_preference(ctx: Context, body: PreferenceCreate) -> Preference:
 # --- comparisons --------------------------------------------------------------------------------
 async def create_comparison(ctx: Context, body: ComparisonCreate) -> Comparison:
     """The comparison and its generation requests, published together: one per prompt and side."""
-    comparison_id = new_id()
-    planned = comparison_life.plan_generations(len(body.prompts), body.seed, new_id)
+    comparison_id = ctx.ids.new()
+    planned = comparison_life.plan_generations(len(body.prompts), body.seed, ctx.ids.new)
     sides = {"a": body.a.adapter_id, "b": body.b.adapter_id}
     requests = [
         await generation_request(ctx, g.generation_id, body.prompts[g.prompt_index], sides[g.side], g.seed,

@@ -55,11 +55,14 @@ class SampleFilter:
     q: str | None = None
 
 
-async def samples(pool: asyncpg.Pool, where: SampleFilter) -> list[Sample]:
-    """Newest generation first, each one's samples in order. `min_rating` is on the latest `overall`
-    rating."""
+async def samples(pool: asyncpg.Pool, where: SampleFilter, after: str | None = None, limit: int | None = None) -> list[Sample]:
+    """Newest generation first, each one's samples in order; `limit` of them after the sample
+    `after` (the last one of the previous page). `min_rating` is on the latest `overall` rating."""
     rows = await pool.fetch(
         SAMPLE_SQL + """
+        JOIN generations g ON g.id = s.generation_id
+        LEFT JOIN (SELECT cg.requested_at, c.generation_id, c.index FROM samples c
+                   JOIN generations cg ON cg.id = c.generation_id WHERE c.id = $7) AS page_end ON true
         WHERE ($1::text IS NULL OR s.adapter_id = $1)
           AND ($2::text IS NULL OR s.base_model = $2)
           AND ($3::int IS NULL OR EXISTS (SELECT 1 FROM sample_ratings r WHERE r.sample_id = s.id
@@ -67,10 +70,12 @@ async def samples(pool: asyncpg.Pool, where: SampleFilter) -> list[Sample]:
           AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM sample_tags t WHERE t.sample_id = s.id AND t.tag = $4))
           AND ($5::boolean IS NULL OR s.favorite = $5)
           AND ($6::text IS NULL OR strpos(lower(s.prompt), lower($6)) > 0)
-        ORDER BY (SELECT g.requested_at FROM generations g WHERE g.id = s.generation_id) DESC, s.generation_id,
-                 s.index
+          AND ($7::text IS NULL OR g.requested_at < page_end.requested_at
+               OR (g.requested_at = page_end.requested_at AND (s.generation_id, s.index) > (page_end.generation_id, page_end.index)))
+        ORDER BY g.requested_at DESC, s.generation_id, s.index
+        LIMIT $8
         """,
-        where.adapter_id, where.base_model, where.min_rating, where.tag, where.favorite, where.q,
+        where.adapter_id, where.base_model, where.min_rating, where.tag, where.favorite, where.q, after, limit,
     )
     return [sample_from(row) for row in rows]
 
@@ -80,13 +85,22 @@ async def preference(pool: asyncpg.Pool, preference_id: str) -> Preference:
 
 
 # --- generations --------------------------------------------------------------------------------
-async def generations(pool: asyncpg.Pool, generation_id: str | None = None) -> list[Generation]:
-    """Every generation (or the one named), newest first, with its samples in order."""
+async def generations(pool: asyncpg.Pool, generation_id: str | None = None, after: str | None = None,
+                      limit: int | None = None) -> list[Generation]:
+    """Every generation (or the one named), newest first, with its samples in order; `limit` of
+    them after the generation `after` (the last one of the previous page)."""
     rows = await pool.fetch(
-        "SELECT * FROM generations WHERE $1::text IS NULL OR id = $1 ORDER BY requested_at DESC, id", generation_id
+        "SELECT g.* FROM generations g"
+        " LEFT JOIN generations page_end ON page_end.id = $2"
+        " WHERE ($1::text IS NULL OR g.id = $1)"
+        "   AND ($2::text IS NULL OR g.requested_at < page_end.requested_at"
+        "        OR (g.requested_at = page_end.requested_at AND g.id > page_end.id))"
+        " ORDER BY g.requested_at DESC, g.id LIMIT $3",
+        generation_id, after, limit,
     )
     sample_rows = await pool.fetch(
-        SAMPLE_SQL + " WHERE $1::text IS NULL OR s.generation_id = $1 ORDER BY s.generation_id, s.index", generation_id
+        SAMPLE_SQL + " WHERE s.generation_id = ANY($1::text[]) ORDER BY s.generation_id, s.index",
+        [row["id"] for row in rows],
     )
     by_generation: dict[str, list[Sample]] = {}
     for row in sample_rows:

@@ -96,7 +96,7 @@ async def run_generator(settings: Settings, stop: asyncio.Event, config: Generat
     """Generate requested samples until `stop` is set; a generation running then is handed back."""
     config = config or GeneratorConfig.from_env()
     cache_root = config.cache_dir or settings.cache_dir
-    bus = await Bus.connect(settings.nats_url, settings.namespace)
+    bus = await Bus.connect(settings.nats_url, settings.namespace, settings.nats_creds_file, settings.nats_ca_file)
     models = BaseModels(config)
     adapters = AdapterFolders(bus, cache_root)
     try:

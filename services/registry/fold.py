@@ -17,7 +17,6 @@ from services.registry import dead_letters, handlers
 from services.registry.dead_letters import APPLY_ERRORS
 
 CHECKPOINT = "registry"
-NOTIFY_CHANNEL = "projector_checkpoint"
 
 
 class PositionMoved(Exception):
@@ -73,12 +72,7 @@ async def apply_batch(conn: asyncpg.Connection, batch: list[StoredEvent | Unread
             if isinstance(unreadable, UnreadableEvent):
                 await dead_letters.park(conn, unreadable.seq, unreadable.subject, unreadable.type, unreadable.error)
     checkpoint = fresh[-1].seq
-    # the notification is delivered when (and only if) the transaction commits
-    await conn.execute(
-        "WITH moved AS (UPDATE projector_checkpoint SET last_seq = $2 WHERE name = $1 RETURNING last_seq)"
-        " SELECT pg_notify($3, last_seq::text) FROM moved",
-        CHECKPOINT, checkpoint, NOTIFY_CHANNEL,
-    )
+    await conn.execute("UPDATE projector_checkpoint SET last_seq = $2 WHERE name = $1", CHECKPOINT, checkpoint)
     return checkpoint
 
 

@@ -18,13 +18,17 @@ from events import runs
 from events.base import AudioFile, Envelope, Event
 from events.catalogue import (
     AdapterSaved, CheckpointSaved, ClipAdded, DatasetCreated, DatasetExported, ExperimentCreated,
-    ExperimentUpdated, LossReported, PreferencePairAdded, RunAttemptFailed, RunCancelled, RunCancelRequested,
+    ExperimentUpdated, LossReported, PreferencePairAdded, RunAttemptFailed, RunCancelled, RunCancelRequested, RunHandedBack,
     RunCompleted, RunFailed, RunLogged, RunRequested, RunStarted,
 )
 from services.registry.studio_handlers import STUDIO_HANDLERS
 
 # SQL for "the run is not finished yet": nothing changes a finished run's status.
 NOT_FINAL = "status IN ({})".format(", ".join(f"'{status}'" for status in sorted(runs.ACTIVE)))
+
+
+# Written steps further apart than this are summarised as separate step ranges (see `loss_reported`).
+SUMMARY_GAP = 1024
 
 
 def _json(value: Any) -> str | None:
@@ -115,6 +119,10 @@ async def run_attempt_failed(conn: asyncpg.Connection, envelope: Envelope, event
     )
 
 
+async def run_handed_back(conn: asyncpg.Connection, envelope: Envelope, event: RunHandedBack) -> None:
+    """Nothing to show: the run stays running until the attempt that resumes it starts."""
+
+
 async def dataset_exported(conn: asyncpg.Connection, envelope: Envelope, event: DatasetExported) -> None:
     await conn.execute(
         "UPDATE runs SET dataset_rows = $2, dataset_digest = $3 WHERE id = $1 AND attempt <= $4",
@@ -146,6 +154,22 @@ async def loss_reported(conn: asyncpg.Connection, reports: list[tuple[Envelope, 
         [e.learning_rate for _, e in rows], [e.grad_norm for _, e in rows],
         [_json(e.metrics) for _, e in rows], [envelope.occurred_at for envelope, _ in rows],
     )
+    # The curve's summary (migration 004) over the steps written, in the same transaction: one
+    # step range per stretch of nearby steps, so a late report of an old step does not make the
+    # summary recompute everything between it and the newest steps.
+    steps: dict[tuple[str, str], list[int]] = {}
+    for run_id, split, step in latest:
+        steps.setdefault((run_id, split), []).append(step)
+    ranges = []
+    for (run_id, split), written in steps.items():
+        written.sort()
+        first = written[0]
+        for before, step in zip(written, written[1:]):
+            if step - before > SUMMARY_GAP:
+                ranges.append((run_id, split, first, before))
+                first = step
+        ranges.append((run_id, split, first, written[-1]))
+    await conn.executemany("SELECT refresh_metric_buckets($1, $2, $3, $4)", ranges)
 
 
 async def run_logged(conn: asyncpg.Connection, envelope: Envelope, event: RunLogged) -> None:
@@ -227,6 +251,7 @@ HANDLERS: dict[type[Event], Handler] = {
     RunCompleted: run_completed,
     RunFailed: run_failed,
     RunAttemptFailed: run_attempt_failed,
+    RunHandedBack: run_handed_back,
     RunCancelRequested: run_cancel_requested,
     RunCancelled: run_cancelled,
     **STUDIO_HANDLERS,

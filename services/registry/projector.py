@@ -15,9 +15,10 @@ import asyncio
 import logging
 
 import asyncpg
-import nats.errors
 
 from events.bus import Bus, StoredEvent, UnreadableEvent
+from services.database import create_pool
+from services.faults import TRANSIENT, Backoff
 from services.registry.fold import PositionMoved, apply_batch, read_checkpoint
 from services.registry.migrate import migrate
 from services.settings import Settings
@@ -26,15 +27,6 @@ log = logging.getLogger(__name__)
 
 BATCH = 1_000
 IDLE_WAIT = 1.0  # seconds a fetch waits for new events before the reader is checked
-RETRY_AFTER = 0.5
-
-# Trouble that passes (a server restarting, a connection dropped): open the reader again and go on.
-# An event that cannot be applied is parked as a dead letter (see fold.py); anything else (a bug,
-# a schema the code does not expect) stops the projector loudly rather than skip events.
-TRANSIENT = (
-    nats.errors.Error, asyncio.TimeoutError, OSError,
-    asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.exceptions.OperatorInterventionError,
-)
 
 
 class StreamBehindReadModels(RuntimeError):
@@ -42,24 +34,40 @@ class StreamBehindReadModels(RuntimeError):
 
 
 async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
-    """Fold the stream into the read models until `stop` is set."""
-    bus = await Bus.connect(settings.nats_url, settings.namespace)
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
+    """Fold the stream into the read models until `stop` is set.
+
+    Transient faults (NATS or PostgreSQL restarting, stopped or hung: see services.faults) never
+    end it: the reader and the pool are dropped, and both are opened again after a backoff, from
+    the checkpoint. An event that cannot be applied is parked as a dead letter (see fold.py);
+    anything else (a bug, a schema the code does not expect) stops the projector loudly rather
+    than skip events.
+    """
+    bus = await Bus.connect(settings.nats_url, settings.namespace, settings.nats_creds_file, settings.nats_ca_file)
+    backoff = Backoff()
     try:
         await bus.ensure()
-        await migrate(pool)
         while not stop.is_set():
             try:
-                await _follow(bus, pool, stop)
+                await _project(bus, settings, stop, backoff)
             except TRANSIENT as error:
                 log.warning("projector: %s: %s; reading again from the checkpoint", type(error).__name__, error)
-                await _sleep_unless_stopped(stop, RETRY_AFTER)
+                await backoff.wait(stop)
     finally:
-        await pool.close()
         await bus.close()
 
 
-async def _follow(bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+async def _project(bus: Bus, settings: Settings, stop: asyncio.Event, backoff: Backoff) -> None:
+    pool = await create_pool(settings, min_size=1, max_size=2)
+    try:
+        await migrate(pool)
+        while not stop.is_set():
+            await _follow(bus, pool, stop, backoff)
+    finally:
+        # Not pool.close(): against a hung server a graceful close would hang too.
+        pool.terminate()
+
+
+async def _follow(bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event, backoff: Backoff) -> None:
     """Fold from the checkpoint on until stopped, or until the checkpoint moves under us.
 
     The next batch is fetched (and decoded) while the current one is being committed, so NATS and
@@ -82,6 +90,7 @@ async def _follow(bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
                 continue
             try:
                 position = await _fold(pool, batch, position)
+                backoff.reset()
             except PositionMoved as moved:
                 log.info("projector: %s; reading again from there", moved)
                 return
@@ -94,11 +103,4 @@ async def _follow(bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
 async def _fold(pool: asyncpg.Pool, batch: list[StoredEvent | UnreadableEvent], position: int) -> int:
     async with pool.acquire() as conn, conn.transaction():
         return await apply_batch(conn, batch, expected=position)
-
-
-async def _sleep_unless_stopped(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except asyncio.TimeoutError:
-        pass
 

@@ -19,7 +19,7 @@ from services.settings import Settings
 READ_MODELS = (
     "dataset_sources", "dataset_filters", "comparison_pairs", "comparison_generations", "comparisons",
     "preferences", "sample_tags", "sample_ratings", "samples", "generations",
-    "run_metrics", "run_logs", "adapters", "runs", "experiments", "preference_pairs", "clips", "datasets",
+    "run_metric_buckets", "run_metrics", "run_logs", "adapters", "runs", "experiments", "preference_pairs", "clips", "datasets",
     "dead_letters",
 )
 BATCH = 1_000
@@ -28,7 +28,7 @@ FETCH_WAIT = 10.0
 
 async def rebuild(settings: Settings) -> int:
     """Replay the stream into empty read models; return the number of events folded."""
-    bus = await Bus.connect(settings.nats_url, settings.namespace)
+    bus = await Bus.connect(settings.nats_url, settings.namespace, settings.nats_creds_file, settings.nats_ca_file)
     conn = await asyncpg.connect(settings.database_url)
     try:
         await bus.ensure()

@@ -17,9 +17,10 @@ DURABLE_NAME = "trainer"
 class TrainerConfig:
     """How one trainer process takes and runs training jobs.
 
-    `max_attempts` bounds how often a run request is delivered for training: the consumer allows
-    one delivery more, so that a trainer sees the request after the last attempt died and can
-    fail the run with that reason instead of the request silently running out of deliveries.
+    `max_attempts` bounds the failed attempts at one run: the trainer that takes a delivery counts
+    the earlier ones from the run's history (those handed back by a stopping trainer do not count)
+    and fails the run once they reach the limit. The consumer itself redelivers without limit, since
+    graceful hand-backs may take any number of deliveries.
     `ack_wait` is how long JetStream waits without an ack or heartbeat before it redelivers the
     request to another trainer, i.e. how soon a crashed trainer's run is resumed; heartbeats are
     sent every `ack_wait / 4` while a run is in hand.
@@ -43,7 +44,7 @@ class TrainerConfig:
 
     @property
     def max_deliver(self) -> int:
-        return self.max_attempts + 1
+        return -1  # unlimited: see max_attempts
 
     @classmethod
     def from_env(cls, **overrides: object) -> "TrainerConfig":

@@ -4,6 +4,10 @@ Losses and log lines arrive many per second; publishing each one and awaiting it
 network round trip on the training's critical path. They are collected and published with
 `publish_many` (pipelined acks) when `max_events` have piled up or `max_delay` seconds have passed,
 and always before any other event of the run, so the stream keeps the order they happened in.
+
+A publish that fails for a transient reason (NATS restarting or away) is retried with the same
+events for up to `OUTAGE_TOLERANCE` seconds: an outage that short costs neither events nor the
+attempt. Publishing them again is safe, since the stream drops duplicates.
 """
 from __future__ import annotations
 
@@ -14,6 +18,9 @@ from collections.abc import AsyncIterator
 from events.base import Event
 from events.bus import Bus
 from events.catalogue import LossReported, RunLogged
+from services.faults import retry
+
+OUTAGE_TOLERANCE = 120.0
 
 
 class RunOutbox:
@@ -52,15 +59,17 @@ class RunOutbox:
         async with self._lock:
             events = self._take()
             if events:
-                await self._bus.publish_many(events)
+                await self._publish(events)
 
     async def publish(self, event: Event) -> int:
         """Publish what is pending, then `event`."""
         async with self._lock:
             pending = self._take()
-            if pending:
-                await self._bus.publish_many(pending)
-            return await self._bus.publish(event)
+            return (await self._publish([*pending, event]))[-1]
+
+    async def _publish(self, events: list[Event]) -> list[int]:
+        return await retry(lambda: self._bus.publish_many(events), f"publishing events of run {self._run_id}",
+                           give_up_after=OUTAGE_TOLERANCE)
 
     @contextlib.asynccontextmanager
     async def flushing(self) -> AsyncIterator["RunOutbox"]:

@@ -21,7 +21,7 @@ from events.bus import Bus, StoredEvent
 from events import runs
 from events.catalogue import (
     AdapterSaved, CheckpointSaved, DatasetExported, ExperimentCreated, ExperimentUpdated, RunAttemptFailed,
-    RunCancelled, RunCancelRequested, RunCompleted, RunFailed, RunRequested, RunStarted,
+    RunCancelled, RunCancelRequested, RunCompleted, RunFailed, RunHandedBack, RunRequested, RunStarted,
 )
 from events.subjects import subject_filter
 from model.training import protocol
@@ -30,7 +30,8 @@ from services.trainer import process
 from services.trainer.archive import pack_tar, pack_zip, unpack_tar
 from services.trainer.config import TrainerConfig
 from services.trainer.export import DatasetUnavailable, ObjectCache, export_dataset
-from services.trainer.outbox import RunOutbox
+from services.faults import retry
+from services.trainer.outbox import OUTAGE_TOLERANCE, RunOutbox
 from services.trainer.progress import Adapter, Checkpoint, Completed, Failed, Other, parse_line
 from services.trainer.retention import delete_superseded
 
@@ -73,6 +74,11 @@ def _model_source_root() -> Path:
     return Path(spec.origin).parent.parent
 
 
+# Stands for the trainer's cache root in what runs tell clients (errors, logs): where the trainer
+# keeps its files is none of their business.
+CACHE_PLACEHOLDER = "<cache>"
+
+
 class RunAttempt:
     """Everything one attempt at one run needs, and its steps in order."""
 
@@ -113,7 +119,8 @@ class RunAttempt:
                 # Retried (by redelivery) up to max_attempts; the next delivery reads why from this event.
                 with contextlib.suppress(Exception):
                     await self.outbox.publish(RunAttemptFailed(
-                        run_id=self.run_id, attempt=self.attempt, error=f"{type(error).__name__}: {error}"))
+                        run_id=self.run_id, attempt=self.attempt,
+                        error=self._public(f"{type(error).__name__}: {error}")))
                 raise
             finally:
                 shutil.rmtree(self.folder, ignore_errors=True)
@@ -151,7 +158,8 @@ class RunAttempt:
                 exported = await export_dataset(self.bus, cache, self.request.dataset_id, config.dataset_type,
                                                 self.request_seq, self.folder)
             except DatasetUnavailable as error:
-                await self.outbox.publish(RunFailed(run_id=self.run_id, attempt=self.attempt, error=str(error)))
+                await self.outbox.publish(RunFailed(run_id=self.run_id, attempt=self.attempt,
+                                                    error=self._public(str(error))))
                 return Outcome.DONE
             await self.outbox.publish(DatasetExported(run_id=self.run_id, attempt=self.attempt,
                                                       rows=exported.rows, digest=exported.digest))
@@ -183,7 +191,7 @@ class RunAttempt:
 
         async def read_stderr() -> None:
             async for line in process.lines(child.stderr):
-                self.outbox.add_log(line)
+                self.outbox.add_log(self._public(line))
                 stderr_tail[:] = [*stderr_tail[-(STDERR_TAIL - 1):], line]
 
         async def stop_on_request() -> None:
@@ -212,7 +220,7 @@ class RunAttempt:
                 elif isinstance(item, Failed):
                     failed = item
                 elif isinstance(item, Other):
-                    self.outbox.add_log(item.text)
+                    self.outbox.add_log(self._public(item.text))
                 elif not isinstance(item, Checkpoint):
                     self.outbox.add_loss(item)
             await stderr_task
@@ -231,6 +239,7 @@ class RunAttempt:
             await self.outbox.publish(RunCancelled(run_id=self.run_id, attempt=self.attempt))
             return Outcome.DONE
         if self.stop.is_set():
+            await self.outbox.publish(RunHandedBack(run_id=self.run_id, attempt=self.attempt))
             return Outcome.REQUEUE
         if failed is not None:
             error = failed.error
@@ -238,15 +247,20 @@ class RunAttempt:
             error = f"training process exited with code {exit_code}"
             if stderr_tail:
                 error += ":\n" + "\n".join(stderr_tail)
-        await self.outbox.publish(RunFailed(run_id=self.run_id, attempt=self.attempt, error=error))
+        await self.outbox.publish(RunFailed(run_id=self.run_id, attempt=self.attempt, error=self._public(error)))
         return Outcome.DONE
+
+    def _public(self, text: str) -> str:
+        """`text` as clients may see it: the trainer's folders shown relative to its cache root."""
+        return text.replace(str(self.cache_root.absolute()), CACHE_PLACEHOLDER)
 
     # --- uploads --------------------------------------------------------------------------------
     async def _upload_checkpoint(self, checkpoint: Checkpoint) -> None:
         archive = await asyncio.to_thread(pack_tar, checkpoint.path, self.folder / f"{checkpoint.path.name}.tar")
         # Named per attempt: an object an event refers to is never overwritten by a later attempt.
         name = f"{self.run_id}/attempt-{self.attempt}/{checkpoint.path.name}.tar"
-        ref = await self.bus.put_file(self.bus.checkpoints_bucket, name, archive)
+        ref = await retry(lambda: self.bus.put_file(self.bus.checkpoints_bucket, name, archive),
+                          f"uploading the checkpoint of step {checkpoint.step}", give_up_after=OUTAGE_TOLERANCE)
         archive.unlink()
         await self.outbox.publish(CheckpointSaved(run_id=self.run_id, attempt=self.attempt,
                                                   step=checkpoint.step, checkpoint=ref))

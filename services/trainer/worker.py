@@ -4,7 +4,8 @@ All trainers bind one durable pull consumer (`trainer`) on `<root>.run.*.run_req
 (services.workqueue: explicit acks, heartbeats, bounded redeliveries, one request per free slot).
 A request is acked only once its run reached a final state, so a trainer that dies mid-run leaves
 it unacked and another trainer resumes it from the run's last uploaded checkpoint after `ack_wait`.
-`max_deliver = max_attempts + 1`: the extra delivery lets a trainer fail the run with that reason.
+Deliveries are unlimited: the trainer counts the failed attempts from the run's history and fails the
+run at its attempt limit (a graceful hand-back does not count).
 """
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ async def run_trainer(settings: Settings, stop: asyncio.Event, trainer: TrainerC
     (they checkpoint) and hand them back to the queue."""
     trainer = trainer or TrainerConfig.from_env()
     cache_root = trainer.cache_dir or settings.cache_dir
-    bus = await Bus.connect(settings.nats_url, settings.namespace)
+    bus = await Bus.connect(settings.nats_url, settings.namespace, settings.nats_creds_file, settings.nats_ca_file)
     try:
         await bus.ensure()
 

@@ -2,41 +2,76 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+import random
 
 import asyncpg
 
-from events.catalogue import RunLogged
+from events.catalogue import LossReported, RunLogged
 from services.registry.progress import wait_until_projected
 
 
-async def test_metrics_are_downsampled_keeping_spikes_dips_ends_and_small_splits(api, client, db):
+def curve(run_id: str) -> tuple[list[LossReported], set[int]]:
+    """6,000 noisy train points with spikes and dips, a resumed attempt re-reporting 1,000 of them
+    (which also replaces a spike of the first attempt), and 12 validation points; the spikes and dips
+    of the curve as finally stored."""
+    noise = random.Random(13)
+    loss = {step: 2.0 + math.sin(step / 300) + noise.uniform(-0.05, 0.05) for step in range(6_000)}
+    # one every 250 steps at an uneven offset, spikes and dips in turn: a bucket holds at most one of each
+    outliers = {step: loss[step] + (30.0 + n if n % 2 else -10.0 - n)
+                for n, step in enumerate(range(noise.randrange(1, 250), 5_999, 250))}
+    loss.update(outliers)
+    reports = [LossReported(run_id=run_id, attempt=1, step=step, epoch=step / 1000, loss=value)
+               for step, value in loss.items()]
+    replaced = range(3_000, 4_000)
+    reports += [LossReported(run_id=run_id, attempt=2, step=step, epoch=step / 1000, loss=1.5) for step in replaced]
+    reports += [LossReported(run_id=run_id, attempt=2, split="validation", step=step, epoch=step / 1000, loss=1.0)
+                for step in range(0, 6_000, 500)]
+    return reports, {step for step in outliers if step not in replaced}
+
+
+async def test_metrics_are_downsampled_keeping_spikes_dips_ends_and_small_splits(api, client, bus, settings):
     run = await api.run((await api.supervised_experiment())["id"])
-    now = datetime.now(timezone.utc)
-    train = {step: 2.0 + math.sin(step / 300) for step in range(0, 20_000, 2)}  # 10,000 points
-    train[7_000], train[15_000] = 50.0, -3.0  # a spike and a dip, one point each
-    rows = [(run["id"], "train", step, 1, step / 1000, loss, now) for step, loss in train.items()]
-    rows += [(run["id"], "validation", step, 1, step / 1000, 1.0, now) for step in range(0, 20_000, 2_000)]
-    await db.copy_records_to_table("run_metrics", records=rows,
-                                   columns=["run_id", "split", "step", "attempt", "epoch", "loss", "reported_at"])
+    reports, outliers = curve(run["id"])
+    # published in commands of varied sizes, so the projector folds them in batches of varied bounds
+    start, sizes = 0, [1, 37, 500, 3, 1_000, 250]
+    while start < len(reports):
+        size = sizes[start % len(sizes)]
+        last = max(await bus.publish_many(reports[start:start + size]))
+        start += size
+    async with asyncpg.create_pool(settings.database_url, min_size=1, max_size=1) as pool:
+        await wait_until_projected(pool, last)
 
-    response = await client.get(f"/api/runs/{run['id']}/metrics", params={"max_points": 100})
+    async def points(max_points: int) -> dict[str, list[dict]]:
+        response = await client.get(f"/api/runs/{run['id']}/metrics", params={"max_points": max_points})
+        assert response.status_code == 200
+        by_split: dict[str, list[dict]] = {"train": [], "validation": []}
+        for point in response.json():
+            by_split[point["split"]].append(point)
+        return by_split
 
-    assert response.status_code == 200
-    points = response.json()
-    kept = {(point["split"], point["step"]): point["loss"] for point in points}
-    train_steps = [step for split, step in kept if split == "train"]
-    assert 60 <= len(train_steps) <= 100
-    assert train_steps == sorted(train_steps)
-    assert {0, 19_998, 7_000, 15_000} <= set(train_steps)
-    assert all(kept["train", step] == train[step] for step in train_steps)
-    # The overall minimum and maximum of every stretch survive: the curve's envelope.
-    assert max(loss for (split, _), loss in kept.items() if split == "train") == 50.0
-    assert min(loss for (split, _), loss in kept.items() if split == "train") == -3.0
-    assert [step for split, step in kept if split == "validation"] == list(range(0, 20_000, 2_000))
-    # By default up to 2,000 points per split.
-    default = (await client.get(f"/api/runs/{run['id']}/metrics")).json()
-    assert 1_000 < sum(point["split"] == "train" for point in default) <= 2_000
+    full = await points(10_000)  # at most 10,000 points per split: the whole curve
+    assert [point["step"] for point in full["train"]] == list(range(6_000))
+    assert {point["loss"] for point in full["train"] if 3_000 <= point["step"] < 4_000} == {1.5}
+    for max_points in (4, 100, 2_000):
+        shown = await points(max_points)
+        train = shown["train"]
+        assert len(train) <= max_points
+        assert [point["step"] for point in train] == sorted({point["step"] for point in train})
+        assert all(point == full["train"][point["step"]] for point in train)  # real points, as stored
+        assert train[0] == full["train"][0] and train[-1] == full["train"][-1]
+        if max_points < 100:
+            assert len(shown["validation"]) <= max_points
+            continue
+        assert shown["validation"] == full["validation"]  # 12 points: whole
+        assert outliers <= {point["step"] for point in train}
+        # The envelope: every stored point has a shown one at least as high and one at least as low
+        # within the width a bucket may have (at least a third of max_points buckets span the steps).
+        width = 2 * 3 * 6_000 // max_points
+        for point in full["train"]:
+            near = [shown_point["loss"] for shown_point in train if abs(shown_point["step"] - point["step"]) < width]
+            assert min(near) <= point["loss"] <= max(near), point
+    default = (await points(2_000))["train"]
+    assert (await client.get(f"/api/runs/{run['id']}/metrics")).json()[:len(default)] == default
     for bad in ("3", "10001", "many"):
         assert (await client.get(f"/api/runs/{run['id']}/metrics", params={"max_points": bad})).status_code == 422
 

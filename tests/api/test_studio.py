@@ -95,6 +95,15 @@ async def test_generations_are_queued_then_listed_with_the_samples_their_worker_
     assert [s["id"] for s in (await client.get("/api/samples", params={"adapter_id": adapter_id})).json()] == [
         s["id"] for s in done["samples"]]
     assert (await client.get("/api/samples", params={"base_model": "facebook/musicgen-small"})).json() == []
+    # both lists come in pages: `after` the last one read, `limit` at a time
+    first_page = (await client.get("/api/generations", params={"limit": 1})).json()
+    assert [g["id"] for g in first_page] == [base["id"]]
+    assert [g["id"] for g in (await client.get("/api/generations", params={"after": base["id"]})).json()] == [tuned["id"]]
+    [first_sample] = (await client.get("/api/samples", params={"limit": 1})).json()
+    assert first_sample["id"] == done["samples"][0]["id"]
+    rest = (await client.get("/api/samples", params={"after": first_sample["id"], "limit": 5})).json()
+    assert [s["id"] for s in rest] == [done["samples"][1]["id"]]
+    assert (await client.get("/api/samples", params={"limit": 0})).status_code == 422
 
     url = done["samples"][0]["audio_url"]
     whole = await client.get(url)

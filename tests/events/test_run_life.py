@@ -7,7 +7,7 @@ import pytest
 from events import runs
 from events.base import ObjectRef
 from events.catalogue import (
-    CheckpointSaved, LossReported, RunAttemptFailed, RunCancelled, RunCancelRequested, RunCompleted, RunFailed,
+    CheckpointSaved, LossReported, RunAttemptFailed, RunHandedBack, RunCancelled, RunCancelRequested, RunCompleted, RunFailed,
     RunRequested, RunStarted,
 )
 from events.runs import RunStatus
@@ -84,6 +84,21 @@ def test_a_delivery_trains_resumes_cancels_or_gives_up_as_the_history_says() -> 
         run_id="r", attempt=2, error="gave up after 2 attempts: the last one failed in the trainer with E: x"))
     crashed = take([REQUESTED, started(1), started(2)], attempt=3)
     assert crashed.event.error.startswith("gave up after 2 attempts: each trainer that took this run stopped")
+
+
+def test_attempts_handed_back_by_stopping_trainers_do_not_count_as_failed() -> None:
+    def take(history: list, attempt: int):
+        return runs.take_delivery(runs.fold(history), "r", attempt, max_attempts=3, cancel_seen=False)
+
+    # three graceful restarts, each after a checkpoint: the fourth delivery still trains
+    history = [REQUESTED]
+    for attempt in (1, 2, 3):
+        history += [started(attempt), checkpoint(10 * attempt, attempt), RunHandedBack(run_id="r", attempt=attempt)]
+    assert take(history, attempt=4) == runs.Train(resume_from=checkpoint(30, 3))
+    # three attempts that died count, whichever hand-backs came between them
+    died = [*history, started(4), started(5), started(6)]
+    assert isinstance(take(died, attempt=7), runs.Finish)
+    assert take(died[:-1], attempt=6) == runs.Train(resume_from=checkpoint(30, 3))
 
 
 def allowed_statuses(table: str) -> set[str]:

@@ -67,12 +67,14 @@ def test_each_service_runs_its_cadenza_command_against_the_compose_servers(compo
     assert set(service["depends_on"]) == {"nats", "postgres"}
 
 
-def test_the_api_is_published_on_the_port_it_listens_on(compose: dict) -> None:
+def test_the_api_is_published_on_loopback_unless_the_operator_chooses_and_takes_its_token(compose: dict) -> None:
     api = compose["services"]["api"]
     command = api["command"]
     assert command[command.index("--host") + 1] == "0.0.0.0"
     port = command[command.index("--port") + 1]
-    assert f"{port}:{port}" in api["ports"]
+    assert api["ports"] == [f"${{CADENZA_API_PUBLISH:-127.0.0.1:{port}}}:{port}"]
+    assert api["environment"]["CADENZA_API_TOKEN"] == "${CADENZA_API_TOKEN:-}"
+    assert all("ports" not in compose["services"][name] for name in compose["services"] if name != "api")
 
 
 def test_the_image_installs_the_torch_the_project_pins() -> None:

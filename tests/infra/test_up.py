@@ -45,10 +45,11 @@ def processes_using(path: Path, besides: int) -> list[str]:
 
 
 @contextmanager
-def cadenza_up(data_dir: Path, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen, str]]:
-    """Start `cadenza up` and yield it with the API URL it printed; kill it if a test left it running."""
+def cadenza_up(data_dir: Path, env: dict[str, str], *arguments: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """Start `cadenza up [arguments]` and yield it with the API URL it printed; kill it if a test left
+    it running."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "services", "up", "--data-dir", str(data_dir), "--port", str(free_port())],
+        [sys.executable, "-m", "services", "up", "--data-dir", str(data_dir), "--port", str(free_port()), *arguments],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         yield process, api_url(process)

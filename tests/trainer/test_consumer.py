@@ -16,7 +16,8 @@ async def test_the_consumer_is_created_and_updated_in_place_when_the_trainer_con
     bus = await Bus.connect(settings.nats_url, settings.namespace)
     try:
         await bus.ensure()
-        await ensure_consumer(bus, work_queue(bus, TrainerConfig(ack_wait=60, max_attempts=3)))
+        # a consumer of an earlier version, which bounded deliveries
+        await bus.js.add_consumer(bus.stream, _bounded(work_queue(bus, TrainerConfig(ack_wait=60))))
         created = (await bus.js.consumer_info(bus.stream, DURABLE_NAME)).config
         assert (created.ack_wait, created.max_deliver) == (60, 4)
         assert created.filter_subject == f"{settings.namespace}.run.*.run_requested"
@@ -25,9 +26,16 @@ async def test_the_consumer_is_created_and_updated_in_place_when_the_trainer_con
         await ensure_consumer(bus, work_queue(bus, TrainerConfig(ack_wait=5, max_attempts=1)))
 
         updated = (await bus.js.consumer_info(bus.stream, DURABLE_NAME)).config
-        assert (updated.ack_wait, updated.max_deliver) == (5, 2)
+        # deliveries are unlimited: the trainer counts failed attempts from the run's history
+        assert (updated.ack_wait, updated.max_deliver) == (5, -1)
     finally:
         await bus.close()
+
+
+def _bounded(queue):
+    config = queue.consumer_config()
+    config.max_deliver = 4
+    return config
 
 
 async def test_an_unreadable_run_request_fails_its_run_and_is_not_redelivered(settings):

@@ -9,6 +9,7 @@ from services.api import studio_commands, studio_queries
 from services.api.audio import content_type
 from services.api.byte_ranges import ranged
 from services.api.context import ContextDep
+from services.api.routers.runs import DEFAULT_PAGE, MAX_PAGE
 from services.api.studio_queries import SampleFilter
 from services.api.studio_schemas import RatingCreate, Sample, TagCreate
 
@@ -24,11 +25,14 @@ async def list_samples(
     tag: str | None = None,
     favorite: bool | None = None,
     q: Annotated[str | None, Query(description="Text in the prompt, any case")] = None,
+    after: Annotated[str | None, Query(description="`id` of the last sample read")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
 ) -> list[Sample]:
-    """Newest first."""
+    """Newest first, `limit` at a time: pass the last sample's `id` as `after` for the next page; a
+    short page is the last."""
     where = SampleFilter(adapter_id=adapter_id, base_model=base_model, min_rating=min_rating, tag=tag,
                          favorite=favorite, q=q)
-    return await studio_queries.samples(ctx.pool, where)
+    return await studio_queries.samples(ctx.pool, where, after, limit)
 
 
 @router.get("/samples/{sample_id}")

@@ -29,8 +29,38 @@ function describe(detail) {
     .join("\n");
 }
 
-async function request(method, path, body) {
-  const init = { method, headers: { Accept: "application/json" } };
+// The API token, when the server has one (CADENZA_API_TOKEN): asked on the first 401 and kept in
+// this browser. It is also set as a cookie, which the server accepts only for what the browser
+// loads by itself (audio, downloads, live updates): those cannot send a header.
+const TOKEN_KEY = "cadenza.apiToken";
+const storedToken = () => localStorage.getItem(TOKEN_KEY) || "";
+const authorization = () => (storedToken() ? { Authorization: `Bearer ${storedToken()}` } : {});
+const setTokenCookie = (token) => {
+  document.cookie = `cadenza_token=${encodeURIComponent(token)}; path=/api; SameSite=Strict`;
+};
+if (storedToken()) setTokenCookie(storedToken());
+
+/** `send()` again with a token when it was refused for the lack of one; asks only if no other request has meanwhile. */
+async function withToken(send) {
+  const sent = storedToken();
+  try {
+    return await send();
+  } catch (error) {
+    if (error.status !== 401) throw error;
+    if (storedToken() === sent) {
+      const token = window.prompt("This Cadenza API needs its access token (CADENZA_API_TOKEN of the server):");
+      if (!token) throw error;
+      localStorage.setItem(TOKEN_KEY, token.trim());
+      setTokenCookie(token.trim());
+    }
+    return send();
+  }
+}
+
+const request = (method, path, body) => withToken(() => send(method, path, body));
+
+async function send(method, path, body) {
+  const init = { method, headers: { Accept: "application/json", ...authorization() } };
   if (body instanceof FormData) {
     init.body = body;
   } else if (body !== undefined) {
@@ -66,10 +96,15 @@ const query = (params = {}) => {
  * `onProgress(fraction)` as the body is sent; resolves to the JSON answer like `request`.
  */
 function upload(path, form, onProgress) {
+  return withToken(() => uploadOnce(path, form, onProgress));
+}
+
+function uploadOnce(path, form, onProgress) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", path);
     xhr.setRequestHeader("Accept", "application/json");
+    for (const [name, value] of Object.entries(authorization())) xhr.setRequestHeader(name, value);
     xhr.upload.addEventListener("progress", (event) => {
       if (event.lengthComputable) onProgress(event.loaded / event.total);
     });

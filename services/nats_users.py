@@ -1,0 +1,131 @@
+"""The users of `cadenza up`'s private nats-server and what each may do.
+
+Each service connects as its own user, allowed to publish only the events it produces and to read
+and write only the buckets it uses; anonymous connections are refused. Deleting, purging or
+reconfiguring a stream and deleting a consumer are JetStream API requests (`$JS.API.STREAM.DELETE.…`
+and so on) that only `admin` may send, but for the trainers' purges of their own checkpoints.
+Services may *create* Cadenza's streams, which JetStream answers as a no-op for an existing stream
+with the same configuration and refuses for another. A work queue's durable consumer may be bound,
+changed and fetched from only by its own service.
+
+Passwords are generated once and kept in `<data folder>/nats/users.json` (0600); the server's
+configuration is written next to it (0600) at every start, from this code.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from events.base import Event
+from events.catalogue import (
+    AdapterSaved, CheckpointSaved, ClipAdded, ComparisonCreated, ComparisonVoted, DatasetCreated,
+    DatasetDrawnFromFeedback, DatasetExported, ExperimentCreated, ExperimentUpdated, GenerationCancelled,
+    GenerationCancelRequested, GenerationCompleted, GenerationFailed, GenerationProgressed, GenerationRequested,
+    GenerationStarted, LossReported, PreferencePairAdded, PreferenceRecorded, RunAttemptFailed, RunCancelled,
+    RunCancelRequested, RunCompleted, RunFailed, RunHandedBack, RunLogged, RunRequested, RunStarted, SampleFavorited,
+    SampleGenerated, SampleRated, SampleTagged, SampleUnfavorited, SampleUntagged,
+)
+from services.private_files import write_private
+
+ADMIN = "admin"
+SERVICES = ("api", "registry", "trainer", "generator")
+USERS = (ADMIN, *SERVICES)
+
+# The events each service publishes: commands come from the API, facts about work from the workers.
+# Cancelling something still queued is the API's to say, so both publish the *Cancelled events.
+PUBLISHES: dict[str, tuple[type[Event], ...]] = {
+    "api": (DatasetCreated, ClipAdded, PreferencePairAdded, DatasetDrawnFromFeedback, ExperimentCreated,
+            ExperimentUpdated, RunRequested, RunCancelRequested, RunCancelled, GenerationRequested,
+            GenerationCancelRequested, GenerationCancelled, SampleRated, SampleTagged, SampleUntagged,
+            SampleFavorited, SampleUnfavorited, PreferenceRecorded, ComparisonCreated, ComparisonVoted),
+    "registry": (),
+    "trainer": (RunStarted, DatasetExported, LossReported, RunLogged, CheckpointSaved, AdapterSaved, RunCompleted,
+                RunFailed, RunAttemptFailed, RunHandedBack, RunCancelled),
+    "generator": (GenerationStarted, GenerationProgressed, SampleGenerated, GenerationCompleted, GenerationFailed,
+                  GenerationCancelled),
+}
+# Events a service hears as they are published (plain subscriptions, not consumers).
+WATCHES: dict[str, tuple[type[Event], ...]] = {
+    "trainer": (RunCancelRequested, RunCancelled),
+    "generator": (GenerationCancelRequested, GenerationCancelled, AdapterSaved),
+}
+# The durable consumer each worker service shares as its work queue.
+WORK_QUEUES = {"trainer": "trainer", "generator": "generator"}
+# Buckets (by their suffix after `<namespace>-`) each service writes and reads.
+WRITES = {"api": ("clips",), "trainer": ("checkpoints", "adapters"), "generator": ("samples",)}
+READS = {"api": ("clips", "adapters", "samples"), "trainer": ("clips", "checkpoints"), "generator": ("adapters",)}
+# Buckets whose objects a service deletes itself: the trainers' checkpoints, superseded as training
+# goes on (services/trainer/retention.py). Every other object only an administrator deletes.
+DELETES = {"trainer": ("checkpoints",)}
+BUCKETS = ("clips", "adapters", "checkpoints", "samples")
+
+
+def permissions(user: str, namespace: str) -> dict[str, dict[str, list[str]]]:
+    """The nats-server permissions of `user` for the Cadenza installation named `namespace`."""
+    if user == ADMIN:
+        return {"publish": {"allow": [">"]}, "subscribe": {"allow": [">"]}}
+    stream = namespace.upper()
+    buckets = [f"OBJ_{namespace}-{bucket}" for bucket in BUCKETS]
+    publish = [
+        # reading what exists, and declaring it (see the module's docstring)
+        "$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST", "$JS.API.STREAM.INFO.*",
+        "$JS.API.CONSUMER.INFO.*.*", "$JS.API.CONSUMER.NAMES.*", "$JS.API.CONSUMER.LIST.*",
+        *(f"$JS.API.STREAM.CREATE.{name}" for name in (stream, *buckets)),
+        # reading the event stream through consumers of its own
+        f"$JS.API.CONSUMER.CREATE.{stream}", f"$JS.API.CONSUMER.CREATE.{stream}.>",
+        f"$JS.API.CONSUMER.MSG.NEXT.{stream}.*",
+        *(f"{namespace}.{event.aggregate}.*.{event.event_name()}" for event in PUBLISHES[user]),
+    ]
+    for bucket in READS.get(user, ()):
+        name = f"OBJ_{namespace}-{bucket}"
+        publish += [f"$JS.API.CONSUMER.CREATE.{name}", f"$JS.API.CONSUMER.CREATE.{name}.>",
+                    f"$JS.API.STREAM.MSG.GET.{name}", f"$JS.API.DIRECT.GET.{name}", f"$JS.API.DIRECT.GET.{name}.>",
+                    f"$JS.FC.{name}.>"]
+    for bucket in WRITES.get(user, ()):
+        name = f"{namespace}-{bucket}"
+        publish += [f"$O.{name}.C.>", f"$O.{name}.M.>", f"$JS.API.STREAM.MSG.GET.OBJ_{name}",
+                    f"$JS.API.DIRECT.GET.OBJ_{name}", f"$JS.API.DIRECT.GET.OBJ_{name}.>"]
+    publish += [f"$JS.API.STREAM.PURGE.OBJ_{namespace}-{bucket}" for bucket in DELETES.get(user, ())]
+    deny = []
+    for owner, durable in WORK_QUEUES.items():
+        queue = [f"$JS.API.CONSUMER.CREATE.{stream}.{durable}", f"$JS.API.CONSUMER.CREATE.{stream}.{durable}.>",
+                 f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{durable}", f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
+                 f"$JS.ACK.{stream}.{durable}.>"]
+        if owner == user:
+            publish += queue
+        else:
+            deny += queue
+    subscribe = ["_INBOX.>", *(f"{namespace}.{event.aggregate}.*.{event.event_name()}"
+                               for event in WATCHES.get(user, ()))]
+    return {"publish": {"allow": publish, "deny": deny}, "subscribe": {"allow": subscribe}}
+
+
+def passwords(store: Path) -> dict[str, str]:
+    """Each user's password, generated on first use and kept in `store/users.json` (0600)."""
+    path = Path(store) / "users.json"
+    known = json.loads(path.read_text()) if path.exists() else {}
+    if set(USERS) <= set(known):
+        return known
+    known |= {user: secrets.token_urlsafe(32) for user in USERS if user not in known}
+    write_private(path, json.dumps(known, indent=2))
+    return known
+
+
+def write_server_config(store: Path, namespace: str, users: dict[str, str]) -> Path:
+    """Write the nats-server configuration (users, passwords, permissions) into `store`; the
+    listening address, JetStream and the storage folder are given on the server's command line."""
+    config = {"authorization": {"users": [
+        {"user": user, "password": users[user], "permissions": permissions(user, namespace)} for user in USERS
+    ]}}
+    path = Path(store) / "nats-server.conf"
+    write_private(path, json.dumps(config, indent=2))  # nats-server reads JSON as its config format
+    return path
+
+
+def user_url(url: str, user: str, password: str) -> str:
+    """`url` with `user:password@` in it."""
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"))
