@@ -55,7 +55,10 @@ def test_generate_rate_compare_build_a_dataset_train_and_follow_the_lineage(page
     first.get_by_label("tag").fill("keeper")
     first.get_by_role("button", name="Tag").click()
     expect(first.locator(".tag")).to_have_text("keeper×")
-    second.get_by_label("favourite").check()
+    # The box is ticked at once; what the API kept is known once it answered.
+    with page.expect_response(lambda response: response.url.endswith("/favorite")) as favourited:
+        second.get_by_label("favourite").check()
+    assert favourited.value.status == 200
     screenshot("generation")
     page.reload()  # what the page showed is what the API kept
     expect(first.get_by_role("button", name="rate 5")).to_have_attribute("aria-pressed", "true")
