@@ -28,7 +28,8 @@ class GenerationParameters(Body):
     top_k: int = Field(250, ge=0, le=2048, description="0: no top-k")
     top_p: float = Field(0.0, ge=0, le=1, description="0: no nucleus sampling")
     base_model: Name | None = Field(
-        None, description="Default: the adapter's base model, or the default MusicGen without an adapter")
+        None, max_length=1000,
+        description="Default: the adapter's base model, or the default MusicGen without an adapter")
 
 
 class GenerationCreate(GenerationParameters):
