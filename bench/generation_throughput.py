@@ -6,8 +6,9 @@
 The model is random (no weights needed): the tiny test model, or musicgen-small's shape (588 M
 parameters, bench/train_throughput.py's config), saved to a temporary folder and loaded from there
 as a hub model would be; two random LoRA adapters of the training defaults (r 16 on q/k/v/out_proj,
-fc1, fc2) are saved next to it. For each variant (precision, plus `static` for the static KV cache and
-`compile` for torch.compile of the forward), in one run:
+fc1, fc2) are saved next to it. For each variant (precision, plus `static` for the static KV cache,
+`compile` for torch.compile of the forward and `merge` to merge the adapter into the weights for each
+request; a lever left out is off), in one run:
   - base_load_seconds: constructing a MusicGenerator (load the base model from disk, move, cast);
   - adapter_load_seconds: warming a new adapter onto the held model (the cost of switching to an
     adapter that is not held; switching between held ones is peft's set_adapter, no loading);
@@ -71,9 +72,10 @@ def write_adapter(base: Path, folder: Path, seed: int) -> Path:
 
 def parse_variant(text: str) -> dict:
     precision, *levers = text.split("+")
-    if precision not in ("fp32", "bf16") or not set(levers) <= {"static", "compile"}:
-        raise SystemExit(f"--variants: {text!r} is not PRECISION[+static][+compile] with PRECISION fp32 or bf16")
-    return {"precision": precision, "static_cache": "static" in levers, "compile": "compile" in levers}
+    if precision not in ("fp32", "bf16") or not set(levers) <= {"static", "compile", "merge"}:
+        raise SystemExit(f"--variants: {text!r} is not PRECISION[+static][+compile][+merge] with PRECISION fp32 or bf16")
+    return {"precision": precision, "static_cache": "static" in levers, "compile": "compile" in levers,
+            "merge_adapter": "merge" in levers}
 
 
 def run_variant(name: str, base: Path, adapters: list[Path], args: argparse.Namespace) -> None:
@@ -115,8 +117,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=2.0, help="audio per sample")
     parser.add_argument("--batch-sizes", type=lambda s: [int(b) for b in s.split(",")], default=[1, 8])
     parser.add_argument("--variants", type=lambda s: s.split(","), default=None,
-                        help="comma-separated PRECISION[+static][+compile]; default: fp32 on a CPU, "
-                             "fp32,bf16,bf16+static+compile on a GPU")
+                        help="comma-separated PRECISION[+static][+compile][+merge]; default: fp32 on a CPU, "
+                             "fp32,bf16,bf16+static+compile+merge on a GPU")
     parser.add_argument("--repeats", type=int, default=3, help="timed requests per row (median reported)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (CPU)")
     args = parser.parse_args()
@@ -127,7 +129,7 @@ def main() -> None:
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-    variants = args.variants or (["fp32", "bf16", "bf16+static+compile"] if cuda else ["fp32"])
+    variants = args.variants or (["fp32", "bf16", "bf16+static+compile+merge"] if cuda else ["fp32"])
     emit({"kind": "machine", "device": torch.cuda.get_device_name() if cuda else platform.processor() or "cpu",
           "avx512_bf16": torch.cpu._is_avx512_bf16_supported(), "torch": torch.__version__,
           "transformers": transformers.__version__, "threads": torch.get_num_threads(), "shape": args.shape})

@@ -5,7 +5,7 @@
 #   - DPO memory at 30 s: two 30 s pairs, ours / ours with checkpointing / the two-model recipe;
 #   - the training command line, supervised and preference, on a random musicgen-small-shaped model;
 #   - generation throughput with an adapter: a batch of 8 samples of 30 s, bf16 + static cache +
-#     compile (bench/generation_throughput.py);
+#     compile + the adapter merged (bench/generation_throughput.py);
 #   - with what time is left: batch 32 compiled, and batch 8 without LoRA dropout.
 # Each part runs under its own `timeout` (at most what is left of the budget), so one failure or
 # overrun does not lose the others' figures; the parts that matter most for the goals run first.
@@ -77,7 +77,7 @@ part throughput-b8 90 $BENCH --batch-size 8 --compile off --parts throughput
 part throughput-b8-compiled 150 $BENCH --batch-size 8 --compile on --parts throughput
 part dpo-30s 90 $BENCH --parts dpo --dpo-seconds 30 --dpo-pairs 2
 part generate-b8-30s 170 $PYTHON bench/generation_throughput.py --shape small --device cuda --seconds 30 \
-    --batch-sizes 8 --repeats 1 --variants bf16+static+compile
+    --batch-sizes 8 --repeats 1 --variants bf16+static+compile+merge
 part throughput-b32 90 $BENCH --batch-size 32 --compile off --parts throughput --recipes ours
 
 # The command line on a random musicgen-small-shaped model and four 30 s clips (two preference pairs).
@@ -104,7 +104,7 @@ part cli-supervised 150 $CLI --dataset "$DATA/supervised.jsonl" --type supervise
 part cli-preference 60 $CLI --dataset "$DATA/preference.jsonl" --type preference --output "$DATA/pref" \
     --name pref --batch-size 2 --max-steps 3 --compile off --activation-checkpointing
 part generate-b1-10s 90 $PYTHON bench/generation_throughput.py --shape small --device cuda --seconds 10 \
-    --batch-sizes 1 --repeats 1 --variants fp32,bf16+static+compile
+    --batch-sizes 1 --repeats 1 --variants fp32,bf16+static+compile+merge
 
 part throughput-b32-compiled 170 $BENCH --batch-size 32 --compile on --parts throughput --recipes ours
 # LoRA dropout's copies were ~11 % of GPU time in a profile: what dropping it would gain.

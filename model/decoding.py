@@ -5,7 +5,8 @@ the same order, same random draws: the same seed gives the same codes, tested), 
 needs and `generate` lacks for MusicGen:
 - a static KV cache: MusicGen's `generate` ignores `cache_implementation="static"`, and a cache passed
   in is filled twice (it runs the prefill twice), so it cannot be used there;
-- a forward that can be compiled once per shape (`torch.compile` with CUDA graphs needs the static cache);
+- a forward that can be compiled once per shape (`torch.compile` with CUDA graphs needs the static cache),
+  with the first step (the prefill) uncompiled and each later step marked as a new CUDA-graph step;
 - a check between decoding steps for cancellation, and progress after each step;
 - its own random generator, so concurrent callers do not share torch's global one.
 """
@@ -75,10 +76,12 @@ def sample_audio(
     static_cache: bool,
     should_stop: Callable[[], bool] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    cuda_graphs: bool = False,
 ) -> torch.Tensor:
     """Sample `steps` decoding steps for each prompt row of `input_ids`; return the decoded audio,
     (rows, channels, samples) in the audio encoder's dtype. `forward` is `model`'s forward, maybe
-    compiled. Raises GenerationCancelled as soon as `should_stop()` is true between two steps."""
+    compiled, with CUDA graphs if `cuda_graphs`. Raises GenerationCancelled as soon as
+    `should_stop()` is true between two steps."""
     decoder = model.decoder
     guided = sampling.guidance_scale > 1
     text = model.text_encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -103,7 +106,12 @@ def sample_audio(
         if should_stop is not None and should_stop():
             raise GenerationCancelled(f"cancelled after {step} of {steps} steps")
         last = decoder.apply_delay_pattern_mask(codes, pattern)[:, -1:]
-        outputs = forward(
+        # The first step fills the cross-attention cache and allocates the static cache's tensors: it
+        # runs uncompiled (transformers' StaticCache expects an eager prefill), so that the tensors
+        # every later step reads are not outputs of a CUDA graph, which its next replay overwrites.
+        if step > 0 and cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()  # the last step's graph outputs are used up
+        outputs = (forward if step > 0 else model.forward)(
             encoder_outputs=encoder_outputs,
             attention_mask=attention_mask,
             decoder_input_ids=last.repeat(2, 1) if guided else last,

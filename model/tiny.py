@@ -43,7 +43,7 @@ def _tokenizer() -> T5Tokenizer:
     return T5Tokenizer(vocab=pieces, extra_ids=0)
 
 
-def _config(vocab_size: int, channels: int) -> MusicgenConfig:
+def _config(vocab_size: int, channels: int, decoder_layers: int) -> MusicgenConfig:
     text = T5Config(
         vocab_size=vocab_size, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
         relative_attention_num_buckets=8, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
@@ -54,7 +54,7 @@ def _config(vocab_size: int, channels: int) -> MusicgenConfig:
         num_lstm_layers=1, normalize=False, use_causal_conv=False, chunk_length_s=None,
     )
     decoder = MusicgenDecoderConfig(
-        vocab_size=CODEBOOK_SIZE, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+        vocab_size=CODEBOOK_SIZE, hidden_size=64, num_hidden_layers=decoder_layers, num_attention_heads=4,
         ffn_dim=128, num_codebooks=4 * channels, audio_channels=channels, max_position_embeddings=4096,
         pad_token_id=CODEBOOK_SIZE, bos_token_id=CODEBOOK_SIZE, decoder_start_token_id=CODEBOOK_SIZE,
     )
@@ -110,15 +110,16 @@ def _calibrate_decoder(model: MusicgenForConditionalGeneration, generator: torch
     encodec.decoder.layers[-1].conv.parametrizations.weight.original0.mul_(0.1 / std)
 
 
-def build_tiny_model(dir: Path, seed: int = 0, stereo: bool = False) -> Path:
+def build_tiny_model(dir: Path, seed: int = 0, stereo: bool = False, decoder_layers: int = 2) -> Path:
     """Write a tiny random MusicGen and its processor to `dir`; return `dir`. `stereo` gives the
-    layout of musicgen-stereo: one mono EnCodec applied per channel, 8 interleaved codebooks."""
+    layout of musicgen-stereo: one mono EnCodec applied per channel, 8 interleaved codebooks.
+    `decoder_layers` beyond 2 shows what differs from layer to layer (e.g. to `torch.compile`)."""
     channels = 2 if stereo else 1
     dir = Path(dir)
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     tokenizer = _tokenizer()
-    model = MusicgenForConditionalGeneration(_config(len(tokenizer), channels))
+    model = MusicgenForConditionalGeneration(_config(len(tokenizer), channels, decoder_layers))
     _fill_codebooks(model, generator)
     _calibrate_decoder(model, generator)
     # At the default std (0.02) the heads' logits are nearly flat and LoRA barely moves the loss

@@ -72,6 +72,9 @@ def token_logprobs(model: torch.nn.Module, batch: Batch, pad_id: int, start_id: 
         encoder_outputs=(batch.text,),
         attention_mask=batch.text_mask,
         decoder_input_ids=inputs.reshape(batch_size * codebooks, positions),
+        # Without it transformers builds a KV cache nobody reads, and each layer's branch on the
+        # cache's per-layer state is a guard that recompiles the compiled decoder layer by layer.
+        use_cache=False,
     ).logits
     logits = logits.reshape(batch_size, codebooks, positions, -1).float()
     labels = batch.labels.transpose(1, 2)  # (B, K, positions)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 from events.catalogue import Choice, DatasetKind, FeedbackFilter, RatingCriterion
 from events.comparisons import ComparisonStatus
 from events.generations import FINISHED, GenerationStatus
-from services.api.validation import Name, Text
+from services.api.validation import Moment, Name, Text
 
 Tag = Annotated[Name, Field(max_length=64)]
 Prompt = Annotated[Name, Field(max_length=2000)]
@@ -28,12 +28,13 @@ class GenerationParameters(Body):
     top_k: int = Field(250, ge=0, le=2048, description="0: no top-k")
     top_p: float = Field(0.0, ge=0, le=1, description="0: no nucleus sampling")
     base_model: Name | None = Field(
-        None, description="Default: the adapter's base model, or the default MusicGen without an adapter")
+        None, max_length=1000,
+        description="Default: the adapter's base model, or the default MusicGen without an adapter")
 
 
 class GenerationCreate(GenerationParameters):
     prompt: Prompt
-    adapter_id: str | None = Field(None, description="null: the base model alone")
+    adapter_id: Text | None = Field(None, description="null: the base model alone")
     seed: int = Field(0, ge=0, le=2**32 - 1)
     num_samples: int = Field(1, ge=1, le=8, description="Generated in one batched call")
 
@@ -48,12 +49,12 @@ class TagCreate(Body):
 
 
 class PreferenceCreate(Body):
-    chosen_sample_id: str
-    rejected_sample_id: str
+    chosen_sample_id: Text
+    rejected_sample_id: Text
 
 
 class SideBody(Body):
-    adapter_id: str | None = Field(description="null: the base model")
+    adapter_id: Text | None = Field(description="null: the base model")
 
 
 class ComparisonCreate(GenerationParameters):
@@ -66,7 +67,7 @@ class ComparisonCreate(GenerationParameters):
 
 
 class VoteCreate(Body):
-    pair_id: str
+    pair_id: Text
     choice: Choice = Field(description="first | second (as shown) | equal")
 
 
@@ -80,8 +81,11 @@ class FeedbackFilterBody(FeedbackFilter):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     tags: list[Tag] = Field(default_factory=list, max_length=20)
+    adapter_id: Text | None = None
     q: Text | None = Field(None, max_length=200)
-    comparison_ids: list[str] = Field(default_factory=list, max_length=100)
+    since: Moment | None = Field(None, description="With its time zone, e.g. 2024-05-01T00:00:00Z")
+    until: Moment | None = Field(None, description="With its time zone; later than since")
+    comparison_ids: list[Text] = Field(default_factory=list, max_length=100)
 
 
 class DatasetPreview(Body):

@@ -1,13 +1,15 @@
 """What the stream and the read models can hold, checked on every request before anything is
 published: text without NUL characters or unpaired surrogates (PostgreSQL and UTF-8 refuse them),
-numbers that are finite (JSON has no NaN or Infinity, PostgreSQL's jsonb neither)."""
+numbers that are finite (JSON has no NaN or Infinity, PostgreSQL's jsonb neither), times with a
+time zone that exist in UTC (asyncpg converts them to UTC for PostgreSQL)."""
 from __future__ import annotations
 
 import math
 import re
+from datetime import datetime, timezone
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, AwareDatetime, Field
 
 # json.loads joins a valid surrogate pair into one character, so any surrogate left is unpaired.
 UNSTORABLE_CHARACTER = re.compile("[\x00\ud800-\udfff]")
@@ -42,9 +44,19 @@ def storable_json(value: Any, path: str = "") -> Any:
     return value
 
 
+def storable_moment(moment: datetime) -> datetime:
+    try:
+        moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("is outside the years 1 to 9999 in UTC") from None
+    return moment
+
+
 Text = Annotated[str, AfterValidator(storable_text)]
 Name = Annotated[str, Field(min_length=1), AfterValidator(storable_text)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(storable_json)]
+# A naive time would be compared with aware ones, and asyncpg would read it in the server's zone.
+Moment = Annotated[AwareDatetime, AfterValidator(storable_moment)]
 
 
 def renderable(value: Any) -> Any:

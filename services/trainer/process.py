@@ -30,10 +30,15 @@ def write_config(config: TrainingConfig, path: Path) -> Path:
     return path
 
 
-def training_command(python: str, dataset: Path, output: Path, name: str, config: Path, cache_dir: Path,
-                     resume: Path | None) -> list[str]:
+def training_command(python: str, processes: int, dataset: Path, output: Path, name: str, config: Path,
+                     cache_dir: Path, resume: Path | None) -> list[str]:
+    """The model CLI, under torchrun when several processes train together. torchrun passes a
+    SIGTERM on to every process (`terminate`), and process 0 alone writes to stdout."""
+    launcher = [python]
+    if processes > 1:
+        launcher += ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(processes)]
     command = [
-        python, "-m", "model.training.cli", "train",
+        *launcher, "-m", "model.training.cli", "train",
         "--dataset", str(dataset), "--output", str(output), "--name", name,
         "--config", str(config), "--cache-dir", str(cache_dir),
     ]

@@ -169,7 +169,7 @@ class RunAttempt:
             config_path = process.write_config(config, self.folder / "config.json")
             name = await self._adapter_name()
             command = process.training_command(
-                self.trainer.python, dataset, self.folder / "output", name, config_path,
+                self.trainer.python, self.trainer.gpus, dataset, self.folder / "output", name, config_path,
                 self.cache_root / "features", resume)
             return await self._supervise(await process.start(command, _model_source_root()), config, name)
 

@@ -24,6 +24,8 @@ class TrainerSettings:
     `ack_wait` is how long JetStream waits without an ack or heartbeat before it redelivers the
     request to another trainer, i.e. how soon a crashed trainer's run is resumed; heartbeats are
     sent every `ack_wait / 4` while a run is in hand.
+    `gpus` above 1 trains each run data-parallel in that many processes under torchrun, one per GPU
+    (gloo processes on a CPU).
     """
 
     trainer_id: str = field(default_factory=default_worker_id)
@@ -33,8 +35,11 @@ class TrainerSettings:
     cache_dir: Path | None = None  # None: the shared Settings.cache_dir
     max_attempts: int = 3
     ack_wait: float = 60.0
+    gpus: int = 1
 
     def __post_init__(self) -> None:
+        if self.gpus < 1:
+            raise ValueError(f"gpus must be at least 1, got {self.gpus}")
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
         if self.max_attempts < 1:
@@ -58,6 +63,7 @@ class TrainerSettings:
             cache_dir=Path(env["CADENZA_TRAINER_CACHE_DIR"]) if env.get("CADENZA_TRAINER_CACHE_DIR") else None,
             max_attempts=int(env.get("CADENZA_TRAINER_MAX_ATTEMPTS", 3)),
             ack_wait=float(env.get("CADENZA_TRAINER_ACK_WAIT", 60.0)),
+            gpus=int(env.get("CADENZA_TRAINER_GPUS", 1)),
         )
         return replace(config, **{name: value for name, value in overrides.items() if value is not None})
 
@@ -71,6 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", type=Path, help="audio cache and run folders (default: <data dir>/cache)")
     parser.add_argument("--max-attempts", type=int, help="trainings of one run before it is failed (default 3)")
     parser.add_argument("--ack-wait", type=float, help="seconds before a silent trainer's run is redelivered (default 60)")
+    parser.add_argument("--gpus", type=int,
+                        help="processes that train each run together under torchrun, one per GPU (default 1)")
 
 
 def from_arguments(arguments: argparse.Namespace) -> TrainerSettings:
@@ -82,4 +90,5 @@ def from_arguments(arguments: argparse.Namespace) -> TrainerSettings:
         cache_dir=arguments.cache_dir,
         max_attempts=arguments.max_attempts,
         ack_wait=arguments.ack_wait,
+        gpus=arguments.gpus,
     )

@@ -103,3 +103,9 @@ async def test_an_id_the_database_cannot_hold_names_nothing(api, client):
         response = await client.get(path)
         assert response.status_code == 404, (path, response.status_code, response.text)
         assert "not found" in response.json()["detail"], path
+
+
+async def test_a_base_model_name_past_its_bound_is_refused(client):
+    response = await client.post("/api/generations", json={"prompt": "calm", "base_model": "a/" + "b" * 1000})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "base_model"]

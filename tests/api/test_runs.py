@@ -21,7 +21,7 @@ async def test_a_requested_run_is_one_run_requested_event_with_the_full_config_a
     dataset = await api.dataset()
     assert (await api.upload_clip(dataset["id"])).status_code == 201
     experiment = await api.experiment(dataset["id"], {
-        "epochs": 2, "batch_size": 1, "learning_rate": 3e-4, "lora_r": 4, "lora_alpha": 8, "base_model": "/models/tiny",
+        "epochs": 2, "batch_size": 1, "learning_rate": 3e-4, "lora_r": 4, "lora_alpha": 8, "base_model": "acme/musicgen-tiny",
     })
     before = await stored()
 
@@ -30,7 +30,7 @@ async def test_a_requested_run_is_one_run_requested_event_with_the_full_config_a
     assert response.status_code == 201, response.text
     run = response.json()
     expected = TrainingConfig(
-        num_epochs=2, batch_size=1, learning_rate=1e-3, lora_r=4, lora_alpha=8, base_model="/models/tiny",
+        num_epochs=2, batch_size=1, learning_rate=1e-3, lora_r=4, lora_alpha=8, base_model="acme/musicgen-tiny",
         dataset_type="supervised",
     ).model_dump(mode="json")
     assert (run["status"], run["attempt"], run["name"], run["config"]) == ("queued", 0, "run-1", expected)
@@ -140,7 +140,7 @@ async def test_a_registered_adapter_is_listed_and_downloads_as_a_zip(api, client
     await observer_bus.publish(RunStarted(run_id=run["id"], attempt=1, trainer_id="trainer-a"))
     await observer_bus.publish(AdapterSaved(
         run_id=run["id"], adapter_id="adapter-1", experiment_id=experiment["id"], name="first try-r1", adapter=ref,
-        base_model="/models/tiny", dataset_type="supervised", lora_config={"r": 16}, final_loss=1.5,
+        base_model="acme/musicgen-tiny", dataset_type="supervised", lora_config={"r": 16}, final_loss=1.5,
     ))
     await observer_bus.publish(RunCompleted(run_id=run["id"], attempt=1, final_loss=1.5, steps=3, seconds=2.0, adapter_id="adapter-1"))
     completed = await until_run(client, run["id"], "completed")

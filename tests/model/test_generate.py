@@ -178,3 +178,21 @@ def test_written_audio_is_clipped_not_wrapped(tmp_path):
         assert np.allclose(read, [0.5, 32767 / 32768, -1.0, 0.25], atol=1 / 32768)
     with pytest.raises(InputError, match="written as .wav or .flac"):
         write_audio(tmp_path / "clip.mp3", audio, 32_000)
+
+
+def test_a_merged_adapter_generates_what_the_unmerged_one_does_and_gives_the_base_weights_back(tiny_model, adapters):
+    unmerged, merging = fp32_generator(tiny_model), fp32_generator(tiny_model, merge_adapter=True)
+    assert not unmerged.merge_adapter  # the CPU's default
+    for generator in (unmerged, merging):
+        generator.warm("a", adapters["a"])
+    base = audio_of(merging, seed=3)
+    weights = {name: value.clone() for name, value in merging.model.state_dict().items()}
+
+    tuned = audio_of(merging, seed=3, adapter_id="a")
+    assert np.abs(tuned - base).max() > 1e-3  # the adapter is applied
+    np.testing.assert_allclose(tuned, audio_of(unmerged, seed=3, adapter_id="a"), atol=1e-5)
+    with pytest.raises(GenerationCancelled):  # a cancelled request gives the weights back too
+        merging.generate(GenerationRequest(PROMPT, duration_seconds=0.5, adapter_id="a"), should_stop=iter([False, True]).__next__)
+
+    assert all(torch.equal(value, weights[name]) for name, value in merging.model.state_dict().items())
+    assert np.array_equal(base, audio_of(merging, seed=3))

@@ -36,10 +36,13 @@ def test_two_processes_equal_one_process_with_the_same_batch(dataset_type, steps
     assert len(steps_of[0]) == steps
     for alone, shared in zip(*steps_of):  # the same fields: DPO's rewards included
         assert alone.keys() == shared.keys()
-        # Summed log-probs of different micro-batch shapes differ by float noise (~1e-5 nats), which
-        # can tip the accuracy of a pair whose margin is still 0 at step 1: compare the rest.
-        figures = [k for k in alone if k not in ("type", "rewards/accuracies")]
+        # Summed log-probs of different micro-batch shapes differ by float noise, which can tip the
+        # accuracy of a pair whose margin is still 0 at step 1, and moves the DPO rewards (beta times
+        # differences of sums of thousands of log-probs) by up to ~1e-5: those get an absolute bound.
+        figures = [k for k in alone if k != "type" and not k.startswith("rewards/")]
         assert [shared[k] for k in figures] == pytest.approx([alone[k] for k in figures], rel=1e-5, abs=1e-6)
+        rewards = [k for k in alone if k.startswith("rewards/") and k != "rewards/accuracies"]
+        assert [shared[k] for k in rewards] == pytest.approx([alone[k] for k in rewards], abs=1e-4)
     losses = [[(e["loss"], e["grad_norm"]) for e in events] for events in steps_of]
     assert all(abs(a[0] - b[0]) < 1e-5 * abs(a[0]) and abs(a[1] - b[1]) < 1e-4 * abs(a[1])
                for a, b in zip(*losses)), losses

@@ -4,11 +4,15 @@ import math
 
 import pytest
 import torch
+import torch._dynamo
+from torch._dynamo.utils import counters
 
 from model.loading import add_lora, load_base_model, resolve_compile
 from model.training.batches import codebook_delays, collate, supervised_loss, token_logprobs
 from model.training.cli import build_config, parse_args
+from model.tiny import build_tiny_model
 from model.training.config import DEFAULT_TARGET_MODULES, TrainingConfig
+from model.training.features import Example
 from model.training.trainer import set_speed_options, set_training, store_frozen_weights, train
 from model_testing import tiny_examples, write_jsonl
 
@@ -82,3 +86,45 @@ def test_options_round_trip_and_have_per_device_defaults():
     assert resolve_compile("auto", torch.device("cpu")) is False
     assert resolve_compile("auto", torch.device("cuda")) is True
     assert resolve_compile("on", torch.device("cpu")) is True and resolve_compile("off", torch.device("cuda")) is False
+
+
+def _training_losses(base_model, batch, compile: bool) -> tuple[list[float], list[int]]:
+    """Three optimizer steps on one fixed batch: the losses and the frames dynamo had compiled after
+    each step."""
+    model, _ = load_base_model(str(base_model), torch.device("cpu"))
+    torch.manual_seed(0)
+    model = add_lora(model, r=8, alpha=16, dropout=0.0, target_modules=list(DEFAULT_TARGET_MODULES))
+    set_speed_options(model, "fp32", activation_checkpointing=False, compile=compile)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=1e-2)
+    losses, frames = [], []
+    for _ in range(3):
+        set_training(model, True)
+        loss = supervised_loss(*token_logprobs(model, batch, PAD, START))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+        frames.append(counters["frames"]["ok"])
+    return losses, frames
+
+
+def test_compiled_training_steps_recompile_at_most_once_and_match_eager(tmp_path):
+    # Four decoder layers: a guard on something that differs per layer (as the KV cache's per-layer
+    # state did) recompiles the layer's frame once per layer.
+    base_model = build_tiny_model(tmp_path / "deep", decoder_layers=4)
+    generator = torch.Generator().manual_seed(0)
+    examples = [Example(row=i, text=torch.randn(6, 32, generator=generator),
+                        codes=(torch.randint(0, 2048, (4, 40), generator=generator),), start=0, frames=40)
+                for i in range(2)]
+    batch = collate(examples, codebook_delays(4, 1), PAD)
+    eager, _ = _training_losses(base_model, batch, compile=False)
+    torch._dynamo.reset()
+    counters.clear()
+    # Each frame may compile twice: the first layer's input needs no gradient, the others' do.
+    with torch._dynamo.config.patch(recompile_limit=2, fail_on_recompile_limit_hit=True):
+        compiled, frames = _training_losses(base_model, batch, compile=True)
+    torch._dynamo.reset()
+    assert frames[0] > 0 and frames[1:] == [frames[0]] * 2, f"later steps compiled again: {frames}"
+    assert compiled == pytest.approx(eager, rel=1e-5)
+    assert eager[-1] < eager[0]

@@ -27,7 +27,7 @@ def test_event_config_file_checkpoint_and_adapter_manifest_hold_the_same_config(
     dataset = write_jsonl(tmp_path / "rows.jsonl", rows)
     config_file = process.write_config(read_back.config, tmp_path / "config.json")
     assert TrainingConfig.model_validate_json(config_file.read_text()) == config
-    command = process.training_command("python", dataset, tmp_path / "out", "round trip", config_file,
+    command = process.training_command("python", 1, dataset, tmp_path / "out", "round trip", config_file,
                                        tmp_path / "features", resume=None)
     done = subprocess.run([sys.executable, *command[1:]], env=cli_env(tmp_path / "cache"),
                           capture_output=True, text=True, timeout=300)

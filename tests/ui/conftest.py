@@ -1,6 +1,7 @@
 """The web UI in headless Chromium (Debian's `chromium`, driven by Playwright) against the whole
-stack on real NATS and PostgreSQL: the API served by uvicorn on a free port, the registry projector
-and one trainer with the tiny model, all in one background thread for the session.
+stack on real NATS and PostgreSQL: the API served by uvicorn on a free port, the registry projector,
+one trainer and one generation worker (the tiny model on the CPU), all in one background thread for
+the session.
 
 Each test's pages are saved as screenshots, at desktop and phone width, under SCREENSHOTS."""
 from __future__ import annotations
@@ -8,19 +9,16 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import pytest
 
-from events.bus import Bus
 from serving import free_port, wait_until_serving
 from services.settings import Settings
 
-T = TypeVar("T")
 CHROMIUM = Path(os.environ.get("CADENZA_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 DESKTOP = {"width": 1280, "height": 900}
@@ -47,21 +45,9 @@ class Stack:
     url: str
     settings: Settings
     tiny_model: Path
-    loop: asyncio.AbstractEventLoop
 
     def api(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30)
-
-    def on_bus(self, work: Callable[[Bus], Awaitable[T]]) -> T:
-        """`work(bus)` run on the stack's event loop with a bus connection of its own (the main
-        thread's loop belongs to Playwright): for a test that publishes what a service would."""
-        async def connected() -> T:
-            bus = await Bus.connect(self.settings.nats_url, self.settings.namespace)
-            try:
-                return await work(bus)
-            finally:
-                await bus.close()
-        return asyncio.run_coroutine_threadsafe(connected(), self.loop).result(timeout=120)
 
     def training_config(self, **overrides: object) -> dict:
         """A few steps of the tiny model on CPU; the loss goes down."""
@@ -74,15 +60,20 @@ class Stack:
 
 async def run_stack(settings: Settings, port: int, stop: asyncio.Event) -> None:
     from services.cli import serve_api
+    from services.generator.settings import GeneratorSettings
+    from services.generator.worker import run_generator
     from services.registry.projector import run_projector
     from services.trainer.settings import TrainerSettings
     from services.trainer.worker import run_trainer
 
     trainer = TrainerSettings(trainer_id="ui-trainer", cache_dir=settings.cache_dir)
+    generator = GeneratorSettings(worker_id="ui-generator", cache_dir=settings.cache_dir / "generator", device="cpu",
+                                  precision="fp32")
     tasks = [
         asyncio.create_task(serve_api(settings, stop, "127.0.0.1", port)),
         asyncio.create_task(run_projector(settings, stop)),
         asyncio.create_task(run_trainer(settings, stop, trainer)),
+        asyncio.create_task(run_generator(settings, stop, generator)),
     ]
     await asyncio.gather(*tasks)
 
@@ -99,7 +90,7 @@ def stack(session_settings: Settings, tiny_model: Path) -> Iterator[Stack]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(url, thread)
-        yield Stack(url=url, settings=session_settings, tiny_model=tiny_model, loop=loop)
+        yield Stack(url=url, settings=session_settings, tiny_model=tiny_model)
     finally:
         loop.call_soon_threadsafe(stop.set)
         thread.join(60)
