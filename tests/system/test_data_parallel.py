@@ -24,7 +24,8 @@ async def test_a_run_trains_under_torchrun_and_a_stop_reaches_its_processes(cade
     logs = [line for s in everything if s.envelope.type == "RunLogged" for line in s.event.lines]
     assert sum("SIGTERM received" in line for line in logs) == 2, "each process was asked to stop"
     history = [s for s in everything if s.envelope.type != "RunLogged"]
-    *steps, checkpoint = history
-    assert checkpoint.envelope.type == "CheckpointSaved", "the last step was checkpointed"
+    *steps, checkpoint, handed_back = history
+    assert (checkpoint.envelope.type, handed_back.envelope.type) == ("CheckpointSaved", "RunHandedBack"), \
+        "the last step was checkpointed, then the run handed back"
     losses = [s.event.step for s in steps if s.envelope.type == "LossReported"]
     assert checkpoint.event.step == len(losses) == losses[-1] < 100
