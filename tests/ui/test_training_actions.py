@@ -66,7 +66,7 @@ def test_a_wrong_clip_is_removed_once_confirmed(page, stack, screenshot) -> None
     wrong.get_by_role("button", name="Remove").click()
     expect(clips).to_have_count(1)
     expect(clips).to_contain_text("keep this hum")
-    expect(page.get_by_text("1 clips")).to_be_visible()
+    expect(page.get_by_text("1 clip", exact=True)).to_be_visible()
     with stack.api() as api:
         assert api.get(f"/api/datasets/{dataset['id']}").json()["clip_count"] == 1
     screenshot("dataset-clip-removed")

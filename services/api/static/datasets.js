@@ -4,6 +4,9 @@ import * as api from "./api.js";
 import { errorBox, field, h, submitting, table, when } from "./dom.js";
 import { waveform } from "./waveform.js";
 
+const plural = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;
+const itemCount = (d) => (d.kind === "preference" ? plural(d.pair_count, "pair") : plural(d.clip_count, "clip"));
+
 export async function datasetsSection() {
   const datasets = await api.listDatasets();
   const box = errorBox();
@@ -30,7 +33,7 @@ export async function datasetsSection() {
       ? table(["Name", "Kind", "Items", "Created"], datasets.map((d) => h("tr", {},
           h("td", {}, h("a", { href: `#/datasets/${d.id}` }, d.name)),
           h("td", {}, d.kind),
-          h("td", {}, d.kind === "preference" ? `${d.pair_count} pairs` : `${d.clip_count} clips`),
+          h("td", {}, itemCount(d)),
           h("td", {}, when(d.created_at)))))
       : h("p", { class: "empty" }, "No dataset yet: create one, then upload audio to it."),
     form,
@@ -225,12 +228,11 @@ function uploadForm(dataset, refreshItems) {
 
 export async function datasetPage(main, datasetId) {
   const dataset = await api.getDataset(datasetId);
-  const count = (d) => (d.kind === "supervised" ? `${d.clip_count} clips` : `${d.pair_count} pairs`);
-  const countSlot = h("span", {}, count(dataset));
+  const countSlot = h("span", {}, itemCount(dataset));
   const itemsSlot = h("div", {});
   const refreshItems = async () => {
     const latest = await api.getDataset(datasetId);
-    countSlot.textContent = count(latest);
+    countSlot.textContent = itemCount(latest);
     itemsSlot.replaceChildren(items(latest, refreshItems));
   };
   itemsSlot.append(items(dataset, refreshItems));
