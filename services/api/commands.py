@@ -87,7 +87,8 @@ async def add_pair(ctx: Context, dataset_id: str, prompt: str, chosen: Upload, r
 
 
 async def remove_clip(ctx: Context, dataset_id: str, clip_id: str) -> None:
-    """A 404 for a clip the dataset does not hold (any more); a pair's audio goes with its pair."""
+    """A 404 for a clip the dataset does not hold (any more). A pair's audio is removed with its pair
+    (`remove_pair`), so a preference dataset refuses this with a 409."""
     await require_kind(ctx, dataset_id, "supervised", "clips", "pairs")
     await require_present(ctx, "clips", "clip", dataset_id, clip_id)
     await publish(ctx, ClipRemoved(dataset_id=dataset_id, clip_id=clip_id))

@@ -114,6 +114,8 @@ async def test_a_removed_clip_or_pair_leaves_the_dataset_and_its_export_and_stay
     supervised, preference = await api.dataset("supervised"), await api.dataset("preference", name="likes")
     kept, wrong = [(await api.upload_clip(supervised["id"], prompt=prompt)).json() for prompt in ("kept", "wrong")]
     pair = (await api.upload_pair(preference["id"])).json()
+    refused = await client.delete(f"/api/datasets/{preference['id']}/clips/{pair['chosen']['id']}")
+    assert refused.status_code == 409 and "takes pairs, not clips" in refused.json()["detail"]
 
     removed = await client.delete(f"/api/datasets/{supervised['id']}/clips/{wrong['id']}")
     assert (removed.status_code, removed.content) == (204, b"")
