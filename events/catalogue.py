@@ -45,6 +45,25 @@ class PreferencePairAdded(Event):
     rejected: AudioFile
 
 
+class ClipRemoved(Event):
+    """The clip leaves the dataset: runs requested from now on train without it; runs requested
+    before it still train on it (the trainer folds the history up to the run request)."""
+
+    aggregate = "dataset"
+    key_fields = ("clip_id",)
+    dataset_id: str
+    clip_id: str
+
+
+class PreferencePairRemoved(Event):
+    """The pair (and its two audio files) leaves the dataset, as `ClipRemoved` does for a clip."""
+
+    aggregate = "dataset"
+    key_fields = ("pair_id",)
+    dataset_id: str
+    pair_id: str
+
+
 # --- experiments --------------------------------------------------------------------------------
 class ExperimentCreated(Event):
     aggregate = "experiment"
@@ -445,7 +464,7 @@ class DatasetDrawnFromFeedback(Event):
 CATALOGUE: dict[str, type[Event]] = {
     cls.event_type(): cls
     for cls in (
-        DatasetCreated, ClipAdded, PreferencePairAdded,
+        DatasetCreated, ClipAdded, PreferencePairAdded, ClipRemoved, PreferencePairRemoved,
         ExperimentCreated, ExperimentUpdated,
         RunRequested, RunStarted, DatasetExported, LossReported, RunLogged, CheckpointSaved,
         AdapterSaved, RunCompleted, RunFailed, RunAttemptFailed, RunHandedBack, RunCancelRequested, RunCancelled,

@@ -20,12 +20,12 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from events.base import Event
 from events.catalogue import (
-    AdapterSaved, CheckpointSaved, ClipAdded, ComparisonCreated, ComparisonVoted, DatasetCreated,
+    AdapterSaved, CheckpointSaved, ClipAdded, ClipRemoved, ComparisonCreated, ComparisonVoted, DatasetCreated,
     DatasetDrawnFromFeedback, DatasetExported, ExperimentCreated, ExperimentUpdated, GenerationCancelled,
     GenerationCancelRequested, GenerationCompleted, GenerationFailed, GenerationProgressed, GenerationRequested,
-    GenerationStarted, LossReported, PreferencePairAdded, PreferenceRecorded, RunAttemptFailed, RunCancelled,
-    RunCancelRequested, RunCompleted, RunFailed, RunHandedBack, RunLogged, RunRequested, RunStarted, SampleFavorited,
-    SampleGenerated, SampleRated, SampleTagged, SampleUnfavorited, SampleUntagged,
+    GenerationStarted, LossReported, PreferencePairAdded, PreferencePairRemoved, PreferenceRecorded,
+    RunAttemptFailed, RunCancelled, RunCancelRequested, RunCompleted, RunFailed, RunHandedBack, RunLogged, RunRequested,
+    RunStarted, SampleFavorited, SampleGenerated, SampleRated, SampleTagged, SampleUnfavorited, SampleUntagged,
 )
 from services.private_files import write_private
 
@@ -36,8 +36,8 @@ USERS = (ADMIN, *SERVICES)
 # The events each service publishes: commands come from the API, facts about work from the workers.
 # Cancelling something still queued is the API's to say, so both publish the *Cancelled events.
 PUBLISHES: dict[str, tuple[type[Event], ...]] = {
-    "api": (DatasetCreated, ClipAdded, PreferencePairAdded, DatasetDrawnFromFeedback, ExperimentCreated,
-            ExperimentUpdated, RunRequested, RunCancelRequested, RunCancelled, GenerationRequested,
+    "api": (DatasetCreated, ClipAdded, PreferencePairAdded, ClipRemoved, PreferencePairRemoved, DatasetDrawnFromFeedback,
+            ExperimentCreated, ExperimentUpdated, RunRequested, RunCancelRequested, RunCancelled, GenerationRequested,
             GenerationCancelRequested, GenerationCancelled, SampleRated, SampleTagged, SampleUntagged,
             SampleFavorited, SampleUnfavorited, PreferenceRecorded, ComparisonCreated, ComparisonVoted),
     "registry": (),

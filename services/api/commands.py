@@ -17,14 +17,15 @@ from pydantic import ValidationError
 from events import runs
 from events.base import AudioFile, Event
 from events.catalogue import (
-    ClipAdded, DatasetCreated, ExperimentCreated, ExperimentUpdated, PreferencePairAdded, RunRequested,
+    ClipAdded, ClipRemoved, DatasetCreated, ExperimentCreated, ExperimentUpdated, PreferencePairAdded,
+    PreferencePairRemoved, RunRequested,
 )
 from model.audio import MIN_WINDOW_SECONDS
 from model.training.config import TrainingConfig, with_num_epochs
 from services.api import queries
 from services.api.audio import AudioInfo, AudioLimits, AudioOverLimit, UndecodableAudio, inspect_audio
 from services.api.context import Context
-from services.api.errors import Conflict, QuotaExceeded, invalid, invalid_from
+from services.api.errors import Conflict, NotFound, QuotaExceeded, invalid, invalid_from
 from services.api.schemas import (
     Clip, Dataset, DatasetCreate, Experiment, ExperimentCreate, ExperimentPatch, Pair, Run, RunCreate,
 )
@@ -85,6 +86,30 @@ async def add_pair(ctx: Context, dataset_id: str, prompt: str, chosen: Upload, r
     return stored
 
 
+async def remove_clip(ctx: Context, dataset_id: str, clip_id: str) -> None:
+    """A 404 for a clip the dataset does not hold (any more). A pair's audio is removed with its pair
+    (`remove_pair`), so a preference dataset refuses this with a 409."""
+    await require_kind(ctx, dataset_id, "supervised", "clips", "pairs")
+    await require_present(ctx, "clips", "clip", dataset_id, clip_id)
+    await publish(ctx, ClipRemoved(dataset_id=dataset_id, clip_id=clip_id))
+
+
+async def remove_pair(ctx: Context, dataset_id: str, pair_id: str) -> None:
+    await require_kind(ctx, dataset_id, "preference", "pairs", "clips")
+    await require_present(ctx, "preference_pairs", "pair", dataset_id, pair_id)
+    await publish(ctx, PreferencePairRemoved(dataset_id=dataset_id, pair_id=pair_id))
+
+
+async def require_present(ctx: Context, table: str, kind: str, dataset_id: str, item_id: str) -> None:
+    # `table` is one of our two table names, never input
+    present = await ctx.pool.fetchval(
+        f"SELECT EXISTS (SELECT 1 FROM {table} WHERE id = $1 AND dataset_id = $2 AND removed_at IS NULL)",
+        item_id, dataset_id,
+    )
+    if not present:
+        raise NotFound(kind, item_id)
+
+
 async def require_kind(ctx: Context, dataset_id: str, kind: str, adding: str, instead: str) -> None:
     dataset = await queries.dataset(ctx.pool, dataset_id)
     if dataset.kind != kind:
@@ -99,7 +124,8 @@ async def require_room(ctx: Context, dataset_id: str, *uploads: Upload) -> None:
     Checked against the read model before publishing, so uploads racing each other may pass a
     quota by the few files in flight; the next upload is refused."""
     row = await ctx.pool.fetchrow(
-        "SELECT count(*) AS clips, coalesce(sum(size), 0) AS bytes FROM clips WHERE dataset_id = $1", dataset_id
+        "SELECT count(*) AS clips, coalesce(sum(size), 0) AS bytes FROM clips WHERE dataset_id = $1 AND removed_at IS NULL",
+        dataset_id,
     )
     limit = ctx.settings
     if row["clips"] + len(uploads) > limit.max_dataset_clips:

@@ -12,8 +12,8 @@ from services.api.schemas import (
 
 DATASET_SQL = """
     SELECT d.*,
-           (SELECT count(*) FROM clips c WHERE c.dataset_id = d.id) AS clip_count,
-           (SELECT count(*) FROM preference_pairs p WHERE p.dataset_id = d.id) AS pair_count
+           (SELECT count(*) FROM clips c WHERE c.dataset_id = d.id AND c.removed_at IS NULL) AS clip_count,
+           (SELECT count(*) FROM preference_pairs p WHERE p.dataset_id = d.id AND p.removed_at IS NULL) AS pair_count
     FROM datasets d
 """
 RUN_SUMMARY_COLUMNS = (
@@ -49,14 +49,14 @@ async def dataset_detail(pool: asyncpg.Pool, dataset_id: str) -> DatasetDetail:
 
 
 async def clip(pool: asyncpg.Pool, clip_id: str) -> Clip:
-    row = await pool.fetchrow("SELECT * FROM clips WHERE id = $1", clip_id)
+    row = await pool.fetchrow("SELECT * FROM clips WHERE id = $1 AND removed_at IS NULL", clip_id)
     if row is None:
         raise NotFound("clip", clip_id)
     return clip_from(row)
 
 
 async def clips_of(pool: asyncpg.Pool, dataset_id: str) -> list[Clip]:
-    rows = await pool.fetch("SELECT * FROM clips WHERE dataset_id = $1 ORDER BY created_at, id", dataset_id)
+    rows = await pool.fetch("SELECT * FROM clips WHERE dataset_id = $1 AND removed_at IS NULL ORDER BY created_at, id", dataset_id)
     return [clip_from(row) for row in rows]
 
 
@@ -69,7 +69,7 @@ async def pairs_of(pool: asyncpg.Pool, dataset_id: str, pair_id: str | None = No
         FROM preference_pairs p
         JOIN clips chosen ON chosen.id = p.chosen_clip_id
         JOIN clips rejected ON rejected.id = p.rejected_clip_id
-        WHERE p.dataset_id = $1 AND ($2::text IS NULL OR p.id = $2)
+        WHERE p.dataset_id = $1 AND p.removed_at IS NULL AND ($2::text IS NULL OR p.id = $2)
         ORDER BY p.created_at, p.id
         """,
         dataset_id,

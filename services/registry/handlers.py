@@ -17,8 +17,8 @@ import asyncpg
 from events import runs
 from events.base import AudioFile, Envelope, Event
 from events.catalogue import (
-    AdapterSaved, CheckpointSaved, ClipAdded, DatasetCreated, DatasetExported, ExperimentCreated,
-    ExperimentUpdated, LossReported, PreferencePairAdded, RunAttemptFailed, RunCancelled, RunCancelRequested, RunHandedBack,
+    AdapterSaved, CheckpointSaved, ClipAdded, ClipRemoved, DatasetCreated, DatasetExported, ExperimentCreated,
+    ExperimentUpdated, LossReported, PreferencePairAdded, PreferencePairRemoved, RunAttemptFailed, RunCancelled, RunCancelRequested, RunHandedBack,
     RunCompleted, RunFailed, RunLogged, RunRequested, RunStarted,
 )
 from services.registry.studio_handlers import STUDIO_HANDLERS
@@ -67,6 +67,25 @@ async def preference_pair_added(conn: asyncpg.Connection, envelope: Envelope, ev
         "INSERT INTO preference_pairs (id, dataset_id, prompt, chosen_clip_id, rejected_clip_id, created_at)"
         " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
         event.pair_id, event.dataset_id, event.prompt, event.chosen_clip_id, event.rejected_clip_id, at,
+    )
+
+
+# A removal names its dataset too, so an event naming another dataset's clip or pair changes nothing.
+async def clip_removed(conn: asyncpg.Connection, envelope: Envelope, event: ClipRemoved) -> None:
+    await conn.execute(
+        "UPDATE clips SET removed_at = $3 WHERE id = $1 AND dataset_id = $2 AND removed_at IS NULL",
+        event.clip_id, event.dataset_id, envelope.occurred_at,
+    )
+
+
+async def preference_pair_removed(conn: asyncpg.Connection, envelope: Envelope, event: PreferencePairRemoved) -> None:
+    # the pair's two audio files go with it, so the dataset's clip count and stored bytes drop too
+    await conn.execute(
+        "WITH pair AS (UPDATE preference_pairs SET removed_at = $3"
+        "   WHERE id = $1 AND dataset_id = $2 AND removed_at IS NULL"
+        "   RETURNING chosen_clip_id, rejected_clip_id)"
+        " UPDATE clips SET removed_at = $3 FROM pair WHERE clips.id IN (pair.chosen_clip_id, pair.rejected_clip_id)",
+        event.pair_id, event.dataset_id, envelope.occurred_at,
     )
 
 
@@ -240,6 +259,8 @@ HANDLERS: dict[type[Event], Handler] = {
     DatasetCreated: dataset_created,
     ClipAdded: clip_added,
     PreferencePairAdded: preference_pair_added,
+    ClipRemoved: clip_removed,
+    PreferencePairRemoved: preference_pair_removed,
     ExperimentCreated: experiment_created,
     ExperimentUpdated: experiment_updated,
     RunRequested: run_requested,

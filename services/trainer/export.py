@@ -2,7 +2,8 @@
 
 The trainer depends on the stream only (not on the registry's PostgreSQL): the dataset is the
 `ClipAdded` (supervised) or `PreferencePairAdded` (preference) events of its history up to the run
-request, so a run trains on exactly what its dataset held when it was requested, on every attempt.
+request, less those a `ClipRemoved` / `PreferencePairRemoved` before the request took out, so a run
+trains on exactly what its dataset held when it was requested, on every attempt.
 """
 from __future__ import annotations
 
@@ -18,8 +19,12 @@ from nats.js.errors import NotFoundError
 from events.base import AudioFile, ObjectRef
 from events.bus import Bus, ObjectCorrupted, StoredEvent
 from events.codec import UndecodableEvent
-from events.catalogue import ClipAdded, DatasetKind, PreferencePairAdded
+from events.catalogue import ClipAdded, ClipRemoved, DatasetKind, PreferencePairAdded, PreferencePairRemoved
 
+# A dataset's events that must be readable: skipping one would train on the wrong rows.
+DATASET_EVENTS = tuple(
+    event.event_name() for event in (ClipAdded, PreferencePairAdded, ClipRemoved, PreferencePairRemoved)
+)
 AUDIO_SUFFIX = re.compile(r"\.[a-z0-9]{1,8}")
 PLAIN_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
@@ -55,18 +60,25 @@ class DatasetUnavailable(Exception):
 
 
 def dataset_rows(history: list[StoredEvent], dataset_type: DatasetKind, up_to_seq: int) -> list[dict]:
-    """The dataset's rows as (prompt, audio files) records, in the order they were added."""
-    rows = []
+    """The dataset's rows as (prompt, audio files) records, in the order they were added, without
+    those removed before the run request. Like the registry, a row is added once (an add stored
+    again keeps its first place) and a removed one stays removed, re-added or not."""
+    rows: dict[str, dict] = {}
+    removed: set[str] = set()
     for stored in history:
         if stored.seq >= up_to_seq:
             break
         event = stored.event
         if dataset_type == "supervised" and isinstance(event, ClipAdded):
-            rows.append({"id": event.clip_id, "prompt": event.prompt, "audio": {"audio_path": event.audio}})
+            rows.setdefault(event.clip_id, {"id": event.clip_id, "prompt": event.prompt, "audio": {"audio_path": event.audio}})
         elif dataset_type == "preference" and isinstance(event, PreferencePairAdded):
             audio = {"chosen_path": event.chosen, "rejected_path": event.rejected}
-            rows.append({"id": event.pair_id, "prompt": event.prompt, "audio": audio})
-    return rows
+            rows.setdefault(event.pair_id, {"id": event.pair_id, "prompt": event.prompt, "audio": audio})
+        elif isinstance(event, ClipRemoved):
+            removed.add(event.clip_id)
+        elif isinstance(event, PreferencePairRemoved):
+            removed.add(event.pair_id)
+    return [row for row_id, row in rows.items() if row_id not in removed]
 
 
 def _link_name(number: int, row_id: str, role: str, audio: AudioFile) -> str:
@@ -84,7 +96,7 @@ async def export_dataset(bus: Bus, cache: ObjectCache, dataset_id: str, dataset_
     """Write `<folder>/dataset.jsonl` with audio paths into `<folder>/audio/`, linked to the cache;
     return its path. Its digest is the model CLI's to take (its `started` line reports it)."""
     try:
-        history = await bus.history("dataset", dataset_id, needed=(ClipAdded.event_name(), PreferencePairAdded.event_name()))
+        history = await bus.history("dataset", dataset_id, needed=DATASET_EVENTS)
     except UndecodableEvent as error:
         raise DatasetUnavailable(f"dataset {dataset_id}: {error}") from error
     rows = dataset_rows(history, dataset_type, up_to_seq)

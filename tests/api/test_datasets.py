@@ -109,6 +109,47 @@ async def test_the_export_is_the_jsonl_the_trainer_reads(api, client, observer_b
                      "rejected_path": pair["rejected"]["object_name"]}]
 
 
+async def test_a_removed_clip_or_pair_leaves_the_dataset_and_its_export_and_stays_in_the_history(
+        api, client, observer_bus):
+    supervised, preference = await api.dataset("supervised"), await api.dataset("preference", name="likes")
+    kept, wrong = [(await api.upload_clip(supervised["id"], prompt=prompt)).json() for prompt in ("kept", "wrong")]
+    pair = (await api.upload_pair(preference["id"])).json()
+    refused = await client.delete(f"/api/datasets/{preference['id']}/clips/{pair['chosen']['id']}")
+    assert refused.status_code == 409 and "takes pairs, not clips" in refused.json()["detail"]
+
+    removed = await client.delete(f"/api/datasets/{supervised['id']}/clips/{wrong['id']}")
+    assert (removed.status_code, removed.content) == (204, b"")
+    # read-your-writes: the answer comes once the read models hold the removal
+    detail = (await client.get(f"/api/datasets/{supervised['id']}")).json()
+    assert (detail["clip_count"], [c["id"] for c in detail["clips"]]) == (1, [kept["id"]])
+    export = (await client.get(f"/api/datasets/{supervised['id']}/export")).text.splitlines()
+    assert [json.loads(line)["prompt"] for line in export] == ["kept"]
+    assert (await client.get(wrong["audio_url"])).status_code == 404
+
+    assert (await client.delete(f"/api/datasets/{preference['id']}/pairs/{pair['id']}")).status_code == 204
+    detail = (await client.get(f"/api/datasets/{preference['id']}")).json()
+    assert (detail["pair_count"], detail["clip_count"], detail["pairs"]) == (0, 0, [])
+
+    history = await observer_bus.history("dataset", supervised["id"])
+    assert [stored.envelope.type for stored in history] == ["DatasetCreated", "ClipAdded", "ClipAdded", "ClipRemoved"]
+    assert history[-1].event.clip_id == wrong["id"]
+
+    for path, kind, item in [
+        (f"/api/datasets/{supervised['id']}/clips/{wrong['id']}", "clip", wrong["id"]),  # removed already
+        (f"/api/datasets/{preference['id']}/pairs/{pair['id']}", "pair", pair["id"]),
+        (f"/api/datasets/{supervised['id']}/clips/nope", "clip", "nope"),
+        (f"/api/datasets/{preference['id']}/pairs/nope", "pair", "nope"),
+        (f"/api/datasets/nope/clips/{kept['id']}", "dataset", "nope"),
+    ]:
+        response = await client.delete(path)
+        assert (response.status_code, response.json()) == (404, {"detail": f"{kind} '{item}' not found"}), path
+    # a clip is removed through its own dataset only
+    other = await api.dataset("supervised", name="other")
+    response = await client.delete(f"/api/datasets/{other['id']}/clips/{kept['id']}")
+    assert response.status_code == 404, response.text
+    assert (await client.get(f"/api/datasets/{supervised['id']}")).json()["clip_count"] == 1
+
+
 async def test_unknown_ids_are_404_with_a_message(client):
     for path, kind in [("/api/datasets/nope", "dataset"), ("/api/datasets/nope/export", "dataset"),
                        ("/api/clips/nope/audio", "clip"), ("/api/experiments/nope", "experiment"),
@@ -128,6 +169,8 @@ async def test_the_public_contract_is_described_at_docs(client):
         "/api/datasets/{dataset_id}/export": ["get"],
         "/api/datasets/{dataset_id}/clips": ["post"],
         "/api/datasets/{dataset_id}/pairs": ["post"],
+        "/api/datasets/{dataset_id}/clips/{clip_id}": ["delete"],
+        "/api/datasets/{dataset_id}/pairs/{pair_id}": ["delete"],
         "/api/clips/{clip_id}/audio": ["get"],
         "/api/experiments": ["get", "post"],
         "/api/experiments/{experiment_id}": ["get", "patch"],

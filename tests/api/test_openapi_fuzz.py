@@ -20,7 +20,7 @@ from services.registry.projector import run_projector
 from services.settings import Settings
 from serving import free_port, wait_until_serving
 
-# Per operation and mode; 44 operations × 2 modes stay well under a minute.
+# Per operation and mode; 46 operations × 2 modes stay well under a minute.
 EXAMPLES_PER_OPERATION = 12
 
 

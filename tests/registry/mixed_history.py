@@ -5,8 +5,8 @@ import hashlib
 
 from events.base import AudioFile, Event, ObjectRef
 from events.catalogue import (
-    AdapterSaved, CheckpointSaved, ClipAdded, DatasetCreated, DatasetExported, ExperimentCreated,
-    ExperimentUpdated, LossReported, PreferencePairAdded, RunCancelled, RunCancelRequested, RunCompleted,
+    AdapterSaved, CheckpointSaved, ClipAdded, ClipRemoved, DatasetCreated, DatasetExported, ExperimentCreated,
+    ExperimentUpdated, LossReported, PreferencePairAdded, PreferencePairRemoved, RunCancelled, RunCancelRequested, RunCompleted,
     RunFailed, RunLogged, RunRequested, RunStarted,
 )
 
@@ -107,8 +107,13 @@ def run_lifecycles() -> list[Event]:
 
 
 def late_events() -> list[Event]:
-    """What arrives after the fact: none of it may move a run backwards or duplicate a row."""
+    """What arrives after the fact: none of it may move a run backwards, bring a removed clip back or
+    duplicate a row."""
     return [
+        ClipRemoved(dataset_id="drums", clip_id="drums-3"),
+        ClipAdded(dataset_id="drums", clip_id="drums-3", prompt="drums 3", audio=audio("drums-3")),  # a retry, after
+        ClipRemoved(dataset_id="pads", clip_id="drums-5"),  # names another dataset's clip: changes nothing
+        PreferencePairRemoved(dataset_id="taste", pair_id="pair-2"),
         RunStarted(run_id="done", attempt=2, trainer_id="t3"),  # a redelivered request, after completion
         RunFailed(run_id="done", attempt=2, error="too late"),
         RunStarted(run_id="resumed", attempt=1, trainer_id="t1"),  # attempt 1 again, after attempt 2 began

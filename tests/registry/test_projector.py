@@ -75,6 +75,14 @@ async def test_a_queued_run_is_cancelled_only_when_the_cancellation_arrives(bus,
     assert (await run_row("stopped-early"))["status"] == "cancelled"
 
 
+async def test_removed_clips_and_pairs_are_marked_and_stay_removed(bus, db, projector):
+    await publish(bus, db, mixed_history())  # removes drums-3 (then adds it again late) and pair-2
+
+    removed = await db.fetch("SELECT id FROM clips WHERE removed_at IS NOT NULL ORDER BY id")
+    assert [row["id"] for row in removed] == ["chosen-2", "drums-3", "rejected-2"]
+    assert [row["id"] for row in await db.fetch("SELECT id FROM preference_pairs WHERE removed_at IS NOT NULL")] == ["pair-2"]
+
+
 async def test_a_resumed_attempt_replaces_the_steps_it_reports_again(bus, db, projector):
     await publish(bus, db, mixed_history())
 

@@ -6,7 +6,7 @@ import pytest
 
 from events.base import AudioFile, Envelope
 from events.bus import StoredEvent
-from events.catalogue import ClipAdded, DatasetCreated, PreferencePairAdded
+from events.catalogue import ClipAdded, ClipRemoved, DatasetCreated, PreferencePairAdded, PreferencePairRemoved
 from other_producer import add_clip_behind_the_apis_back
 from services.trainer.export import DatasetUnavailable, ObjectCache, dataset_rows, export_dataset
 
@@ -32,6 +32,27 @@ HISTORY = [
 def test_a_run_trains_on_the_clips_its_dataset_held_when_it_was_requested():
     rows = dataset_rows(HISTORY, "supervised", up_to_seq=4)
     assert [(row["id"], row["prompt"]) for row in rows] == [("c1", "one"), ("c2", "two")]
+
+
+def test_a_removal_leaves_the_row_out_of_runs_requested_after_it_only():
+    removals = [
+        stored(6, ClipRemoved(dataset_id="d", clip_id="c1")),
+        # the run requested now, at sequence 7
+        stored(8, ClipRemoved(dataset_id="d", clip_id="c2")),
+        stored(9, ClipAdded(dataset_id="d", clip_id="c1", prompt="one", audio=audio("a"))),  # a retried add
+    ]
+    history = HISTORY + removals
+    assert [row["id"] for row in dataset_rows(history, "supervised", up_to_seq=4)] == ["c1", "c2"]
+    assert [row["id"] for row in dataset_rows(history, "supervised", up_to_seq=7)] == ["c2", "c3"]
+    assert [row["id"] for row in dataset_rows(history, "supervised", up_to_seq=10)] == ["c3"]
+
+    pairs = [
+        stored(seq, PreferencePairAdded(dataset_id="d", pair_id=pair_id, prompt="p", chosen_clip_id=f"{pair_id}x",
+                                        chosen=audio("a"), rejected_clip_id=f"{pair_id}y", rejected=audio("b")))
+        for seq, pair_id in ((1, "p1"), (2, "p2"))
+    ] + [stored(3, PreferencePairRemoved(dataset_id="d", pair_id="p1"))]
+    assert [row["id"] for row in dataset_rows(pairs, "preference", up_to_seq=3)] == ["p1", "p2"]
+    assert [row["id"] for row in dataset_rows(pairs, "preference", up_to_seq=4)] == ["p2"]
 
 
 def test_a_preference_run_takes_the_pairs_with_chosen_before_rejected():

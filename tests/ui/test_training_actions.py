@@ -1,5 +1,5 @@
-"""What a user changes on the training side: clips imported from a manifest (JSONL and CSV), an
-experiment edited, a run cancelled only once confirmed, and a cancelled run retried."""
+"""What a user changes on the training side: clips imported from a manifest (JSONL and CSV), a
+wrong clip removed once confirmed, an experiment edited, a run cancelled only once confirmed, and a cancelled run retried."""
 from __future__ import annotations
 
 import json
@@ -35,6 +35,41 @@ def test_clips_are_imported_from_a_jsonl_and_a_csv_manifest(page, stack, screens
     for prompt in ("deep cello drone", "bright marimba", "slow harp, with reverb"):
         expect(clips.filter(has_text=prompt)).to_have_count(1)
     screenshot("dataset-imported")
+
+
+def test_a_wrong_clip_is_removed_once_confirmed(page, stack, screenshot) -> None:
+    with stack.api() as api:
+        dataset = api.post("/api/datasets", json={"name": "removal takes", "kind": "supervised"}).json()
+        for prompt, frequency in (("keep this hum", 220), ("wrong take", 440)):
+            api.post(f"/api/datasets/{dataset['id']}/clips", data={"prompt": prompt},
+                     files={"file": ("take.wav", wav(frequency), "audio/wav")}).raise_for_status()
+    page.goto(f"/#/datasets/{dataset['id']}")
+    clips = page.locator(".items .clip")
+    expect(clips).to_have_count(2)
+    expect(page.get_by_text("2 clips")).to_be_visible()
+    asked: list[str] = []
+
+    def answer(accept: bool):
+        def on_dialog(dialog) -> None:
+            asked.append(dialog.message)
+            dialog.accept() if accept else dialog.dismiss()
+        return on_dialog
+
+    wrong = clips.filter(has_text="wrong take")
+    page.once("dialog", answer(accept=False))
+    wrong.get_by_role("button", name="Remove").click()
+    expect(wrong.get_by_role("button", name="Remove")).to_be_enabled()
+    expect(clips).to_have_count(2)
+    assert asked == ["Remove the clip “wrong take” from the dataset? Runs requested from now on will not train on it."]
+
+    page.once("dialog", answer(accept=True))
+    wrong.get_by_role("button", name="Remove").click()
+    expect(clips).to_have_count(1)
+    expect(clips).to_contain_text("keep this hum")
+    expect(page.get_by_text("1 clip", exact=True)).to_be_visible()
+    with stack.api() as api:
+        assert api.get(f"/api/datasets/{dataset['id']}").json()["clip_count"] == 1
+    screenshot("dataset-clip-removed")
 
 
 def test_an_experiment_is_edited_and_a_run_cancelled_once_confirmed_then_retried(page, stack, screenshot) -> None:

@@ -78,6 +78,20 @@ async def add_pair(
     )
 
 
+@router.delete("/datasets/{dataset_id}/clips/{clip_id}", status_code=204)
+async def remove_clip(dataset_id: str, clip_id: str, ctx: ContextDep) -> Response:
+    """Runs requested from now on train without the clip; runs requested before still have it."""
+    await commands.remove_clip(ctx, dataset_id, clip_id)
+    return Response(status_code=204)
+
+
+@router.delete("/datasets/{dataset_id}/pairs/{pair_id}", status_code=204)
+async def remove_pair(dataset_id: str, pair_id: str, ctx: ContextDep) -> Response:
+    """Runs requested from now on train without the pair; runs requested before still have it."""
+    await commands.remove_pair(ctx, dataset_id, pair_id)
+    return Response(status_code=204)
+
+
 @router.get("/clips/{clip_id}/audio", response_class=Response, responses={200: {"content": {"audio/*": {}}}})
 async def clip_audio(clip_id: str, ctx: ContextDep) -> Response:
     clip = await queries.clip(ctx.pool, clip_id)

@@ -145,6 +145,8 @@ export const addClip = (datasetId, form, onProgress = () => {}) =>
   upload(`/api/datasets/${id(datasetId)}/clips`, form, onProgress);
 export const addPair = (datasetId, form, onProgress = () => {}) =>
   upload(`/api/datasets/${id(datasetId)}/pairs`, form, onProgress);
+export const removeClip = (datasetId, clipId) => request("DELETE", `/api/datasets/${id(datasetId)}/clips/${id(clipId)}`);
+export const removePair = (datasetId, pairId) => request("DELETE", `/api/datasets/${id(datasetId)}/pairs/${id(pairId)}`);
 export const exportUrl = (datasetId) => `/api/datasets/${id(datasetId)}/export`;
 export const clipAudioUrl = (clipId) => `/api/clips/${id(clipId)}/audio`;
 

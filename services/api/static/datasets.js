@@ -4,6 +4,9 @@ import * as api from "./api.js";
 import { errorBox, field, h, submitting, table, when } from "./dom.js";
 import { waveform } from "./waveform.js";
 
+const plural = (n, noun) => `${n} ${noun}${n === 1 ? "" : "s"}`;
+const itemCount = (d) => (d.kind === "preference" ? plural(d.pair_count, "pair") : plural(d.clip_count, "clip"));
+
 export async function datasetsSection() {
   const datasets = await api.listDatasets();
   const box = errorBox();
@@ -30,7 +33,7 @@ export async function datasetsSection() {
       ? table(["Name", "Kind", "Items", "Created"], datasets.map((d) => h("tr", {},
           h("td", {}, h("a", { href: `#/datasets/${d.id}` }, d.name)),
           h("td", {}, d.kind),
-          h("td", {}, d.kind === "preference" ? `${d.pair_count} pairs` : `${d.clip_count} clips`),
+          h("td", {}, itemCount(d)),
           h("td", {}, when(d.created_at)))))
       : h("p", { class: "empty" }, "No dataset yet: create one, then upload audio to it."),
     form,
@@ -44,15 +47,39 @@ function clipFacts(clip) {
 
 const player = (clip) => waveform(api.clipAudioUrl(clip.id), clip.filename);
 
-function items(dataset) {
+/** A Remove button that asks first, then removes the item and calls `removed()` (or shows why not). */
+function removeButton(what, remove, removed) {
+  const box = errorBox();
+  const button = h("button", {
+    type: "button", class: "danger",
+    onclick: async () => {
+      // Runs requested earlier keep training on it; runs requested from now on do without.
+      if (!confirm(`Remove ${what} from the dataset? Runs requested from now on will not train on it.`)) return;
+      box.clear();
+      button.disabled = true;
+      try {
+        await remove();
+        await removed();
+      } catch (error) {
+        button.disabled = false;
+        box.show(error);
+      }
+    },
+  }, "Remove");
+  return h("div", { class: "remove" }, button, box);
+}
+
+function items(dataset, refreshItems) {
   const list = dataset.kind === "supervised"
     ? dataset.clips.map((clip) => h("li", { class: "clip" },
-        h("p", { class: "prompt" }, clip.prompt), player(clip), clipFacts(clip)))
+        h("p", { class: "prompt" }, clip.prompt), player(clip), clipFacts(clip),
+        removeButton(`the clip “${clip.prompt}”`, () => api.removeClip(dataset.id, clip.id), refreshItems)))
     : dataset.pairs.map((pair) => h("li", { class: "pair" },
         h("p", { class: "prompt" }, pair.prompt),
         h("div", { class: "sides" },
           h("div", {}, h("strong", { class: "chosen" }, "chosen"), player(pair.chosen), clipFacts(pair.chosen)),
-          h("div", {}, h("strong", { class: "rejected" }, "rejected"), player(pair.rejected), clipFacts(pair.rejected)))));
+          h("div", {}, h("strong", { class: "rejected" }, "rejected"), player(pair.rejected), clipFacts(pair.rejected))),
+        removeButton(`the pair “${pair.prompt}”`, () => api.removePair(dataset.id, pair.id), refreshItems)));
   return list.length ? h("ul", { class: "items" }, list) : h("p", { class: "empty" }, "Nothing uploaded yet.");
 }
 
@@ -201,14 +228,14 @@ function uploadForm(dataset, refreshItems) {
 
 export async function datasetPage(main, datasetId) {
   const dataset = await api.getDataset(datasetId);
-  const count = (d) => (d.kind === "supervised" ? `${d.clip_count} clips` : `${d.pair_count} pairs`);
-  const countSlot = h("span", {}, count(dataset));
-  const itemsSlot = h("div", {}, items(dataset));
+  const countSlot = h("span", {}, itemCount(dataset));
+  const itemsSlot = h("div", {});
   const refreshItems = async () => {
     const latest = await api.getDataset(datasetId);
-    countSlot.textContent = count(latest);
-    itemsSlot.replaceChildren(items(latest));
+    countSlot.textContent = itemCount(latest);
+    itemsSlot.replaceChildren(items(latest, refreshItems));
   };
+  itemsSlot.append(items(dataset, refreshItems));
   return h("section", {},
     h("p", { class: "crumbs" }, h("a", { href: "#/" }, "Home"), " / ", dataset.name),
     h("h2", {}, dataset.name, " ", h("span", { class: "kind" }, dataset.kind)),
