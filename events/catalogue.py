@@ -286,6 +286,16 @@ class GenerationFailed(Event):
     error: str
 
 
+class GenerationHandedBack(Event):
+    """A stopping worker interrupted the attempt and handed the generation back to the queue:
+    another worker generates it, and the attempt does not count against the attempt limit."""
+
+    aggregate = "generation"
+    key_fields = ("attempt",)
+    generation_id: str
+    attempt: int = Field(ge=1)
+
+
 class GenerationCancelRequested(Event):
     aggregate = "generation"
     generation_id: str
@@ -469,7 +479,7 @@ CATALOGUE: dict[str, type[Event]] = {
         RunRequested, RunStarted, DatasetExported, LossReported, RunLogged, CheckpointSaved,
         AdapterSaved, RunCompleted, RunFailed, RunAttemptFailed, RunHandedBack, RunCancelRequested, RunCancelled,
         GenerationRequested, GenerationStarted, GenerationProgressed, SampleGenerated, GenerationCompleted,
-        GenerationFailed, GenerationCancelRequested, GenerationCancelled,
+        GenerationFailed, GenerationHandedBack, GenerationCancelRequested, GenerationCancelled,
         SampleRated, SampleTagged, SampleUntagged, SampleFavorited, SampleUnfavorited, PreferenceRecorded,
         ComparisonCreated, ComparisonVoted,
         DatasetDrawnFromFeedback,

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, computed_field
 
+from events.attempts import failed_attempts
 from events.base import Event
 from events.catalogue import (
-    GenerationCancelled, GenerationCancelRequested, GenerationCompleted, GenerationFailed, GenerationStarted,
-    SampleGenerated,
+    GenerationCancelled, GenerationCancelRequested, GenerationCompleted, GenerationFailed, GenerationHandedBack,
+    GenerationStarted, SampleGenerated,
 )
 
 SAMPLE_ID_NAMESPACE = uuid.UUID("3b8d1f5e-2c47-4a0e-9d61-7e2a5c9b0f14")
@@ -56,6 +57,7 @@ class GenerationState(BaseModel):
     cancel_requested: bool = False
     error: str | None = None
     samples: frozenset[int] = frozenset()  # indexes generated so far
+    handed_back: int = 0  # attempts a stopping worker handed back: they do not count as failed
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -71,6 +73,8 @@ def evolve(state: GenerationState, event: Event) -> GenerationState:
         return state
     if isinstance(event, GenerationStarted) and event.attempt > state.attempt:
         return state.model_copy(update={"status": GenerationStatus.RUNNING, "attempt": event.attempt})
+    if isinstance(event, GenerationHandedBack):
+        return state.model_copy(update={"handed_back": state.handed_back + 1})
     if isinstance(event, GenerationCancelRequested):
         return state.model_copy(update={"cancel_requested": True})
     if type(event) in FINAL_STATUS:
@@ -124,12 +128,13 @@ class Generate:
 def take_delivery(state: GenerationState, generation_id: str, attempt: int, max_attempts: int,
                   cancel_seen: bool) -> Skip | Finish | Generate:
     """What a worker does with delivery number `attempt` of a generation request, given the
-    generation's state and whether a cancel arrived while its history was being read."""
+    generation's state and whether a cancel arrived while its history was being read. Attempts a
+    stopping worker handed back do not count against `max_attempts`."""
     if state.finished:
         return Skip()
     if cancel_seen or state.cancel_requested:
         return Finish(GenerationCancelled(generation_id=generation_id, attempt=state.attempt))
-    if attempt > max_attempts:
+    if failed_attempts(attempt, state.handed_back) >= max_attempts:
         return Finish(GenerationFailed(
             generation_id=generation_id, attempt=state.attempt,
             error=f"gave up after {max_attempts} attempts: each worker that took it stopped before finishing it"))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, computed_field
 
+from events.attempts import failed_attempts
 from events.base import Event
 from events.catalogue import (
     CheckpointSaved, RunAttemptFailed, RunCancelled, RunCancelRequested, RunCompleted, RunFailed, RunHandedBack,
@@ -121,13 +122,12 @@ class Train:
 def take_delivery(state: RunState, run_id: str, attempt: int, max_attempts: int,
                   cancel_seen: bool) -> Skip | Finish | Train:
     """What a trainer does with delivery number `attempt` of a run's request, given the run's state
-    and whether a cancel arrived while the history was being read. Every earlier delivery counts
-    as a failed attempt (it failed, crashed or lost its trainer) unless it was handed back."""
+    and whether a cancel arrived while the history was being read."""
     if state.finished:
         return Skip()
     if cancel_seen or state.cancel_requested:
         return Finish(RunCancelled(run_id=run_id, attempt=state.attempt))
-    if attempt - 1 - state.handed_back >= max_attempts:
+    if failed_attempts(attempt, state.handed_back) >= max_attempts:
         if state.error is not None:
             why = f"the last one failed in the trainer with {state.error}"
         else:

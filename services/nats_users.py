@@ -22,10 +22,11 @@ from events.base import Event
 from events.catalogue import (
     AdapterSaved, CheckpointSaved, ClipAdded, ClipRemoved, ComparisonCreated, ComparisonVoted, DatasetCreated,
     DatasetDrawnFromFeedback, DatasetExported, ExperimentCreated, ExperimentUpdated, GenerationCancelled,
-    GenerationCancelRequested, GenerationCompleted, GenerationFailed, GenerationProgressed, GenerationRequested,
-    GenerationStarted, LossReported, PreferencePairAdded, PreferencePairRemoved, PreferenceRecorded,
-    RunAttemptFailed, RunCancelled, RunCancelRequested, RunCompleted, RunFailed, RunHandedBack, RunLogged, RunRequested,
-    RunStarted, SampleFavorited, SampleGenerated, SampleRated, SampleTagged, SampleUnfavorited, SampleUntagged,
+    GenerationCancelRequested, GenerationCompleted, GenerationFailed, GenerationHandedBack, GenerationProgressed,
+    GenerationRequested, GenerationStarted, LossReported, PreferencePairAdded, PreferencePairRemoved,
+    PreferenceRecorded, RunAttemptFailed, RunCancelled, RunCancelRequested, RunCompleted, RunFailed, RunHandedBack,
+    RunLogged, RunRequested, RunStarted, SampleFavorited, SampleGenerated, SampleRated, SampleTagged,
+    SampleUnfavorited, SampleUntagged,
 )
 from services.private_files import write_private
 
@@ -44,7 +45,7 @@ PUBLISHES: dict[str, tuple[type[Event], ...]] = {
     "trainer": (RunStarted, DatasetExported, LossReported, RunLogged, CheckpointSaved, AdapterSaved, RunCompleted,
                 RunFailed, RunAttemptFailed, RunHandedBack, RunCancelled),
     "generator": (GenerationStarted, GenerationProgressed, SampleGenerated, GenerationCompleted, GenerationFailed,
-                  GenerationCancelled),
+                  GenerationHandedBack, GenerationCancelled),
 }
 # Events a service hears as they are published (plain subscriptions, not consumers).
 WATCHES: dict[str, tuple[type[Event], ...]] = {

@@ -6,11 +6,12 @@ of one worker at a time.
   dies mid-request leaves it unacked and JetStream hands it to another worker after `ack_wait`.
 - `in_progress` heartbeats every `ack_wait / 4` while a request is in a handler, since the work
   lasts far longer than any ack wait.
-- `max_deliver` bounds redeliveries (the services allow one delivery more than their attempts, so
-  that a worker sees the request once more and fails it with that reason).
+- Redeliveries are unlimited: a worker stopping gracefully hands its request back any number of
+  times, so each service counts the failed attempts from the request's history and fails it itself
+  (events.attempts).
 - JetStream applies a durable consumer's config only when it is created, so it is compared at
-  start and updated in place when `ack_wait` or `max_deliver` changed (deleting it would lose its
-  state).
+  start and updated in place when `ack_wait` or `max_deliver` changed (an earlier version bounded
+  deliveries; deleting the consumer would lose its state).
 - Each slot fetches one request at a time, and only when it is free: a worker never holds a request
   it is not working on (one waiting in a local queue gets no heartbeats and is redelivered to a
   second worker while still queued here).
@@ -54,7 +55,6 @@ class WorkQueue:
     durable_name: str
     filter_subject: str
     ack_wait: float
-    max_deliver: int
 
     @property
     def heartbeat_seconds(self) -> float:
@@ -67,7 +67,7 @@ class WorkQueue:
             deliver_policy=api.DeliverPolicy.ALL,
             ack_policy=api.AckPolicy.EXPLICIT,
             ack_wait=self.ack_wait,
-            max_deliver=self.max_deliver,
+            max_deliver=-1,  # unlimited: see the module's docstring
             max_ack_pending=-1,
         )
 

@@ -21,8 +21,8 @@ from events import generations
 from events.base import AudioFile
 from events.bus import Bus
 from events.catalogue import (
-    GenerationCancelled, GenerationCancelRequested, GenerationCompleted, GenerationFailed, GenerationProgressed,
-    GenerationRequested, GenerationStarted, SampleGenerated,
+    GenerationCancelled, GenerationCancelRequested, GenerationCompleted, GenerationFailed, GenerationHandedBack,
+    GenerationProgressed, GenerationRequested, GenerationStarted, SampleGenerated,
 )
 from events.subjects import subject_filter
 from model.decoding import GenerationCancelled as DecodingStopped
@@ -117,6 +117,8 @@ class GenerationAttempt:
             if self.cancelled.is_set():
                 await self.bus.publish(GenerationCancelled(generation_id=self.generation_id, attempt=self.attempt))
                 return Outcome.DONE
+            # said before the request goes back, so the next delivery does not count this attempt as failed
+            await self.bus.publish(GenerationHandedBack(generation_id=self.generation_id, attempt=self.attempt))
             return Outcome.REQUEUE
         for index, sample in enumerate(samples):
             if index not in stored:

@@ -16,9 +16,10 @@ DURABLE_NAME = "generator"
 class GeneratorSettings:
     """How one generation worker takes and runs generation requests.
 
-    Like the trainer's: `max_attempts` deliveries generate, the consumer allows one more so that a
-    worker can fail the generation with that reason; `ack_wait` is how soon a dead worker's request
-    goes to another worker. `max_adapters` adapters are held per base model (least recently used
+    Like the trainer's: `max_attempts` bounds the failed attempts at one generation, which the worker
+    that takes a delivery counts from the generation's history (those a stopping worker handed back
+    do not count); the consumer redelivers without limit. `ack_wait` is how soon a dead worker's
+    request goes to another worker. `max_adapters` adapters are held per base model (least recently used
     ones are dropped). `device` and `precision` are MusicGenerator's ('auto' picks by hardware).
     """
 
@@ -37,10 +38,6 @@ class GeneratorSettings:
             raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
         if self.ack_wait < 1:
             raise ValueError(f"ack_wait must be at least 1 second, got {self.ack_wait}")
-
-    @property
-    def max_deliver(self) -> int:
-        return self.max_attempts + 1
 
     @classmethod
     def from_env(cls, **overrides: object) -> "GeneratorSettings":

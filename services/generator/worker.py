@@ -1,9 +1,10 @@
 """The generation worker: a work queue of generation requests, shared by every worker process.
 
 All workers bind one durable pull consumer (`generator`) on `<root>.generation.*.generation_requested`
-(services.workqueue: explicit acks, heartbeats, bounded redeliveries, one request at a time). A
+(services.workqueue: explicit acks, heartbeats, unlimited redeliveries, one request at a time). A
 request is acked once its generation reached a final state, so one whose worker died is generated
-again by another worker after `ack_wait`; its samples keep their ids, so each is stored once.
+again by another worker after `ack_wait`, and one whose worker stopped is handed back at once; its
+samples keep their ids, so each is stored once.
 """
 from __future__ import annotations
 
@@ -34,7 +35,6 @@ def work_queue(bus: Bus, generator: GeneratorSettings) -> WorkQueue:
         durable_name=DURABLE_NAME,
         filter_subject=subject_filter(bus.subject_root, "generation", event_name=GenerationRequested.event_name()),
         ack_wait=generator.ack_wait,
-        max_deliver=generator.max_deliver,
     )
 
 

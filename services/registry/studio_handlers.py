@@ -16,8 +16,8 @@ import asyncpg
 from events.base import Envelope, Event
 from events.catalogue import (
     ComparisonCreated, ComparisonVoted, DatasetDrawnFromFeedback, GenerationCancelled, GenerationCancelRequested,
-    GenerationCompleted, GenerationFailed, GenerationProgressed, GenerationRequested, GenerationStarted,
-    PreferenceRecorded, SampleFavorited, SampleGenerated, SampleRated, SampleTagged, SampleUnfavorited,
+    GenerationCompleted, GenerationFailed, GenerationHandedBack, GenerationProgressed, GenerationRequested,
+    GenerationStarted, PreferenceRecorded, SampleFavorited, SampleGenerated, SampleRated, SampleTagged, SampleUnfavorited,
     SampleUntagged,
 )
 from events.generations import ACTIVE, GenerationStatus
@@ -83,6 +83,10 @@ async def generation_failed(conn: asyncpg.Connection, envelope: Envelope, event:
         f" WHERE id = $1 AND {NOT_FINISHED}",
         event.generation_id, event.attempt, event.error, envelope.occurred_at, GenerationStatus.FAILED,
     )
+
+
+async def generation_handed_back(conn: asyncpg.Connection, envelope: Envelope, event: GenerationHandedBack) -> None:
+    """Nothing to show: the generation stays running until the attempt that takes it over starts."""
 
 
 async def generation_cancel_requested(conn: asyncpg.Connection, envelope: Envelope,
@@ -194,6 +198,7 @@ STUDIO_HANDLERS: dict[type[Event], Handler] = {
     SampleGenerated: sample_generated,
     GenerationCompleted: generation_completed,
     GenerationFailed: generation_failed,
+    GenerationHandedBack: generation_handed_back,
     GenerationCancelRequested: generation_cancel_requested,
     GenerationCancelled: generation_cancelled,
     SampleRated: sample_rated,

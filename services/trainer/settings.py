@@ -19,8 +19,7 @@ class TrainerSettings:
 
     `max_attempts` bounds the failed attempts at one run: the trainer that takes a delivery counts
     the earlier ones from the run's history (those handed back by a stopping trainer do not count)
-    and fails the run once they reach the limit. The consumer itself redelivers without limit, since
-    graceful hand-backs may take any number of deliveries.
+    and fails the run once they reach the limit; the consumer itself redelivers without limit.
     `ack_wait` is how long JetStream waits without an ack or heartbeat before it redelivers the
     request to another trainer, i.e. how soon a crashed trainer's run is resumed; heartbeats are
     sent every `ack_wait / 4` while a run is in hand.
@@ -46,10 +45,6 @@ class TrainerSettings:
             raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
         if self.ack_wait < 1:
             raise ValueError(f"ack_wait must be at least 1 second, got {self.ack_wait}")
-
-    @property
-    def max_deliver(self) -> int:
-        return -1  # unlimited: see max_attempts
 
     @classmethod
     def from_env(cls, **overrides: object) -> "TrainerSettings":

@@ -10,8 +10,8 @@ from test_run_life import allowed_statuses
 from events import comparisons, generations, samples
 from events.base import AudioFile
 from events.catalogue import (
-    GenerationCancelled, GenerationCancelRequested, GenerationCompleted, GenerationFailed, GenerationStarted,
-    SampleFavorited, SampleGenerated, SampleRated, SampleTagged, SampleUnfavorited, SampleUntagged,
+    GenerationCancelled, GenerationCancelRequested, GenerationCompleted, GenerationFailed, GenerationHandedBack,
+    GenerationStarted, SampleFavorited, SampleGenerated, SampleRated, SampleTagged, SampleUnfavorited, SampleUntagged,
 )
 from events.generations import GenerationStatus
 
@@ -61,6 +61,25 @@ def test_a_worker_skips_finished_requests_honours_cancels_and_gives_up_after_its
     assert isinstance(gave_up.event, GenerationFailed) and "gave up after 3 attempts" in gave_up.event.error
     done = generations.fold([GenerationCompleted(generation_id="g", attempt=1, seconds_taken=1.0)])
     assert generations.take_delivery(done, "g", 2, 3, cancel_seen=True) == generations.Skip()
+
+
+def test_attempts_handed_back_by_stopping_workers_do_not_count_as_failed():
+    def take(history: list, attempt: int):
+        return generations.take_delivery(generations.fold(history), "g", attempt, max_attempts=3, cancel_seen=False)
+
+    def started(attempt: int) -> GenerationStarted:
+        return GenerationStarted(generation_id="g", attempt=attempt, worker_id=f"w{attempt}")
+
+    # three graceful restarts: the fourth delivery still generates
+    history = []
+    for attempt in (1, 2, 3):
+        history += [started(attempt), GenerationHandedBack(generation_id="g", attempt=attempt)]
+    assert take(history, attempt=4) == generations.Generate()
+    # three attempts whose workers died count, whichever hand-backs came between them
+    died = [*history, started(4), started(5), started(6)]
+    gave_up = take(died, attempt=7)
+    assert isinstance(gave_up.event, GenerationFailed) and "gave up after 3 attempts" in gave_up.event.error
+    assert take(died[:-1], attempt=6) == generations.Generate()
 
 
 def test_a_later_rating_of_a_criterion_replaces_the_earlier_and_tags_and_favourite_follow_their_last_change():

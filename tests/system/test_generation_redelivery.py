@@ -1,5 +1,6 @@
 """A generation worker dies mid-request (kill -9): another worker generates the request again, and
-each sample is stored once, under the ids the request's samples always have."""
+each sample is stored once, under the ids the request's samples always have. A worker that stops
+gracefully hands its request back without using up one of the generation's attempts."""
 from __future__ import annotations
 
 import os
@@ -48,3 +49,19 @@ async def test_a_generation_whose_worker_is_killed_completes_once_on_another_wor
     assert [s.envelope.type for s in history].count("GenerationCompleted") == 1
     assert [s["id"] for s in finished["samples"]] == [sample_id(generation["id"], i) for i in range(2)]
     assert finished["attempt"] == 2
+
+
+async def test_a_generation_handed_back_by_a_stopping_worker_does_not_use_up_an_attempt(studio):
+    # one attempt each: the successor's delivery is the second, so only the hand-back lets it generate
+    stopping = studio.start_worker("stopping", max_attempts=1)
+    generation = await studio.request(duration_seconds=LONG)
+    await studio.wait_for_event(generation["id"], "GenerationProgressed")
+    await stopping.shut_down()
+
+    studio.start_worker("successor", max_attempts=1)
+    finished = await studio.wait_for_generation(generation["id"], timeout=300)
+
+    assert (finished["status"], finished["attempt"], finished["error"]) == ("completed", 2, None), finished
+    events = [(s.envelope.type, getattr(s.event, "worker_id", None)) for s in await studio.history(generation["id"])
+              if s.envelope.type in {"GenerationStarted", "GenerationHandedBack"}]
+    assert events == [("GenerationStarted", "stopping"), ("GenerationHandedBack", None), ("GenerationStarted", "successor")]
