@@ -94,10 +94,19 @@ async def bus(settings: Settings) -> AsyncIterator[Bus]:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random MusicGen saved like a hub model and loaded through the same code (model.tiny)."""
-    from model.tiny import build_tiny_model  # imports torch: only for the tests that use it
+    """A tiny random MusicGen saved like a hub model and loaded through the same code (model.tiny).
+    Built on one thread: its weights (k-means codebooks, calibration) depend on the reduction order,
+    so the same model comes out whichever test asks for it first."""
+    import torch  # only for the tests that use it
 
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-musicgen") / "model").absolute()
+    from model.tiny import build_tiny_model
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return build_tiny_model(tmp_path_factory.mktemp("tiny-musicgen") / "model").absolute()
+    finally:
+        torch.set_num_threads(threads)
 
 
 class RestartableNats:

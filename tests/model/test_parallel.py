@@ -50,8 +50,11 @@ def test_two_processes_equal_one_process_with_the_same_batch(dataset_type, steps
     weights = [load_file(tmp_path / run / "adapter" / "adapter_model.safetensors") for run in ("one", "two")]
     assert weights[0].keys() == weights[1].keys()
     # Adam's first steps move each weight by about the learning rate (0.01) whatever the gradient's
-    # size; where a gradient is near Adam's eps (1e-8) its float noise is amplified, seen past 1e-4
-    # over a whole suite's run. The loss and gradient norm above are the sharp checks of the shares;
-    # this one catches an adapter that trained differently (a weight off by a step, ~1e-2).
-    assert all(torch.allclose(weights[0][k], weights[1][k], atol=1e-3) for k in weights[0])
+    # size, so where a gradient is near Adam's eps (1e-8) its float noise is amplified: a single
+    # weight was seen 1e-3 apart on a tiny model built with two threads. The loss and gradient norm
+    # above are the sharp checks of the shares; the adapter as a whole must agree to 1e-3 of its norm
+    # (seen: 1e-4 to 2e-6), which a run that trained differently misses by far.
+    difference = sum((weights[0][k] - weights[1][k]).square().sum() for k in weights[0]).sqrt()
+    norm = sum(weights[0][k].square().sum() for k in weights[0]).sqrt()
+    assert difference < 1e-3 * norm, (difference, norm)
     assert not (tmp_path / "two" / "adapter.partial").exists()
