@@ -179,7 +179,7 @@ async def bench(nats_url: str, admin_url: str, work: Path, steps: int, repeats: 
     admin = await asyncpg.connect(admin_url)
     await admin.execute(f'CREATE DATABASE "{database}"')
     settings = Settings(nats_url=nats_url, database_url=urlunsplit(urlsplit(admin_url)._replace(path=f"/{database}")),
-                        namespace=namespace, data_dir=work / "data", cache_dir=work / "cache")
+                        namespace=namespace, data_dir=work / "data", cache_dir=work / "cache", model_dirs=(work,))
     try:
         alone, through, before, latencies = await measure(settings, work, tiny_model, steps, repeats, latency_runs)
     finally:
