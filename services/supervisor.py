@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -80,3 +81,14 @@ async def run_services(settings: Settings, services: dict[str, Service],
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+
+
+def run_alone(name: str, service: Service) -> int:
+    """The command line of one worker service on its own (`cadenza trainer`, `cadenza generator`):
+    it needs NATS_URL, logs to stderr, and runs supervised until a signal."""
+    settings = Settings.from_env()
+    if not settings.nats_url:
+        print(f"the {name} needs NATS_URL", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return asyncio.run(run_services(settings, {name: service}))

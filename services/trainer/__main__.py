@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import sys
 from functools import partial
 
-from services.settings import Settings
-from services.supervisor import run_services
+from services.supervisor import run_alone
 from services.trainer.settings import add_arguments, from_arguments
 from services.trainer.worker import run_trainer
 
@@ -18,12 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cadenza trainer", description=__doc__)
     add_arguments(parser)
     trainer = from_arguments(parser.parse_args(argv))
-    settings = Settings.from_env()
-    if not settings.nats_url:
-        print("the trainer needs NATS_URL", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return asyncio.run(run_services(settings, {"trainer": partial(run_trainer, trainer=trainer)}))
+    return run_alone("trainer", partial(run_trainer, trainer=trainer))
 
 
 if __name__ == "__main__":
