@@ -153,9 +153,8 @@ def _start_missing_servers(settings: Settings, servers: contextlib.ExitStack) ->
 
 
 async def _declare(settings: Settings) -> None:
-    from events.bus import Bus
 
-    bus = await Bus.connect(settings.nats_url, settings.namespace, settings.nats_creds_file, settings.nats_ca_file)
+    bus = await settings.connect_bus()
     try:
         await bus.ensure()
     finally:
@@ -227,11 +226,10 @@ def dead_letters(args: argparse.Namespace) -> int:
 async def _dead_letters(settings: Settings, replay_seq: int | None) -> int:
     import asyncpg
 
-    from events.bus import Bus
     from services.registry import dead_letters
     from services.registry.migrate import migrate
 
-    bus = await Bus.connect(settings.nats_url, settings.namespace, settings.nats_creds_file, settings.nats_ca_file)
+    bus = await settings.connect_bus()
     conn = await asyncpg.connect(settings.database_url)
     try:
         await migrate(conn)
@@ -269,12 +267,11 @@ def events(args: argparse.Namespace) -> int:
 
 
 async def print_events(settings: Settings, aggregate: str | None, aggregate_id: str | None, follow: bool) -> None:
-    from events.bus import Bus
     from events.subjects import subject_filter
     from services.faults import TRANSIENT, Backoff
 
     subject = subject_filter(settings.namespace, aggregate, aggregate_id)
-    bus = await Bus.connect(settings.nats_url, settings.namespace, settings.nats_creds_file, settings.nats_ca_file)
+    bus = await settings.connect_bus()
     backoff, next_seq = Backoff(), 1
     try:
         await bus.ensure()

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from events.bus import Bus
+
 
 def default_data_dir() -> Path:
     # As root the embedded PostgreSQL runs as the `postgres` user, which cannot enter /root.
@@ -80,3 +82,8 @@ class Settings:
     def for_service(self, name: str) -> "Settings":
         """The settings service `name` runs with: its own NATS URL where it has one."""
         return replace(self, nats_url=self.service_nats_urls.get(name, self.nats_url))
+
+    async def connect_bus(self) -> Bus:
+        """The process's connection to NATS: this URL, namespace and credentials (the one place they
+        are put together, so no service connects without its creds file or CA)."""
+        return await Bus.connect(self.nats_url, self.namespace, self.nats_creds_file, self.nats_ca_file)

@@ -12,7 +12,6 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from fastapi.staticfiles import StaticFiles
 
-from events.bus import Bus
 from services.api.auth import ApiToken
 from services.api.context import Context
 from services.api.errors import install_error_handlers
@@ -35,7 +34,7 @@ async def decode_json_columns(connection: asyncpg.Connection) -> None:
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        bus = await Bus.connect(settings.nats_url, settings.namespace, settings.nats_creds_file, settings.nats_ca_file)
+        bus = await settings.connect_bus()
         try:
             await bus.ensure()
             pool = await create_pool(settings, init=decode_json_columns)

@@ -96,7 +96,7 @@ async def run_generator(settings: Settings, stop: asyncio.Event, generator: Gene
     """Generate requested samples until `stop` is set; a generation running then is handed back."""
     generator = generator or GeneratorSettings.from_env()
     cache_root = generator.cache_dir or settings.cache_dir
-    bus = await Bus.connect(settings.nats_url, settings.namespace, settings.nats_creds_file, settings.nats_ca_file)
+    bus = await settings.connect_bus()
     models = BaseModels(generator)
     adapters = AdapterFolders(bus, cache_root)
     try:

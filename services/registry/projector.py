@@ -42,7 +42,7 @@ async def run_projector(settings: Settings, stop: asyncio.Event) -> None:
     anything else (a bug, a schema the code does not expect) stops the projector loudly rather
     than skip events.
     """
-    bus = await Bus.connect(settings.nats_url, settings.namespace, settings.nats_creds_file, settings.nats_ca_file)
+    bus = await settings.connect_bus()
     backoff = Backoff()
     try:
         await bus.ensure()

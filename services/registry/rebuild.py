@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncpg
 
-from events.bus import Bus
 from services.registry.fold import CHECKPOINT, apply_batch, lock_checkpoint
 from services.registry.migrate import migrate
 from services.settings import Settings
@@ -28,7 +27,7 @@ FETCH_WAIT = 10.0
 
 async def rebuild(settings: Settings) -> int:
     """Replay the stream into empty read models; return the number of events folded."""
-    bus = await Bus.connect(settings.nats_url, settings.namespace, settings.nats_creds_file, settings.nats_ca_file)
+    bus = await settings.connect_bus()
     conn = await asyncpg.connect(settings.database_url)
     try:
         await bus.ensure()

@@ -66,7 +66,7 @@ async def run_trainer(settings: Settings, stop: asyncio.Event, trainer: TrainerS
     (they checkpoint) and hand them back to the queue."""
     trainer = trainer or TrainerSettings.from_env()
     cache_root = trainer.cache_dir or settings.cache_dir
-    bus = await Bus.connect(settings.nats_url, settings.namespace, settings.nats_creds_file, settings.nats_ca_file)
+    bus = await settings.connect_bus()
     try:
         await bus.ensure()
 
