@@ -15,7 +15,10 @@ from services.supervisor import run_alone
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cadenza generator", description=__doc__)
     add_arguments(parser)
-    generator = from_arguments(parser.parse_args(argv))
+    try:
+        generator = from_arguments(parser.parse_args(argv))
+    except ValueError as error:  # a flag or CADENZA_* value out of range: usage error, exit 2
+        parser.error(str(error))
     return run_alone("generator", partial(run_generator, generator=generator))
 
 

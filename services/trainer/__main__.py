@@ -14,7 +14,10 @@ from services.trainer.worker import run_trainer
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cadenza trainer", description=__doc__)
     add_arguments(parser)
-    trainer = from_arguments(parser.parse_args(argv))
+    try:
+        trainer = from_arguments(parser.parse_args(argv))
+    except ValueError as error:  # a flag or CADENZA_* value out of range: usage error, exit 2
+        parser.error(str(error))
     return run_alone("trainer", partial(run_trainer, trainer=trainer))
 
 

@@ -29,6 +29,19 @@ def test_a_single_service_says_which_server_addresses_it_needs() -> None:
     assert result.returncode == 2
     assert "needs DATABASE_URL" in result.stderr
 
+    for worker in ("trainer", "generator"):
+        result = cadenza(worker)
+        assert (result.returncode, result.stderr.strip()) == (2, f"the {worker} needs NATS_URL")
+
+
+def test_a_worker_setting_out_of_range_is_a_usage_error() -> None:
+    result = cadenza("trainer", "--gpus", "0", NATS_URL="nats://127.0.0.1:1")
+    assert result.returncode == 2
+    assert "cadenza trainer: error: gpus must be at least 1, got 0" in result.stderr
+    result = cadenza("generator", NATS_URL="nats://127.0.0.1:1", CADENZA_GENERATOR_MAX_ADAPTERS="0")
+    assert result.returncode == 2
+    assert "cadenza generator: error: max_adapters must be at least 1, got 0" in result.stderr
+
 
 async def test_events_prints_one_aggregates_history_in_stream_order(settings: Settings) -> None:
     dataset_id, other_id = str(uuid.uuid4()), str(uuid.uuid4())
