@@ -15,6 +15,10 @@ of one worker at a time.
 - Each slot fetches one request at a time, and only when it is free: a worker never holds a request
   it is not working on (one waiting in a local queue gets no heartbeats and is redelivered to a
   second worker while still queued here).
+- A stopping worker lets its pending fetch run out rather than cancel it: the server may already be
+  sending a request, which would otherwise be lost until the ack wait and then count as a failed
+  delivery. A request that arrives while stopping is handed back (`hand_back`: said on the stream,
+  then nak'ed), so the next worker does not count it as a failed attempt.
 
 Written on nats-py over the process's one `Bus` connection rather than faststream's broker, which
 opened a second connection beside it and whose worker pool fetched before a worker was free.
@@ -38,7 +42,7 @@ from events.bus import Bus
 
 log = logging.getLogger(__name__)
 
-FETCH_TIMEOUT = 5.0  # seconds a free slot's fetch waits for a request before asking again
+FETCH_TIMEOUT = 2.0  # seconds a free slot's fetch waits for a request before asking again; bounds an idle stop
 RETRY_DELAY = 5.0  # after a handler's unexpected error, or a failed fetch, seconds before trying again
 
 Handler = Callable[[Msg], Awaitable[None]]
@@ -108,14 +112,15 @@ async def heartbeats(message: Msg, every: float) -> AsyncIterator[None]:
             await task
 
 
-async def serve(bus: Bus, queue: WorkQueue, handle: Handler, stop: asyncio.Event, slots: int = 1,
-                stop_timeout: float = 60.0) -> None:
+async def serve(bus: Bus, queue: WorkQueue, handle: Handler, hand_back: Handler, stop: asyncio.Event,
+                slots: int = 1, stop_timeout: float = 60.0) -> None:
     """Hand requests to `handle` in `slots` parallel slots until `stop` is set. `handle` acks or
-    naks its message; if it raises, the request is redelivered after `RETRY_DELAY`. On stop, the
-    running handlers get `stop_timeout` seconds to finish (they see `stop` too) before they are
+    naks its message; if it raises, the request is redelivered after `RETRY_DELAY`. A request
+    fetched while stopping goes to `hand_back`, which says so on the stream and naks it. On stop,
+    the running handlers get `stop_timeout` seconds to finish (they see `stop` too) before they are
     cancelled, leaving their requests to be redelivered after the ack wait."""
     await ensure_consumer(bus, queue)
-    tasks = [asyncio.create_task(_slot(bus, queue, handle, stop)) for _ in range(slots)]
+    tasks = [asyncio.create_task(_slot(bus, queue, handle, hand_back, stop)) for _ in range(slots)]
     try:
         await stop.wait()
     finally:
@@ -127,7 +132,7 @@ async def serve(bus: Bus, queue: WorkQueue, handle: Handler, stop: asyncio.Event
                 log.error("%s slot failed: %r", queue.durable_name, result)
 
 
-async def _slot(bus: Bus, queue: WorkQueue, handle: Handler, stop: asyncio.Event) -> None:
+async def _slot(bus: Bus, queue: WorkQueue, handle: Handler, hand_back: Handler, stop: asyncio.Event) -> None:
     subscription = await bus.js.pull_subscribe_bind(queue.durable_name, bus.stream)
     try:
         while not stop.is_set():
@@ -135,7 +140,7 @@ async def _slot(bus: Bus, queue: WorkQueue, handle: Handler, stop: asyncio.Event
             if message is None:
                 continue
             if stop.is_set():  # fetched while shutting down: leave it to another worker at once
-                await message.nak()
+                await hand_back(message)
                 return
             try:
                 async with heartbeats(message, queue.heartbeat_seconds):
@@ -152,23 +157,11 @@ async def _slot(bus: Bus, queue: WorkQueue, handle: Handler, stop: asyncio.Event
 
 async def _next_request(bus: Bus, queue: WorkQueue, subscription: JetStreamContext.PullSubscription,
                         stop: asyncio.Event) -> Msg | None:
-    """One request, or None when none came within the fetch timeout, the fetch failed, or `stop` was
-    set meanwhile. Pending fetches are simply asked again: a server restart drops them, and the
-    subscription itself is resubscribed by nats-py on reconnect."""
-    fetching = asyncio.create_task(subscription.fetch(1, timeout=FETCH_TIMEOUT))
-    stopping = asyncio.create_task(stop.wait())
+    """One request, or None when none came within the fetch timeout or the fetch failed. Pending
+    fetches are simply asked again: a server restart drops them, and the subscription itself is
+    resubscribed by nats-py on reconnect."""
     try:
-        await asyncio.wait([fetching, stopping], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopping.cancel()
-        if not fetching.done():  # stopping: a request the server sends now is redelivered after the ack wait
-            fetching.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await fetching
-    if fetching.cancelled():
-        return None
-    try:
-        return fetching.result()[0]
+        return (await subscription.fetch(1, timeout=FETCH_TIMEOUT))[0]
     except nats.errors.TimeoutError:  # no request queued
         return None
     except Exception as error:  # the server is restarting, or lost the consumer

@@ -14,7 +14,7 @@ import logging
 from nats.aio.msg import Msg
 
 from events.bus import Bus
-from events.catalogue import AdapterSaved, GenerationFailed, GenerationRequested
+from events.catalogue import AdapterSaved, GenerationFailed, GenerationHandedBack, GenerationRequested
 from events.codec import decode
 from events.subjects import parse_subject, subject_filter
 from services.generator.settings import DURABLE_NAME, GeneratorSettings
@@ -57,6 +57,14 @@ async def handle_request(bus: Bus, generator: GeneratorSettings, models: BaseMod
         await message.nak()
     else:
         await message.ack()
+
+
+async def hand_back_request(bus: Bus, message: Msg) -> None:
+    """A request fetched while stopping: said handed back before it goes back, so the delivery is
+    not counted as a failed attempt."""
+    generation_id = parse_subject(message.subject).aggregate_id
+    await bus.publish(GenerationHandedBack(generation_id=generation_id, attempt=message.metadata.num_delivered))
+    await message.nak()
 
 
 async def warm_new_adapters(bus: Bus, models: BaseModels, adapters: AdapterFolders) -> None:
@@ -106,10 +114,13 @@ async def run_generator(settings: Settings, stop: asyncio.Event, generator: Gene
         async def handle(message: Msg) -> None:
             await handle_request(bus, generator, models, adapters, stop, message)
 
+        async def hand_back(message: Msg) -> None:
+            await hand_back_request(bus, message)
+
         log.info("generation worker %s: taking generation requests (device %s, cache %s)",
                  generator.worker_id, generator.device, cache_root)
         try:
-            await serve(bus, work_queue(bus, generator), handle, stop, stop_timeout=STOP_TIMEOUT)
+            await serve(bus, work_queue(bus, generator), handle, hand_back, stop, stop_timeout=STOP_TIMEOUT)
         finally:
             warming.cancel()
     finally:

@@ -17,7 +17,7 @@ from nats.aio.msg import Msg
 
 from events.bus import Bus
 from events.codec import decode
-from events.catalogue import RunFailed, RunRequested
+from events.catalogue import RunFailed, RunHandedBack, RunRequested
 from events.subjects import parse_subject, subject_filter
 from services.settings import Settings
 from services.trainer.settings import DURABLE_NAME, TrainerSettings
@@ -61,6 +61,14 @@ async def handle_request(bus: Bus, trainer: TrainerSettings, cache_root: Path, s
         await message.ack()
 
 
+async def hand_back_request(bus: Bus, message: Msg) -> None:
+    """A request fetched while stopping: said handed back before it goes back, so the delivery is
+    not counted as a failed attempt."""
+    run_id = parse_subject(message.subject).aggregate_id
+    await bus.publish(RunHandedBack(run_id=run_id, attempt=message.metadata.num_delivered))
+    await message.nak()
+
+
 async def run_trainer(settings: Settings, stop: asyncio.Event, trainer: TrainerSettings | None = None) -> None:
     """Train run requests until `stop` is set; then stop running trainings at their next step
     (they checkpoint) and hand them back to the queue."""
@@ -75,6 +83,10 @@ async def run_trainer(settings: Settings, stop: asyncio.Event, trainer: TrainerS
 
         log.info("trainer %s: taking run requests (%d at once, cache %s)",
                  trainer.trainer_id, trainer.concurrency, cache_root)
-        await serve(bus, work_queue(bus, trainer), handle, stop, slots=trainer.concurrency, stop_timeout=STOP_TIMEOUT)
+        async def hand_back(message: Msg) -> None:
+            await hand_back_request(bus, message)
+
+        await serve(bus, work_queue(bus, trainer), handle, hand_back, stop, slots=trainer.concurrency,
+                    stop_timeout=STOP_TIMEOUT)
     finally:
         await bus.close()

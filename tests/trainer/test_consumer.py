@@ -1,12 +1,17 @@
-"""The trainers' shared durable consumer: its settings follow the trainer's configuration, and a run
-request no trainer can read fails its run instead of being redelivered forever."""
+"""The trainers' shared durable consumer: its settings follow the trainer's configuration, a run
+request no trainer can read fails its run instead of being redelivered forever, and one that
+arrives while a trainer stops goes back without counting as a failed attempt."""
 from __future__ import annotations
 
 import asyncio
 
+from events import runs
+from events.attempts import failed_attempts
 from events.bus import Bus
+from events.catalogue import RunHandedBack, RunRequested
 from events.codec import decode
 from events.subjects import event_subject, subject_filter
+from services import workqueue
 from services.trainer.settings import DURABLE_NAME, TrainerSettings
 from services.trainer.worker import run_trainer, work_queue
 from services.workqueue import ensure_consumer
@@ -65,3 +70,45 @@ async def test_an_unreadable_run_request_fails_its_run_and_is_not_redelivered(se
         stop.set()
         await trainer
         await bus.close()
+
+
+async def test_a_request_that_arrives_while_a_trainer_stops_is_handed_back_not_counted_as_failed(settings, monkeypatch):
+    monkeypatch.setattr(workqueue, "FETCH_TIMEOUT", 30.0)  # the idle trainer's fetch is surely still pending
+    bus = await Bus.connect(settings.nats_url, settings.namespace)
+    await bus.ensure()
+    handed_back: asyncio.Queue = asyncio.Queue()
+
+    async def on_handed_back(message) -> None:
+        handed_back.put_nowait(decode(message.data)[1])
+
+    await bus.nc.subscribe(subject_filter(bus.subject_root, "run", "late", RunHandedBack.event_name()), cb=on_handed_back)
+    stop = asyncio.Event()
+    trainer = asyncio.create_task(run_trainer(settings, stop, TrainerSettings(trainer_id="t", ack_wait=60)))
+    try:
+        while (await _waiting_fetches(bus)) == 0:  # the idle trainer is waiting for a request
+            await asyncio.sleep(0.05)
+
+        stop.set()
+        await bus.publish(RunRequested(run_id="late", experiment_id="e", dataset_id="d", name="late", config={}))
+        await asyncio.wait_for(trainer, timeout=30)
+
+        handed = await asyncio.wait_for(handed_back.get(), timeout=10)
+        assert handed.attempt == 1
+        # back in the queue at once, not after the 60 s ack wait
+        next_trainer = await bus.js.pull_subscribe_bind(DURABLE_NAME, bus.stream)
+        redelivered = (await next_trainer.fetch(1, timeout=10))[0]
+        assert redelivered.metadata.num_delivered == 2
+        state = runs.fold(stored.event for stored in await bus.history("run", "late"))
+        assert failed_attempts(redelivered.metadata.num_delivered, state.handed_back) == 0
+        await redelivered.ack()
+    finally:
+        stop.set()
+        await asyncio.gather(trainer, return_exceptions=True)
+        await bus.close()
+
+
+async def _waiting_fetches(bus: Bus) -> int:
+    try:
+        return (await bus.js.consumer_info(bus.stream, DURABLE_NAME)).num_waiting
+    except Exception:  # not created yet
+        return 0
