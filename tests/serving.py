@@ -15,10 +15,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_until_serving(url: str, thread: threading.Thread) -> None:
+def wait_until_serving(url: str, thread: threading.Thread, headers: dict[str, str] | None = None) -> None:
     while thread.is_alive():
         with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{url}/api/datasets", timeout=5).status_code == 200:
+            if httpx.get(f"{url}/api/datasets", headers=headers, timeout=5).status_code == 200:
                 return
         threading.Event().wait(0.1)
     raise RuntimeError("the stack stopped while starting")
