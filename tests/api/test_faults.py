@@ -1,4 +1,4 @@
-"""The API while a dependency is away: 503 with Retry-After and a JSON message, never a plain 500
+"""The API while a dependency is away (stopped or hung): 503 with Retry-After and a JSON message, never a plain 500
 and never a hang; a command retried with its Idempotency-Key creates nothing twice; writes waiting
 for a stopped registry do not starve the reads."""
 from __future__ import annotations
@@ -126,6 +126,35 @@ async def test_commands_answer_503_while_nats_is_down_and_a_retry_creates_one_da
         assert (await asyncio.wait_for(retried(), LIVENESS)).status_code == 201
         assert [d["name"] for d in (await client.get("/api/datasets")).json()] == ["once"]
         assert (await stored_types(settings)).count("DatasetCreated") == 1
+    await assert_equal_to_a_clean_rebuild(settings)
+
+
+async def test_commands_answer_503_while_nats_is_hung_reads_go_on_and_everything_resumes(
+        fault_settings, restartable_nats):
+    settings = replace(fault_settings, nats_url=restartable_nats.url)
+    await asyncio.sleep(0.3)  # the server's first start
+    key = {"Idempotency-Key": "while-nats-was-hung"}
+    async with api(settings) as client, projector(settings):
+        assert (await client.post("/api/datasets", json={"name": "before", "kind": "supervised"})).status_code == 201
+        restartable_nats.hang()
+        try:
+            command = asyncio.create_task(
+                client.post("/api/datasets", json={"name": "once", "kind": "supervised"}, headers=key))
+            read = await asyncio.wait_for(client.get("/api/datasets"), LIVENESS)
+            assert read.status_code == 200 and [d["name"] for d in read.json()] == ["before"]
+            assert_unavailable(await asyncio.wait_for(command, LIVENESS))  # bounded: no hang
+        finally:
+            restartable_nats.resume()
+
+        async def retried() -> httpx.Response:
+            while (response := await client.post("/api/datasets", json={"name": "once", "kind": "supervised"},
+                                                 headers=key)).status_code == 503:
+                await asyncio.sleep(0.2)
+            return response
+
+        assert (await asyncio.wait_for(retried(), LIVENESS)).status_code == 201
+        assert sorted(d["name"] for d in (await client.get("/api/datasets")).json()) == ["before", "once"]
+        assert (await stored_types(settings)).count("DatasetCreated") == 2
     await assert_equal_to_a_clean_rebuild(settings)
 
 
