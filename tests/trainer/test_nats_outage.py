@@ -1,15 +1,21 @@
-"""A NATS outage longer than a publish's ack wait costs a training attempt neither events nor the
-attempt itself: the outbox keeps its events and publishes them once the server is back."""
+"""A NATS outage longer than a publish's ack wait, the server stopped or hung, costs a training
+attempt neither events nor the attempt itself: the outbox keeps its events and publishes them once
+the server is back, each once (a hung server receives the unanswered publishes and their retries)."""
 from __future__ import annotations
 
 import asyncio
+
+import pytest
 
 from events.bus import REQUEST_TIMEOUT, Bus
 from events.catalogue import LossReported
 from services.trainer.outbox import RunOutbox
 
 
-async def test_the_outbox_keeps_flushing_across_a_nats_outage(settings, restartable_nats):
+@pytest.mark.parametrize("outage", ["stopped", "hung"])
+async def test_the_outbox_keeps_flushing_across_a_nats_outage(settings, restartable_nats, outage):
+    away, back = {"stopped": (restartable_nats.stop, restartable_nats.start),
+                  "hung": (restartable_nats.hang, restartable_nats.resume)}[outage]
     await asyncio.sleep(0.3)  # the server's first start
     bus = await Bus.connect(restartable_nats.url, settings.namespace)
     try:
@@ -19,11 +25,11 @@ async def test_the_outbox_keeps_flushing_across_a_nats_outage(settings, restarta
             for step in range(10):
                 outbox.add_loss(LossReported(run_id="r", attempt=1, step=step, epoch=0, loss=1.0))
                 await asyncio.sleep(0.1)
-            restartable_nats.stop()
+            away()
             for step in range(10, 20):  # reported while the server is away, longer than an ack wait
                 outbox.add_loss(LossReported(run_id="r", attempt=1, step=step, epoch=0, loss=1.0))
                 await asyncio.sleep((REQUEST_TIMEOUT + 2) / 10)
-            restartable_nats.start()
+            back()
             for step in range(20, 30):
                 outbox.add_loss(LossReported(run_id="r", attempt=1, step=step, epoch=0, loss=1.0))
                 await asyncio.sleep(0.1)
