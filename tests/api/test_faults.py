@@ -46,6 +46,17 @@ def assert_unavailable(response: httpx.Response) -> None:
     assert response.json()["detail"]
 
 
+async def create_once_retrying(client: httpx.AsyncClient, key: dict[str, str]) -> httpx.Response:
+    """POST the dataset "once" with its Idempotency-Key until the answer is no longer a 503."""
+    async def retried() -> httpx.Response:
+        while (response := await client.post("/api/datasets", json={"name": "once", "kind": "supervised"},
+                                             headers=key)).status_code == 503:
+            await asyncio.sleep(0.2)
+        return response
+
+    return await asyncio.wait_for(retried(), LIVENESS)
+
+
 async def stored_types(settings: Settings) -> list[str]:
     bus = await Bus.connect(settings.nats_url, settings.namespace)
     try:
@@ -89,13 +100,7 @@ async def test_a_command_retried_with_its_key_while_postgres_was_stopped_creates
         assert_unavailable(await client.post("/api/datasets", json={"name": "once", "kind": "supervised"}, headers=key))
         restartable_postgres.start()
 
-        async def retried() -> httpx.Response:
-            while (response := await client.post("/api/datasets", json={"name": "once", "kind": "supervised"},
-                                                 headers=key)).status_code == 503:
-                await asyncio.sleep(0.2)
-            return response
-
-        first = await asyncio.wait_for(retried(), LIVENESS)
+        first = await create_once_retrying(client, key)
         again = await client.post("/api/datasets", json={"name": "once", "kind": "supervised"}, headers=key)
         other = await client.post("/api/datasets", json={"name": "another", "kind": "supervised"},
                                   headers={"Idempotency-Key": "another-key"})
@@ -117,13 +122,7 @@ async def test_commands_answer_503_while_nats_is_down_and_a_retry_creates_one_da
         assert_unavailable(await client.post("/api/datasets", json={"name": "once", "kind": "supervised"}, headers=key))
         restartable_nats.start()
 
-        async def retried() -> httpx.Response:
-            while (response := await client.post("/api/datasets", json={"name": "once", "kind": "supervised"},
-                                                 headers=key)).status_code == 503:
-                await asyncio.sleep(0.2)
-            return response
-
-        assert (await asyncio.wait_for(retried(), LIVENESS)).status_code == 201
+        assert (await create_once_retrying(client, key)).status_code == 201
         assert [d["name"] for d in (await client.get("/api/datasets")).json()] == ["once"]
         assert (await stored_types(settings)).count("DatasetCreated") == 1
     await assert_equal_to_a_clean_rebuild(settings)
@@ -146,13 +145,7 @@ async def test_commands_answer_503_while_nats_is_hung_reads_go_on_and_everything
         finally:
             restartable_nats.resume()
 
-        async def retried() -> httpx.Response:
-            while (response := await client.post("/api/datasets", json={"name": "once", "kind": "supervised"},
-                                                 headers=key)).status_code == 503:
-                await asyncio.sleep(0.2)
-            return response
-
-        assert (await asyncio.wait_for(retried(), LIVENESS)).status_code == 201
+        assert (await create_once_retrying(client, key)).status_code == 201
         assert sorted(d["name"] for d in (await client.get("/api/datasets")).json()) == ["before", "once"]
         assert (await stored_types(settings)).count("DatasetCreated") == 2
     await assert_equal_to_a_clean_rebuild(settings)

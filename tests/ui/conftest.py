@@ -110,18 +110,31 @@ def browser(stack: Stack):
 
 
 @pytest.fixture
-def page(browser, stack: Stack):
-    """A fresh browser context whose requests may reach the stack only: anything else (a CDN) is
-    refused, as it would be offline."""
-    context = browser.new_context(viewport=DESKTOP, base_url=stack.url)
-    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(stack.url) else route.abort())
-    page = context.new_page()
-    page.set_default_timeout(30_000)
+def offline_page(browser) -> Iterator:
+    """`offline_page(url)`: a page in a fresh browser context whose requests may reach `url` only:
+    anything else (a CDN) is refused, as it would be offline. The test fails if a script error
+    happened on any such page."""
+    contexts = []
     errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
+
+    def open_page(url: str):
+        context = browser.new_context(viewport=DESKTOP, base_url=url)
+        contexts.append(context)
+        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(url) else route.abort())
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
     assert errors == [], errors
+
+
+@pytest.fixture
+def page(offline_page, stack: Stack):
+    return offline_page(stack.url)
 
 
 @pytest.fixture

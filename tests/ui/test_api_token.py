@@ -38,17 +38,8 @@ def guarded_url(stack) -> Iterator[str]:
 
 
 @pytest.fixture
-def guarded_page(browser, guarded_url):
-    context = browser.new_context(base_url=guarded_url)
-    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(guarded_url)
-                  else route.abort())
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert errors == [], errors
+def guarded_page(offline_page, guarded_url):
+    return offline_page(guarded_url)
 
 
 def a_dataset(url: str) -> str:
