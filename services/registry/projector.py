@@ -16,7 +16,8 @@ import logging
 
 import asyncpg
 
-from events.bus import Bus, StoredEvent, UnreadableEvent
+from events.bus import Bus
+from events.reader import StoredEvent, UnreadableEvent
 from services.database import create_pool
 from services.faults import TRANSIENT, Backoff
 from services.registry.fold import PositionMoved, apply_batch, read_checkpoint
