@@ -3,7 +3,7 @@
 The reader sends its own pull requests to the consumer's next-message subject and collects what
 comes back on one inbox subscription with a callback. nats-py's `fetch` would start a task and a
 timer for every message it hands over, which costs more than everything else a reader does with
-the message; the callback takes the messages as the client parses them.
+the message; the callback only collects the messages as the client parses them.
 """
 from __future__ import annotations
 
@@ -75,8 +75,9 @@ class EventReader:
         self._next_subject = f"{api.DEFAULT_PREFIX}.CONSUMER.MSG.NEXT.{stream}.{info.name}"
         self._inbox = nc.new_inbox()
         self._subscription: Subscription | None = None
-        # stored messages delivered and not yet handed out, in order, each with the count pending after it
-        self._received: list[tuple[StoredEvent | UnreadableEvent, int]] = []
+        # Stored messages delivered and not yet handed out, in order. They are decoded when handed
+        # out, so that whatever decoding raises reaches the caller instead of the client's callback.
+        self._received: list[Msg] = []
         self._answered: asyncio.Future[None] | None = None  # the open pull request's end
         self._awaited = 0  # messages the open pull request may still deliver
         self.pending_at_start = info.num_pending
@@ -123,7 +124,8 @@ class EventReader:
     async def _fetch(self, max_events: int, wait: float) -> list[tuple[StoredEvent | UnreadableEvent, int]]:
         if not self._received:
             await self._pull(max_events, wait)
-        batch, self._received = self._received[:max_events], self._received[max_events:]
+        messages, self._received = self._received[:max_events], self._received[max_events:]
+        batch = [_read(message) for message in messages]
         if batch:
             self.pending = batch[-1][1]
         return batch
@@ -149,9 +151,7 @@ class EventReader:
 
     async def _receive(self, message: Msg) -> None:
         if message.reply:  # a stored message: its reply subject is the ack subject that says where it is
-            # Decoded here, as the client hands each message over, rather than a whole batch at
-            # once when it is taken: the loop stays free to answer PostgreSQL meanwhile.
-            self._received.append(_read(message))
+            self._received.append(message)
             self._awaited -= 1
             if self._awaited == 0:
                 self._end_request()

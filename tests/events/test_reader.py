@@ -67,3 +67,17 @@ async def test_a_reader_whose_consumer_is_gone_fails_instead_of_waiting(bus: Bus
             await reader.next_messages(1_000, wait=10)
     finally:
         await reader.close()
+
+
+async def test_a_fault_while_decoding_reaches_the_caller(bus: Bus, monkeypatch):
+    def broken_decode(data: bytes):
+        raise RuntimeError("a bug in decoding")
+
+    await bus.publish(loss(0))
+    monkeypatch.setattr("events.reader.decode", broken_decode)
+    reader = await bus.reader()
+    try:
+        with pytest.raises(RuntimeError, match="a bug in decoding"):
+            await reader.next_messages(1_000, wait=2)
+    finally:
+        await reader.close()
