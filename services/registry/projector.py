@@ -72,7 +72,8 @@ async def _follow(bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event, backoff: Ba
     """Fold from the checkpoint on until stopped, or until the checkpoint moves under us.
 
     The next batch is fetched (and decoded) while the current one is being committed, so NATS and
-    PostgreSQL work at the same time.
+    PostgreSQL work at the same time. A stop ends the wait for new events at once; a batch being
+    folded is committed first.
     """
     position = await read_checkpoint(pool)
     if position > (end := await bus.last_seq()):
@@ -81,10 +82,14 @@ async def _follow(bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event, backoff: Ba
             "the stream was replaced; run `cadenza rebuild` to fold it from sequence 1"
         )
     reader = await bus.reader(start_seq=position + 1)
+    stopping = asyncio.create_task(stop.wait())
     fetching = asyncio.create_task(reader.next_messages(BATCH, wait=IDLE_WAIT))
     try:
-        while not stop.is_set():
-            batch = await fetching
+        while True:
+            await asyncio.wait((fetching, stopping), return_when=asyncio.FIRST_COMPLETED)
+            if stop.is_set():
+                return
+            batch = fetching.result()
             fetching = asyncio.create_task(reader.next_messages(BATCH, wait=IDLE_WAIT))
             if not batch:
                 await reader.check_alive()
@@ -97,7 +102,8 @@ async def _follow(bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event, backoff: Ba
                 return
     finally:
         fetching.cancel()
-        await asyncio.gather(fetching, return_exceptions=True)
+        stopping.cancel()
+        await asyncio.gather(fetching, stopping, return_exceptions=True)
         await reader.close()
 
 
