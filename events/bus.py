@@ -18,7 +18,6 @@ import os
 import ssl
 import tempfile
 from collections.abc import AsyncIterator, Collection, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -32,7 +31,8 @@ from nats.js.errors import (
 from nats.js.object_store import ObjectStore
 
 from events.base import Envelope, Event, ObjectRef
-from events.codec import UndecodableEvent, decode, encode
+from events.codec import encode
+from events.reader import EventReader, StoredEvent
 from events.urls import redacted
 from events import subjects
 
@@ -68,102 +68,6 @@ class EventTooLarge(ValueError):
 
 class ObjectCorrupted(RuntimeError):
     pass
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    """One event as read back from the stream, upcast to the current version."""
-
-    seq: int
-    subject: str
-    envelope: Envelope
-    event: Event
-
-
-@dataclass(frozen=True)
-class UnreadableEvent:
-    """A stored message `decode` refused: where it is, what it claims to be, and why."""
-
-    seq: int
-    subject: str
-    type: str
-    error: str
-
-
-def _claimed_type(subject: str) -> str:
-    # The subject's last token is the event name; the payload may not even be JSON.
-    return subject.rsplit(".", 1)[-1]
-
-
-class EventReader:
-    """An ephemeral pull consumer without acks, reading the stream in order from a sequence.
-
-    The reader's position lives in the caller (the projector keeps it in PostgreSQL), so acks
-    would be a second copy of it that nothing reads; a reader that dies is simply opened again
-    from the caller's position.
-    """
-
-    def __init__(self, js: JetStreamContext, stream: str, subscription: JetStreamContext.PullSubscription,
-                 info: api.ConsumerInfo) -> None:
-        self._js = js
-        self._stream = stream
-        self._subscription = subscription
-        self._consumer = info.name
-        self.pending_at_start = info.num_pending
-        self.pending = info.num_pending  # messages still to come after the last one fetched
-
-    async def next_messages(self, max_events: int = 1_000, wait: float = 1.0) -> list[StoredEvent | UnreadableEvent]:
-        """Up to `max_events` stored messages in order, those `decode` refuses as `UnreadableEvent`;
-        [] when none arrived within `wait` seconds. For readers that must account for every
-        message (the projector parks the unreadable ones)."""
-        return [item for item, _ in await self._fetch(max_events, wait)]
-
-    async def next_batch(self, max_events: int = 1_000, wait: float = 1.0,
-                         needed: Collection[str] = ()) -> list[tuple[StoredEvent, int]]:
-        """Up to `max_events` readable events, each with the number still pending after it; [] when
-        none arrived within `wait` seconds (or all that arrived were unreadable). Messages `decode`
-        refuses are skipped with a warning: one event this code cannot read must not stop a reader
-        of the history. Only one whose event name (the subject's last token) is in `needed`
-        raises `UndecodableEvent`, naming it."""
-        batch = []
-        for item, pending in await self._fetch(max_events, wait):
-            if isinstance(item, UnreadableEvent) and item.type in needed:
-                raise UndecodableEvent(f"event {item.seq} on {item.subject} cannot be read: {item.error}")
-            if isinstance(item, UnreadableEvent):
-                log.warning("skipping unreadable event at sequence %d on %s: %s", item.seq, item.subject, item.error)
-            else:
-                batch.append((item, pending))
-        return batch
-
-    async def _fetch(self, max_events: int, wait: float) -> list[tuple[StoredEvent | UnreadableEvent, int]]:
-        try:
-            messages = await self._subscription.fetch(max_events, timeout=wait)
-        except asyncio.TimeoutError:  # nats' FetchTimeoutError is one too
-            return []
-        batch: list[tuple[StoredEvent | UnreadableEvent, int]] = []
-        for message in messages:
-            seq, self.pending = stream_position(message.reply)
-            try:
-                envelope, event = decode(message.data)
-            except UndecodableEvent as error:
-                item: StoredEvent | UnreadableEvent = UnreadableEvent(
-                    seq=seq, subject=message.subject, type=_claimed_type(message.subject), error=str(error))
-            else:
-                item = StoredEvent(seq=seq, subject=message.subject, envelope=envelope, event=event)
-            batch.append((item, self.pending))
-        return batch
-
-    async def check_alive(self) -> None:
-        """Raise if the server no longer knows this consumer (e.g. it restarted and lost it)."""
-        await self._subscription.consumer_info()
-
-    async def close(self) -> None:
-        # The consumer is left to the server, which removes it after its inactive threshold:
-        # deleting consumers is an administrator's right on a server with permissions.
-        try:
-            await self._subscription.unsubscribe()
-        except Exception as error:
-            log.debug("could not unsubscribe the reader: %s", error)
 
 
 class Bus:
@@ -317,15 +221,7 @@ class Bus:
     async def reader(self, start_seq: int = 1, subject_filter: str | None = None) -> EventReader:
         """Open an `EventReader` on `subject_filter` (default: the whole stream) from `start_seq`."""
         subject_filter = subject_filter or subjects.subject_filter(self.subject_root)
-        config = api.ConsumerConfig(
-            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=max(start_seq, 1),
-            ack_policy=api.AckPolicy.NONE,
-            inactive_threshold=30.0,
-            mem_storage=True,
-        )
-        subscription = await self.js.pull_subscribe(subject_filter, stream=self.stream, config=config)
-        return EventReader(self.js, self.stream, subscription, await subscription.consumer_info())
+        return await EventReader.open(self.nc, self.js, self.stream, subject_filter, start_seq)
 
     async def events(self, subject_filter: str | None = None, start_seq: int = 1, follow: bool = False,
                      needed: Collection[str] = ()) -> AsyncIterator[StoredEvent]:
@@ -424,17 +320,6 @@ class Bus:
 def tls_context(ca_file: Path | None) -> ssl.SSLContext | None:
     """Trust `ca_file` for `tls://` servers; None: the client's default (the system's CAs)."""
     return ssl.create_default_context(cafile=ca_file) if ca_file else None
-
-
-def stream_position(reply: str) -> tuple[int, int]:
-    """The stream sequence and the count still pending, read from a delivered message's ack subject
-    (what nats-py's `msg.metadata` parses too, at several times the cost):
-    $JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>, or with
-    <domain>.<account hash> after ACK and a random token at the end."""
-    tokens = reply.split(".")
-    if len(tokens) == 9:
-        return int(tokens[5]), int(tokens[8])
-    return int(tokens[7]), int(tokens[10])
 
 
 def _pub_ack(reply: Msg) -> api.PubAck:

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 from events import runs
-from events.bus import StoredEvent
+from events.reader import StoredEvent
 from events.subjects import subject_filter
 from services.api.context import Context
 from services.api.schemas import RunEvent

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from events.bus import StoredEvent, UnreadableEvent
+from events.reader import StoredEvent, UnreadableEvent
 from events.catalogue import LossReported
 from services.registry import dead_letters, handlers
 from services.registry.dead_letters import APPLY_ERRORS

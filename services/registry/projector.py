@@ -1,7 +1,7 @@
 """The registry projector: folds the stream into the PostgreSQL read models, batch by batch.
 
 Where it reads from: the checkpoint in PostgreSQL is the projector's only position. It opens an
-ephemeral, ack-less pull consumer at checkpoint + 1 and, for each batch it fetches (up to 1,000
+ephemeral, ack-less pull consumer at checkpoint + 1 and, for each batch it fetches (up to 4,000
 events), folds the events and the new checkpoint in one transaction. It keeps no durable consumer
 because a durable consumer's ack floor would be a second copy of the position, committed apart
 from the read models: after a crash between commit and ack it lags the database, and `rebuild`
@@ -16,7 +16,8 @@ import logging
 
 import asyncpg
 
-from events.bus import Bus, StoredEvent, UnreadableEvent
+from events.bus import Bus
+from events.reader import StoredEvent, UnreadableEvent
 from services.database import create_pool
 from services.faults import TRANSIENT, Backoff
 from services.registry.fold import PositionMoved, apply_batch, read_checkpoint
@@ -25,7 +26,9 @@ from services.settings import Settings
 
 log = logging.getLogger(__name__)
 
-BATCH = 1_000
+# Each transaction costs a few round trips, a commit and a summary refresh up to its top level
+# whatever its size: while catching up, batches this large make those a few percent of the fold.
+BATCH = 4_000
 IDLE_WAIT = 1.0  # seconds a fetch waits for new events before the reader is checked
 
 
@@ -71,7 +74,8 @@ async def _follow(bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event, backoff: Ba
     """Fold from the checkpoint on until stopped, or until the checkpoint moves under us.
 
     The next batch is fetched (and decoded) while the current one is being committed, so NATS and
-    PostgreSQL work at the same time.
+    PostgreSQL work at the same time. A stop ends the wait for new events at once; a batch being
+    folded is committed first.
     """
     position = await read_checkpoint(pool)
     if position > (end := await bus.last_seq()):
@@ -80,10 +84,14 @@ async def _follow(bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event, backoff: Ba
             "the stream was replaced; run `cadenza rebuild` to fold it from sequence 1"
         )
     reader = await bus.reader(start_seq=position + 1)
+    stopping = asyncio.create_task(stop.wait())
     fetching = asyncio.create_task(reader.next_messages(BATCH, wait=IDLE_WAIT))
     try:
-        while not stop.is_set():
-            batch = await fetching
+        while True:
+            await asyncio.wait((fetching, stopping), return_when=asyncio.FIRST_COMPLETED)
+            if stop.is_set():
+                return
+            batch = fetching.result()
             fetching = asyncio.create_task(reader.next_messages(BATCH, wait=IDLE_WAIT))
             if not batch:
                 await reader.check_alive()
@@ -96,7 +104,8 @@ async def _follow(bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event, backoff: Ba
                 return
     finally:
         fetching.cancel()
-        await asyncio.gather(fetching, return_exceptions=True)
+        stopping.cancel()
+        await asyncio.gather(fetching, stopping, return_exceptions=True)
         await reader.close()
 
 

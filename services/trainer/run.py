@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from events.base import ObjectRef
-from events.bus import Bus, StoredEvent
+from events.bus import Bus
+from events.reader import StoredEvent
 from events import runs
 from events.catalogue import (
     AdapterSaved, CheckpointSaved, DatasetExported, ExperimentCreated, ExperimentUpdated, RunAttemptFailed,

@@ -8,7 +8,7 @@ import pytest
 from nats.aio.msg import Msg
 
 from events.base import Envelope
-from events.bus import stream_position
+from events.reader import stream_position
 from events.catalogue import DatasetCreated, RunRequested
 from events.codec import UndecodableEvent, UnknownEventType, decode, encode
 

@@ -143,3 +143,14 @@ async def test_read_models_ahead_of_the_stream_stop_the_projector_with_advice(se
 
     with pytest.raises(StreamBehindReadModels, match=r"folded up to sequence 500 .* ends at 0: .*`cadenza rebuild`"):
         await asyncio.wait_for(run_projector(settings, asyncio.Event()), timeout=15)
+
+
+async def test_a_stop_ends_the_wait_for_new_events_at_once(settings, bus, db, monkeypatch):
+    monkeypatch.setattr("services.registry.projector.IDLE_WAIT", 30.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_projector(settings, stop))
+    await publish(bus, db, datasets_and_experiments())
+    await asyncio.sleep(0.3)  # the projector waits for new events now
+
+    stop.set()
+    await asyncio.wait_for(task, timeout=5)  # not the 30 s its fetch could still wait

@@ -22,7 +22,8 @@ import pytest
 import soundfile
 
 from events import generations, runs
-from events.bus import Bus, StoredEvent
+from events.bus import Bus
+from events.reader import StoredEvent
 from services.api.app import create_app
 from services.generator.settings import GeneratorSettings
 from services.generator.worker import run_generator

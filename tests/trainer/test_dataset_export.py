@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from events.base import AudioFile, Envelope
-from events.bus import StoredEvent
+from events.reader import StoredEvent
 from events.catalogue import ClipAdded, ClipRemoved, DatasetCreated, PreferencePairAdded, PreferencePairRemoved
 from other_producer import add_clip_behind_the_apis_back
 from services.trainer.export import DatasetUnavailable, ObjectCache, dataset_rows, export_dataset
