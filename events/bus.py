@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import nats
-from nats.aio.client import Client as NATS
+from nats.aio.client import DEFAULT_INBOX_PREFIX, Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.js.errors import (
@@ -180,10 +180,11 @@ class Bus:
 
     @classmethod
     async def connect(cls, nats_url: str, namespace: str, creds_file: Path | None = None,
-                      ca_file: Path | None = None) -> "Bus":
+                      ca_file: Path | None = None, inbox_prefix: str = DEFAULT_INBOX_PREFIX.decode()) -> "Bus":
         """Connect to `nats_url`, which may carry `user:password@` or `token@`; `creds_file` is a
         NATS credentials file (JWT and NKey seed), `ca_file` the CA that signed the certificate
-        of a `tls://` server (without it, the system's CAs)."""
+        of a `tls://` server (without it, the system's CAs). Replies and consumer deliveries come
+        to subjects under `inbox_prefix`, which the user must be allowed to subscribe to."""
         shown = redacted(nats_url)
 
         async def on_error(error: Exception) -> None:
@@ -206,6 +207,7 @@ class Bus:
             reconnected_cb=on_reconnected,
             user_credentials=str(creds_file) if creds_file else None,
             tls=tls_context(ca_file),
+            inbox_prefix=inbox_prefix,
         )
         return cls(nc, namespace)
 

@@ -6,7 +6,9 @@ reconfiguring a stream and deleting a consumer are JetStream API requests (`$JS.
 and so on) that only `admin` may send, but for the trainers' purges of their own checkpoints.
 Services may *create* Cadenza's streams, which JetStream answers as a no-op for an existing stream
 with the same configuration and refuses for another. A work queue's durable consumer may be bound,
-changed and fetched from only by its own service.
+changed and fetched from only by its own service. Each user subscribes only under its own inbox
+prefix (`_INBOX_<user>`, where its connections receive request replies and consumer deliveries), so
+no service reads another's replies.
 
 Passwords are generated once and kept in `<data folder>/nats/users.json` (0600); the server's
 configuration is written next to it (0600) at every start, from this code.
@@ -98,9 +100,14 @@ def permissions(user: str, namespace: str) -> dict[str, dict[str, list[str]]]:
             publish += queue
         else:
             deny += queue
-    subscribe = ["_INBOX.>", *(f"{namespace}.{event.aggregate}.*.{event.event_name()}"
+    subscribe = [f"{inbox_prefix(user)}.>", *(f"{namespace}.{event.aggregate}.*.{event.event_name()}"
                                for event in WATCHES.get(user, ()))]
     return {"publish": {"allow": publish, "deny": deny}, "subscribe": {"allow": subscribe}}
+
+
+def inbox_prefix(user: str) -> str:
+    """The prefix of `user`'s inboxes: its connections must use it, as it may subscribe nowhere else."""
+    return f"_INBOX_{user}"
 
 
 def passwords(store: Path) -> dict[str, str]:
