@@ -11,7 +11,9 @@ prefix (`_INBOX_<user>`, where its connections receive request replies and consu
 no service reads another's replies.
 
 Passwords are generated once and kept in `<data folder>/nats/users.json` (0600); the server's
-configuration is written next to it (0600) at every start, from this code.
+configuration is written next to it (0600) at every start, from this code. `cadenza nats-config`
+writes the same into a folder for compose.yaml's NATS, with each service's password also alone in
+`<folder>/<service>/password`.
 """
 from __future__ import annotations
 
@@ -63,6 +65,7 @@ READS = {"api": ("clips", "adapters", "samples"), "trainer": ("clips", "checkpoi
 # goes on (services/trainer/retention.py). Every other object only an administrator deletes.
 DELETES = {"trainer": ("checkpoints",)}
 BUCKETS = ("clips", "adapters", "checkpoints", "samples")
+PASSWORD_FILE = "password"
 
 
 def permissions(user: str, namespace: str) -> dict[str, dict[str, list[str]]]:
@@ -130,6 +133,15 @@ def write_server_config(store: Path, namespace: str, users: dict[str, str]) -> P
     path = Path(store) / "nats-server.conf"
     write_private(path, json.dumps(config, indent=2))  # nats-server reads JSON as its config format
     return path
+
+
+def write_service_passwords(store: Path, users: dict[str, str]) -> None:
+    """Each service's password alone in `store/<service>/password` (0600), so that a container can
+    be given its own folder and no other password."""
+    for service in SERVICES:
+        folder = Path(store) / service
+        folder.mkdir(mode=0o700, exist_ok=True)
+        write_private(folder / PASSWORD_FILE, users[service])
 
 
 def user_url(url: str, user: str, password: str) -> str:
