@@ -62,6 +62,22 @@ class PublishTimeout(PublishError, TimeoutError):
     client sends what it buffered once it reconnects), so publishing them again is the remedy."""
 
 
+class NatsCredentialsError(RuntimeError):
+    """The credentials cannot connect: a creds file missing or malformed, or refused by the server.
+    The message names where they come from, never what they are."""
+
+
+def check_creds_file(path: Path) -> None:
+    """Raise `NatsCredentialsError` unless `path` reads as a NATS credentials file: nats-py reads it
+    only while connecting, and retries forever on a missing one or fails obscurely on a malformed one."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as error:
+        raise NatsCredentialsError(f"cannot read the NATS credentials file {path}: {error.strerror}") from None
+    if "BEGIN NATS USER JWT" not in text or "BEGIN USER NKEY SEED" not in text:
+        raise NatsCredentialsError(f"{path} is not a NATS credentials file (a user JWT and its NKey seed)")
+
+
 class EventTooLarge(ValueError):
     """An event whose encoded size is over the server's message limit: it was not published."""
 
@@ -186,9 +202,17 @@ class Bus:
         of a `tls://` server (without it, the system's CAs). Replies and consumer deliveries come
         to subjects under `inbox_prefix`, which the user must be allowed to subscribe to."""
         shown = redacted(nats_url)
+        if creds_file:
+            check_creds_file(creds_file)
+        nc, connecting = NATS(), True
 
         async def on_error(error: Exception) -> None:
             log.warning("nats: %s", error)
+            # Raised here, it ends the first connection, which would otherwise retry forever. nats-py
+            # reports a refusal while connecting as a plain error with the server's message.
+            if connecting and "Authorization Violation" in str(error):
+                raise NatsCredentialsError(f"{shown} refused the credentials this process connects with"
+                                           + (f" (from {creds_file})" if creds_file else ""))
 
         async def on_disconnected() -> None:
             if not (nc.is_draining or nc.is_closed):  # closing is not news
@@ -197,18 +221,23 @@ class Bus:
         async def on_reconnected() -> None:
             log.info("nats: reconnected to %s", shown)
 
-        nc = await nats.connect(
-            nats_url,
-            name=f"cadenza-{namespace}",
-            max_reconnect_attempts=-1,  # a service outlives server restarts
-            reconnect_time_wait=0.5,
-            error_cb=on_error,
-            disconnected_cb=on_disconnected,
-            reconnected_cb=on_reconnected,
-            user_credentials=str(creds_file) if creds_file else None,
-            tls=tls_context(ca_file),
-            inbox_prefix=inbox_prefix,
-        )
+        try:
+            await nc.connect(
+                nats_url,
+                name=f"cadenza-{namespace}",
+                max_reconnect_attempts=-1,  # a service outlives server restarts
+                reconnect_time_wait=0.5,
+                error_cb=on_error,
+                disconnected_cb=on_disconnected,
+                reconnected_cb=on_reconnected,
+                user_credentials=str(creds_file) if creds_file else None,
+                tls=tls_context(ca_file),
+                inbox_prefix=inbox_prefix,
+            )
+        except NatsCredentialsError:
+            await nc.close()
+            raise
+        connecting = False
         return cls(nc, namespace)
 
     async def close(self) -> None:
