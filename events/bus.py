@@ -33,6 +33,7 @@ from nats.js.object_store import ObjectStore
 
 from events.base import Envelope, Event, ObjectRef
 from events.codec import UndecodableEvent, decode, encode
+from events.credentials import NatsCredentialsError, check_creds_file
 from events.urls import redacted
 from events import subjects
 
@@ -60,22 +61,6 @@ class PublishError(RuntimeError):
 class PublishTimeout(PublishError, TimeoutError):
     """No ack came in time: the server is away or slow, and the events may yet be stored (the
     client sends what it buffered once it reconnects), so publishing them again is the remedy."""
-
-
-class NatsCredentialsError(RuntimeError):
-    """The credentials cannot connect: a creds file missing or malformed, or refused by the server.
-    The message names where they come from, never what they are."""
-
-
-def check_creds_file(path: Path) -> None:
-    """Raise `NatsCredentialsError` unless `path` reads as a NATS credentials file: nats-py reads it
-    only while connecting, and retries forever on a missing one or fails obscurely on a malformed one."""
-    try:
-        text = path.read_text(errors="replace")
-    except OSError as error:
-        raise NatsCredentialsError(f"cannot read the NATS credentials file {path}: {error.strerror}") from None
-    if "BEGIN NATS USER JWT" not in text or "BEGIN USER NKEY SEED" not in text:
-        raise NatsCredentialsError(f"{path} is not a NATS credentials file (a user JWT and its NKey seed)")
 
 
 class EventTooLarge(ValueError):

@@ -104,7 +104,7 @@ def permissions(user: str, namespace: str) -> dict[str, dict[str, list[str]]]:
         else:
             deny += queue
     subscribe = [f"{inbox_prefix(user)}.>", *(f"{namespace}.{event.aggregate}.*.{event.event_name()}"
-                               for event in WATCHES.get(user, ()))]
+                                              for event in WATCHES.get(user, ()))]
     return {"publish": {"allow": publish, "deny": deny}, "subscribe": {"allow": subscribe}}
 
 

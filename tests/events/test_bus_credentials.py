@@ -16,8 +16,9 @@ import nats
 import nats.errors
 import pytest
 
-from events.bus import Bus, NatsCredentialsError, tls_context
+from events.bus import Bus, tls_context
 from events.catalogue import DatasetCreated
+from events.credentials import NatsCredentialsError
 from services.embedded import nats_server_binary
 
 PASSWORD = "s3cret-token"

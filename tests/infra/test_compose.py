@@ -9,6 +9,7 @@ import yaml
 
 from services import nats_users
 from services.cli import _parser, main
+from services.settings import Settings
 
 ROOT = Path(__file__).parents[2]
 SERVICES = ("api", "registry", "trainer", "generator")
@@ -59,12 +60,16 @@ def test_nats_runs_with_the_users_written_before_it_starts(compose: dict, tmp_pa
 
 @pytest.mark.parametrize("name", SERVICES)
 def test_each_service_connects_as_its_own_user_with_its_password_alone(
-        compose: dict, name: str, tmp_path: Path) -> None:
+        compose: dict, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     service = compose["services"][name]
     environment = service["environment"]
     nats_url = urlsplit(environment["NATS_URL"])
     assert (nats_url.username, nats_url.password) == (name, None)  # the password is never in compose.yaml
-    assert environment["CADENZA_NATS_INBOX_PREFIX"] == nats_users.inbox_prefix(name)
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
+    settings = Settings.from_env()
+    assert settings.nats_inbox_prefix == nats_users.inbox_prefix(name)
+    assert settings.nats_password_file == Path(environment["CADENZA_NATS_PASSWORD_FILE"])
 
     password_file = environment["CADENZA_NATS_PASSWORD_FILE"]
     volume = mount(service, password_file)

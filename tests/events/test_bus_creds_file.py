@@ -17,7 +17,7 @@ from pathlib import Path
 import nkeys
 import pytest
 
-from events.bus import NatsCredentialsError
+from events.credentials import NatsCredentialsError
 from events.catalogue import DatasetCreated
 from services.settings import Settings
 from tests.events.test_bus_credentials import ConfiguredNats
