@@ -16,6 +16,9 @@ COPY services services
 RUN pip install --no-cache-dir .
 
 RUN useradd --create-home cadenza
+# compose.yaml's nats-users volume is mounted here: a new volume takes this folder's owner, so that
+# `cadenza nats-config` can write into it as the user the services run as.
+RUN mkdir -m 700 /nats-users && chown cadenza: /nats-users
 USER cadenza
 EXPOSE 8000
 CMD ["cadenza", "api", "--host", "0.0.0.0", "--port", "8000"]

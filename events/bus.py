@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import nats
-from nats.aio.client import Client as NATS
+from nats.aio.client import DEFAULT_INBOX_PREFIX, Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.js.errors import (
@@ -32,6 +32,7 @@ from nats.js.object_store import ObjectStore
 
 from events.base import Envelope, Event, ObjectRef
 from events.codec import encode
+from events.credentials import NatsCredentialsError, check_creds_file
 from events.reader import EventReader, StoredEvent
 from events.urls import redacted
 from events import subjects
@@ -84,14 +85,23 @@ class Bus:
 
     @classmethod
     async def connect(cls, nats_url: str, namespace: str, creds_file: Path | None = None,
-                      ca_file: Path | None = None) -> "Bus":
+                      ca_file: Path | None = None, inbox_prefix: str = DEFAULT_INBOX_PREFIX.decode()) -> "Bus":
         """Connect to `nats_url`, which may carry `user:password@` or `token@`; `creds_file` is a
         NATS credentials file (JWT and NKey seed), `ca_file` the CA that signed the certificate
-        of a `tls://` server (without it, the system's CAs)."""
+        of a `tls://` server (without it, the system's CAs). Replies and consumer deliveries come
+        to subjects under `inbox_prefix`, which the user must be allowed to subscribe to."""
         shown = redacted(nats_url)
+        if creds_file:
+            check_creds_file(creds_file)
+        nc, connecting = NATS(), True
 
         async def on_error(error: Exception) -> None:
             log.warning("nats: %s", error)
+            # Raised here, it ends the first connection, which would otherwise retry forever. nats-py
+            # reports a refusal while connecting as a plain error with the server's message.
+            if connecting and "Authorization Violation" in str(error):
+                raise NatsCredentialsError(f"{shown} refused the credentials this process connects with"
+                                           + (f" (from {creds_file})" if creds_file else ""))
 
         async def on_disconnected() -> None:
             if not (nc.is_draining or nc.is_closed):  # closing is not news
@@ -100,17 +110,23 @@ class Bus:
         async def on_reconnected() -> None:
             log.info("nats: reconnected to %s", shown)
 
-        nc = await nats.connect(
-            nats_url,
-            name=f"cadenza-{namespace}",
-            max_reconnect_attempts=-1,  # a service outlives server restarts
-            reconnect_time_wait=0.5,
-            error_cb=on_error,
-            disconnected_cb=on_disconnected,
-            reconnected_cb=on_reconnected,
-            user_credentials=str(creds_file) if creds_file else None,
-            tls=tls_context(ca_file),
-        )
+        try:
+            await nc.connect(
+                nats_url,
+                name=f"cadenza-{namespace}",
+                max_reconnect_attempts=-1,  # a service outlives server restarts
+                reconnect_time_wait=0.5,
+                error_cb=on_error,
+                disconnected_cb=on_disconnected,
+                reconnected_cb=on_reconnected,
+                user_credentials=str(creds_file) if creds_file else None,
+                tls=tls_context(ca_file),
+                inbox_prefix=inbox_prefix,
+            )
+        except NatsCredentialsError:
+            await nc.close()
+            raise
+        connecting = False
         return cls(nc, namespace)
 
     async def close(self) -> None:

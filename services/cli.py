@@ -82,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     events_parser.add_argument("--follow", action="store_true", help="keep printing new events")
     events_parser.set_defaults(handler=events)
 
+    config_parser = commands.add_parser(
+        "nats-config", help="write a nats-server configuration with Cadenza's users into FOLDER, and each "
+                            "service's password into FOLDER/<service>/password (passwords kept once made)")
+    config_parser.add_argument("folder", type=Path)
+    config_parser.set_defaults(handler=nats_config)
+
     commands.add_parser("train", add_help=False, help="train an adapter: `python -m model.training.cli train …`"
                         ).set_defaults(handler=train)
     tiny_parser = commands.add_parser("tiny-model", help="write a tiny random MusicGen (for tests and demos)")
@@ -294,6 +300,18 @@ async def print_events(settings: Settings, aggregate: str | None, aggregate_id: 
                 await backoff.wait()
     finally:
         await bus.close()
+
+
+def nats_config(args: argparse.Namespace) -> int:
+    from services import nats_users
+
+    args.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    users = nats_users.passwords(args.folder)
+    config = nats_users.write_server_config(args.folder, Settings.from_env().namespace, users)
+    nats_users.write_service_passwords(args.folder, users)
+    print(f"wrote {config}; users and passwords in {args.folder / 'users.json'}, each service's alone in "
+          f"{args.folder}/<service>/{nats_users.PASSWORD_FILE}")
+    return 0
 
 
 def train(arguments: list[str]) -> int:

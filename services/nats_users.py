@@ -6,10 +6,14 @@ reconfiguring a stream and deleting a consumer are JetStream API requests (`$JS.
 and so on) that only `admin` may send, but for the trainers' purges of their own checkpoints.
 Services may *create* Cadenza's streams, which JetStream answers as a no-op for an existing stream
 with the same configuration and refuses for another. A work queue's durable consumer may be bound,
-changed and fetched from only by its own service.
+changed and fetched from only by its own service. Each user subscribes only under its own inbox
+prefix (`_INBOX_<user>`, where its connections receive request replies and consumer deliveries), so
+no service reads another's replies.
 
 Passwords are generated once and kept in `<data folder>/nats/users.json` (0600); the server's
-configuration is written next to it (0600) at every start, from this code.
+configuration is written next to it (0600) at every start, from this code. `cadenza nats-config`
+writes the same into a folder for compose.yaml's NATS, with each service's password also alone in
+`<folder>/<service>/password`.
 """
 from __future__ import annotations
 
@@ -61,6 +65,7 @@ READS = {"api": ("clips", "adapters", "samples"), "trainer": ("clips", "checkpoi
 # goes on (services/trainer/retention.py). Every other object only an administrator deletes.
 DELETES = {"trainer": ("checkpoints",)}
 BUCKETS = ("clips", "adapters", "checkpoints", "samples")
+PASSWORD_FILE = "password"
 
 
 def permissions(user: str, namespace: str) -> dict[str, dict[str, list[str]]]:
@@ -98,9 +103,14 @@ def permissions(user: str, namespace: str) -> dict[str, dict[str, list[str]]]:
             publish += queue
         else:
             deny += queue
-    subscribe = ["_INBOX.>", *(f"{namespace}.{event.aggregate}.*.{event.event_name()}"
-                               for event in WATCHES.get(user, ()))]
+    subscribe = [f"{inbox_prefix(user)}.>", *(f"{namespace}.{event.aggregate}.*.{event.event_name()}"
+                                              for event in WATCHES.get(user, ()))]
     return {"publish": {"allow": publish, "deny": deny}, "subscribe": {"allow": subscribe}}
+
+
+def inbox_prefix(user: str) -> str:
+    """The prefix of `user`'s inboxes: its connections must use it, as it may subscribe nowhere else."""
+    return f"_INBOX_{user}"
 
 
 def passwords(store: Path) -> dict[str, str]:
@@ -123,6 +133,15 @@ def write_server_config(store: Path, namespace: str, users: dict[str, str]) -> P
     path = Path(store) / "nats-server.conf"
     write_private(path, json.dumps(config, indent=2))  # nats-server reads JSON as its config format
     return path
+
+
+def write_service_passwords(store: Path, users: dict[str, str]) -> None:
+    """Each service's password alone in `store/<service>/password` (0600), so that a container can
+    be given its own folder and no other password."""
+    for service in SERVICES:
+        folder = Path(store) / service
+        folder.mkdir(mode=0o700, exist_ok=True)
+        write_private(folder / PASSWORD_FILE, users[service])
 
 
 def user_url(url: str, user: str, password: str) -> str:

@@ -5,8 +5,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from nats.aio.client import DEFAULT_INBOX_PREFIX
 
 from events.bus import Bus
+from events.urls import redacted
+from services import nats_users
 
 
 def default_data_dir() -> Path:
@@ -42,6 +47,11 @@ class Settings:
     api_token: str = ""
     nats_creds_file: Path | None = None
     nats_ca_file: Path | None = None
+    # The password of the user `nats_url` names, kept out of the URL (and so out of compose.yaml).
+    nats_password_file: Path | None = None
+    # Where this process's replies come: a user of Cadenza's NATS users may subscribe only under its
+    # own prefix (services/nats_users.py); other servers usually allow nats' default.
+    nats_inbox_prefix: str = DEFAULT_INBOX_PREFIX.decode()
     # Where a `base_model` that is a local folder may be: inside one of these (services/model_dirs.py).
     model_dirs: tuple[Path, ...] = field(default_factory=lambda: (default_data_dir() / "models",))
     # A NATS URL per service (`cadenza up` gives each its own user); the others use `nats_url`.
@@ -70,6 +80,9 @@ class Settings:
             api_token=env.get("CADENZA_API_TOKEN", ""),
             nats_creds_file=Path(env["CADENZA_NATS_CREDS"]) if env.get("CADENZA_NATS_CREDS") else None,
             nats_ca_file=Path(env["CADENZA_NATS_CA"]) if env.get("CADENZA_NATS_CA") else None,
+            nats_password_file=(Path(env["CADENZA_NATS_PASSWORD_FILE"]) if env.get("CADENZA_NATS_PASSWORD_FILE")
+                                else None),
+            nats_inbox_prefix=env.get("CADENZA_NATS_INBOX_PREFIX") or cls.nats_inbox_prefix,
             model_dirs=tuple(Path(folder) for folder in
                              (env.get("CADENZA_MODEL_DIRS") or str(data_dir / "models")).split(os.pathsep) if folder),
             database_timeout=float(env.get("CADENZA_DATABASE_TIMEOUT", cls.database_timeout)),
@@ -80,10 +93,19 @@ class Settings:
         return replace(self, nats_url=nats_url, database_url=database_url)
 
     def for_service(self, name: str) -> "Settings":
-        """The settings service `name` runs with: its own NATS URL where it has one."""
-        return replace(self, nats_url=self.service_nats_urls.get(name, self.nats_url))
+        """The settings service `name` runs with: its own NATS user and inbox where it has a URL of its own."""
+        if name not in self.service_nats_urls:
+            return self
+        return replace(self, nats_url=self.service_nats_urls[name], nats_inbox_prefix=nats_users.inbox_prefix(name))
 
     async def connect_bus(self) -> Bus:
-        """The process's connection to NATS: this URL, namespace and credentials (the one place they
-        are put together, so no service connects without its creds file or CA)."""
-        return await Bus.connect(self.nats_url, self.namespace, self.nats_creds_file, self.nats_ca_file)
+        """The process's connection to NATS: this URL, namespace, credentials and inbox (the one place
+        they are put together, so no service connects without its password file, creds file, CA or inbox)."""
+        url = self.nats_url
+        if self.nats_password_file:
+            user = urlsplit(url).username
+            if not user:
+                raise ValueError(f"CADENZA_NATS_PASSWORD_FILE is the password of the user NATS_URL names, and "
+                                 f"{redacted(url)} names none (nats://USER@host:port)")
+            url = nats_users.user_url(url, unquote(user), self.nats_password_file.read_text().strip())
+        return await Bus.connect(url, self.namespace, self.nats_creds_file, self.nats_ca_file, self.nats_inbox_prefix)

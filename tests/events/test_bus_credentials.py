@@ -18,6 +18,7 @@ import pytest
 
 from events.bus import Bus, tls_context
 from events.catalogue import DatasetCreated
+from events.credentials import NatsCredentialsError
 from services.embedded import nats_server_binary
 
 PASSWORD = "s3cret-token"
@@ -78,6 +79,14 @@ async def test_a_password_in_the_url_connects_and_never_reaches_the_logs(
         await bus.close()
     assert f"nats://***@127.0.0.1:{password_server.port}" in caplog.text
     assert PASSWORD not in caplog.text
+
+
+async def test_a_wrong_password_fails_the_connection_at_once_and_never_reaches_the_logs(
+        password_server: ConfiguredNats, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(NatsCredentialsError, match="refused the credentials") as refused:
+        await Bus.connect(f"nats://alice:not-{PASSWORD}@127.0.0.1:{password_server.port}", "tpw")
+    assert PASSWORD not in str(refused.value) and PASSWORD not in caplog.text
 
 
 @pytest.fixture

@@ -1,13 +1,15 @@
-"""compose.yaml cannot run here (no Docker): check that its pieces fit together."""
+"""compose.yaml cannot run here (no images can be pulled): check that its pieces fit together."""
 import re
 import tomllib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
-from services.cli import _parser
+from services import nats_users
+from services.cli import _parser, main
+from services.settings import Settings
 
 ROOT = Path(__file__).parents[2]
 SERVICES = ("api", "registry", "trainer", "generator")
@@ -26,6 +28,56 @@ def named_volume(service: dict, mount_path: str, compose: dict) -> str:
             assert source in compose["volumes"], f"{source} is not a named volume"
             return source
     raise AssertionError(f"nothing is mounted at {mount_path}")
+
+
+def mount(service: dict, mount_path: str) -> dict:
+    """The volume mounted at `mount_path`, in the long syntax (source, target, read_only, subpath)."""
+    for volume in service.get("volumes", []):
+        if isinstance(volume, str):
+            source, target, *options = volume.split(":")
+            volume = {"source": source, "target": target, "read_only": options == ["ro"]}
+        if PurePosixPath(mount_path).is_relative_to(volume["target"]):
+            return {**volume, "subpath": volume.get("volume", {}).get("subpath", "")}
+    raise AssertionError(f"nothing is mounted at {mount_path}")
+
+
+def test_nats_runs_with_the_users_written_before_it_starts(compose: dict, tmp_path: Path) -> None:
+    services = compose["services"]
+    writer, nats = services["nats-users"], services["nats"]
+    program, *arguments = writer["command"]
+    assert program == "cadenza" and _parser().parse_args(arguments).command == "nats-config"
+    folder = arguments[1]
+    volume = named_volume(writer, folder, compose)
+    assert nats["depends_on"]["nats-users"] == {"condition": "service_completed_successfully"}
+
+    command = nats["command"]
+    config = command[command.index("-c") + 1]
+    written = mount(nats, config)
+    assert written["source"] == volume and written["read_only"]
+    assert main(["nats-config", str(tmp_path)]) == 0  # what the one-shot service writes
+    assert (tmp_path / PurePosixPath(config).relative_to(written["target"])).exists()
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_service_connects_as_its_own_user_with_its_password_alone(
+        compose: dict, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    service = compose["services"][name]
+    environment = service["environment"]
+    nats_url = urlsplit(environment["NATS_URL"])
+    assert (nats_url.username, nats_url.password) == (name, None)  # the password is never in compose.yaml
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
+    settings = Settings.from_env()
+    assert settings.nats_inbox_prefix == nats_users.inbox_prefix(name)
+    assert settings.nats_password_file == Path(environment["CADENZA_NATS_PASSWORD_FILE"])
+
+    password_file = environment["CADENZA_NATS_PASSWORD_FILE"]
+    volume = mount(service, password_file)
+    assert volume["source"] == compose["services"]["nats-users"]["volumes"][0].split(":")[0]
+    assert volume["read_only"] and volume["subpath"] == name  # its own folder, no other password
+    assert main(["nats-config", str(tmp_path)]) == 0
+    written = tmp_path / name / PurePosixPath(password_file).relative_to(volume["target"])
+    assert written.read_text() == nats_users.passwords(tmp_path)[name]
 
 
 def test_nats_keeps_jetstream_on_a_named_volume(compose: dict) -> None:

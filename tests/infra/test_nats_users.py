@@ -12,11 +12,19 @@ import nats
 import nats.errors
 import pytest
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 
 from events.bus import Bus
-from events.catalogue import CATALOGUE, RunRequested, RunStarted
+from events.catalogue import (
+    CATALOGUE, GenerationRequested, GenerationStarted, RunCancelRequested, RunRequested, RunStarted,
+)
+from events.subjects import subject_filter
 from services import embedded, nats_users
-from services.trainer.settings import DURABLE_NAME
+from services.cli import print_events
+from services.generator.settings import DURABLE_NAME as GENERATOR_QUEUE
+from services.settings import Settings
+from services.trainer.settings import DURABLE_NAME as TRAINER_QUEUE
+from services.workqueue import WorkQueue, ensure_consumer
 
 NAMESPACE = "cadenza"
 
@@ -39,11 +47,11 @@ class Connection:
         self.errors: asyncio.Queue[Exception] = asyncio.Queue()
         self.nc: Client | None = None
 
-    async def open(self, url: str) -> "Connection":
+    async def open(self, url: str, inbox_prefix: str) -> "Connection":
         async def on_error(error: Exception) -> None:
             await self.errors.put(error)
 
-        self.nc = await nats.connect(url, error_cb=on_error, allow_reconnect=False)
+        self.nc = await nats.connect(url, error_cb=on_error, allow_reconnect=False, inbox_prefix=inbox_prefix)
         return self
 
     async def refused(self, action: Awaitable[object], subject_prefix: str) -> None:
@@ -64,7 +72,7 @@ async def connect(server: tuple[str, dict[str, str]]) -> AsyncIterator:
     opened: list[Connection] = []
 
     async def as_user(user: str) -> Connection:
-        connection = await Connection().open(nats_users.user_url(url, user, users[user]))
+        connection = await Connection().open(nats_users.user_url(url, user, users[user]), nats_users.inbox_prefix(user))
         opened.append(connection)
         return connection
 
@@ -101,7 +109,7 @@ async def test_anonymous_clients_and_wrong_passwords_are_refused(server: tuple[s
 
 async def test_services_cannot_delete_the_stream_a_consumer_or_an_object(admin_bus: Bus, connect) -> None:
     clip = await admin_bus.put_object(admin_bus.clips_bucket, "clip.wav", b"RIFF audio")
-    await admin_bus.js.add_consumer(admin_bus.stream, durable_name=DURABLE_NAME,
+    await admin_bus.js.add_consumer(admin_bus.stream, durable_name=TRAINER_QUEUE,
                                     filter_subject=f"{NAMESPACE}.run.*.run_requested")
     for user in nats_users.SERVICES:
         connection = await connect(user)
@@ -109,7 +117,7 @@ async def test_services_cannot_delete_the_stream_a_consumer_or_an_object(admin_b
         await connection.refused(js.delete_stream(admin_bus.stream), "$JS.API.STREAM.DELETE")
         await connection.refused(js.purge_stream(admin_bus.stream), "$JS.API.STREAM.PURGE")
         await connection.refused(js.update_stream(admin_bus.stream_config()), "$JS.API.STREAM.UPDATE")
-        await connection.refused(js.delete_consumer(admin_bus.stream, DURABLE_NAME), "$JS.API.CONSUMER.DELETE")
+        await connection.refused(js.delete_consumer(admin_bus.stream, TRAINER_QUEUE), "$JS.API.CONSUMER.DELETE")
         await connection.refused(js.delete_stream(f"OBJ_{admin_bus.clips_bucket}"), "$JS.API.STREAM.DELETE")
         if user == "api":  # it writes clips, so it may write their metadata, but never purge their chunks
             await connection.refused(js.purge_stream(f"OBJ_{admin_bus.clips_bucket}",
@@ -119,7 +127,7 @@ async def test_services_cannot_delete_the_stream_a_consumer_or_an_object(admin_b
             store = await js.object_store(admin_bus.clips_bucket)
             await connection.refused(store.delete("clip.wav"), admin_bus.clips_bucket)
     assert (await admin_bus.js.stream_info(admin_bus.stream)).config.name == admin_bus.stream
-    assert (await admin_bus.js.consumer_info(admin_bus.stream, DURABLE_NAME)).name == DURABLE_NAME
+    assert (await admin_bus.js.consumer_info(admin_bus.stream, TRAINER_QUEUE)).name == TRAINER_QUEUE
     assert await admin_bus.get_object(clip) == b"RIFF audio"
 
 
@@ -143,7 +151,7 @@ async def test_the_api_cannot_publish_what_trainers_say_and_trainers_cannot_requ
 
 async def test_only_the_trainers_bind_their_work_queue(admin_bus: Bus, connect) -> None:
     api = await connect("api")
-    subscribe = api.nc.jetstream().pull_subscribe(f"{NAMESPACE}.run.*.run_requested", durable=DURABLE_NAME,
+    subscribe = api.nc.jetstream().pull_subscribe(f"{NAMESPACE}.run.*.run_requested", durable=TRAINER_QUEUE,
                                                   stream=admin_bus.stream)
     await api.refused(subscribe, "$JS.API.CONSUMER")
 
@@ -151,3 +159,89 @@ async def test_only_the_trainers_bind_their_work_queue(admin_bus: Bus, connect) 
 def test_every_event_has_a_service_that_may_publish_it() -> None:
     producing = {event for events in nats_users.PUBLISHES.values() for event in events}
     assert set(CATALOGUE.values()) <= producing
+
+
+async def test_a_service_subscribes_only_under_its_own_inbox(connect) -> None:
+    for user in nats_users.SERVICES:
+        connection = await connect(user)
+        # its own inbox serves its requests: the JetStream API answers there
+        assert (await connection.nc.jetstream().account_info()).streams >= 0
+        others = [nats_users.inbox_prefix(other) for other in nats_users.USERS if other != user]
+        for prefix in ("_INBOX", *others):  # nats' default is the admin's, and any other client's
+            await connection.refused(connection.nc.subscribe(f"{prefix}.>"), prefix)
+        assert connection.errors.empty()
+
+
+async def test_each_service_does_its_work_as_its_own_user(
+        server: tuple[str, dict[str, str]], admin_bus: Bus, caplog: pytest.LogCaptureFixture,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Object stores, work queues, readers, plain subscriptions and `cadenza events --follow`, each
+    through `Settings.connect_bus` as `cadenza up` configures its services."""
+    url, users = server
+    settings = Settings(nats_url=nats_users.user_url(url, "admin", users["admin"]), namespace=NAMESPACE,
+                        service_nats_urls={service: nats_users.user_url(url, service, users[service])
+                                           for service in nats_users.SERVICES})
+    api, trainer, generator, registry = [await settings.for_service(service).connect_bus()
+                                         for service in ("api", "trainer", "generator", "registry")]
+    following = asyncio.create_task(print_events(settings.for_service("registry"), "run", None, follow=True))
+    try:
+        for bus in (api, trainer, generator, registry):
+            await bus.ensure()
+        cancelled: asyncio.Queue[str] = asyncio.Queue()
+
+        async def on_cancel(message: Msg) -> None:
+            await cancelled.put(message.subject)
+
+        hearing = await trainer.nc.subscribe(f"{NAMESPACE}.run.*.run_cancel_requested", cb=on_cancel)
+
+        clip = await api.put_object(api.clips_bucket, "clip.wav", b"RIFF audio")
+        await api.publish(RunRequested(run_id="r1", experiment_id="e1", dataset_id="d1", name="run", config={}))
+        await api.publish(GenerationRequested(
+            generation_id="g1", prompt="a tone", adapter_id=None, base_model="tiny", duration_seconds=1.0, seed=0,
+            num_samples=1, guidance_scale=3.0, temperature=1.0, top_k=250, top_p=0.0))
+
+        request = await take_request(trainer, WorkQueue(
+            TRAINER_QUEUE, subject_filter(NAMESPACE, "run", event_name=RunRequested.event_name()), 30.0))
+        assert await trainer.get_object(clip) == b"RIFF audio"
+        await trainer.put_object(trainer.checkpoints_bucket, "r1/step-1", b"checkpoint")
+        adapter = await trainer.put_object(trainer.adapters_bucket, "r1.zip", b"adapter")
+        await trainer.publish(RunStarted(run_id="r1", attempt=1, trainer_id="t1"))
+        await request.ack()
+
+        request = await take_request(generator, WorkQueue(
+            GENERATOR_QUEUE, subject_filter(NAMESPACE, "generation", event_name=GenerationRequested.event_name()),
+            30.0))
+        assert await generator.get_object(adapter) == b"adapter"
+        sample = await generator.put_object(generator.samples_bucket, "g1/0.wav", b"sample")
+        await generator.publish(GenerationStarted(generation_id="g1", attempt=1, worker_id="w1"))
+        await request.ack()
+        assert await api.get_object(sample) == b"sample"
+
+        await api.publish(RunCancelRequested(run_id="r1"))
+        assert (await asyncio.wait_for(cancelled.get(), 20)).endswith("run_cancel_requested")
+        await hearing.unsubscribe()
+
+        read = [stored.event async for stored in registry.events()]
+        assert [type(event) for event in read] == [RunRequested, GenerationRequested, RunStarted, GenerationStarted,
+                                                   RunCancelRequested]
+        printed = ""
+        for _ in range(200):  # a bound on waiting (20 s), not a measurement
+            printed += capsys.readouterr().out
+            if "RunCancelRequested" in printed:
+                break
+            await asyncio.sleep(0.1)
+        assert [line.split()[5] for line in printed.splitlines()] == ["RunRequested", "RunStarted", "RunCancelRequested"]
+    finally:
+        following.cancel()
+        await asyncio.wait([following], timeout=20)  # bounded: cancelled while starting, it may linger
+        for bus in (api, trainer, generator, registry):
+            await bus.close()
+    assert "violation" not in caplog.text.lower()  # the bus logs what the server refuses
+
+
+async def take_request(bus: Bus, queue: WorkQueue) -> Msg:
+    """The next request on the work queue, taken as a worker takes it."""
+    await ensure_consumer(bus, queue)
+    subscription = await bus.js.pull_subscribe_bind(queue.durable_name, bus.stream)
+    [message] = await subscription.fetch(1, timeout=20)
+    return message
