@@ -4,7 +4,8 @@ The API (`cadenza api`) and the projector (`cadenza registry`) run as their own 
 clients run here. One run has 200,000 train points in `run_metrics` (copied in directly, with the
 summary built by the function the projector calls: the projector's rate is bench/projector.py's subject) and is read at `max_points=2000`, next to the
 other read endpoints. Every request must answer 200: any other answer or a transport error counts
-as dropped."""
+as dropped. Besides the latencies it prints the CPU time the API process and the clients spent per
+request: on a machine shared with other work, latencies move with its load, CPU time much less."""
 from __future__ import annotations
 
 import argparse
@@ -40,6 +41,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process `pid` so far (Linux: /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def tone() -> bytes:
     buffer = io.BytesIO()
     soundfile.write(buffer, (0.3 * np.sin(np.arange(32_000) / 10)).astype(np.float32), 16_000, format="WAV")
@@ -69,7 +76,7 @@ async def seed(client: httpx.AsyncClient, database_url: str) -> str:
     return run["id"]
 
 
-async def load(url: str, run_id: str, clients: int, rounds: int) -> None:
+async def load(url: str, run_id: str, clients: int, rounds: int, api_pid: int) -> None:
     endpoints = {
         "runs": "/api/runs",
         "run": f"/api/runs/{run_id}",
@@ -98,12 +105,16 @@ async def load(url: str, run_id: str, clients: int, rounds: int) -> None:
                     continue
                 latencies[name].append(time.perf_counter() - started)
 
-    started = time.perf_counter()
+    started, api_cpu, clients_cpu = time.perf_counter(), cpu_seconds(api_pid), time.process_time()
     await asyncio.gather(*(client_loop(index) for index in range(clients)))
     seconds = time.perf_counter() - started
+    api_cpu, clients_cpu = cpu_seconds(api_pid) - api_cpu, time.process_time() - clients_cpu
     total = sum(len(values) for values in latencies.values())
-    print(f"{clients} clients, {total + len(dropped)} requests in {seconds:.1f} s ({total / seconds:.0f}/s); "
+    requests = total + len(dropped)
+    print(f"{clients} clients, {requests} requests in {seconds:.1f} s ({total / seconds:.0f}/s); "
           f"dropped: {len(dropped)} {dropped[:5]}")
+    print(f"CPU per request: API process {api_cpu / requests * 1000:.2f} ms, "
+          f"clients {clients_cpu / requests * 1000:.2f} ms; load average {os.getloadavg()[0]:.2f}")
     print(f"{'endpoint':<40} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
     for name, values in latencies.items():
         values.sort()
@@ -132,7 +143,7 @@ async def bench(nats_url: str, admin_url: str, clients: int, rounds: int) -> Non
                 except httpx.TransportError:
                     await asyncio.sleep(0.2)
             run_id = await seed(client, database_url)
-        await load(url, run_id, clients, rounds)
+        await load(url, run_id, clients, rounds, api.pid)
     finally:
         for process in (api, registry):
             process.terminate()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
+from pydantic import TypeAdapter
+
 from events import runs
 from events.bus import StoredEvent
 from events.subjects import subject_filter
@@ -12,6 +14,7 @@ from services.api.context import Context
 from services.api.schemas import RunEvent
 
 KEEP_ALIVE_SECONDS = 15.0
+RUN_EVENTS = TypeAdapter(list[RunEvent])
 
 
 def run_event(stored: StoredEvent, state: runs.RunState) -> RunEvent:
@@ -40,6 +43,18 @@ async def run_history(ctx: Context, run_id: str, after_seq: int, limit: int) -> 
                 if len(history) == limit:
                     break
     return history
+
+
+async def run_history_json(ctx: Context, run_id: str, after_seq: int, limit: int) -> bytes:
+    """`run_history` as JSON; kept in `ctx.answers` until the stream grows."""
+    key = ("events", run_id, after_seq, limit)
+    # Read before the history: a history read past this end is only fresher than need be.
+    stream_end = await ctx.bus.last_seq()
+    if (kept := ctx.answers.get(key, stream_end)) is not None:
+        return kept
+    body = RUN_EVENTS.dump_json(await run_history(ctx, run_id, after_seq, limit))
+    ctx.answers.put(key, stream_end, body)
+    return body
 
 
 async def run_events(ctx: Context, run_id: str, after_seq: int | None) -> AsyncIterator[str]:

@@ -19,7 +19,8 @@ import asyncpg
 from events.bus import Bus, StoredEvent, UnreadableEvent
 from services.database import create_pool
 from services.faults import TRANSIENT, Backoff
-from services.registry.fold import PositionMoved, apply_batch, read_checkpoint
+from services.registry.checkpoint import read_checkpoint
+from services.registry.fold import PositionMoved, apply_batch
 from services.registry.migrate import migrate
 from services.settings import Settings
 

@@ -1,0 +1,48 @@
+"""Serialized answers kept between requests, each with the version of the data it was built from.
+
+An answer is served again only while the version its request reads is still the one it was built
+at, so it is never staler than a fresh read would be. Building some answers costs far more than
+reading a version (a run's downsampled metrics: 2,000 rows read and serialized; a run's events:
+a consumer on the stream), and most reads ask again for what has not changed.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable
+
+from fastapi import Response
+
+# A few dozen answers of the largest kind (10,000 metric points, about 2 MB each).
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+
+
+class Answers:
+    """The most recently used answers, up to `max_bytes` in all."""
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._kept: OrderedDict[Hashable, tuple[Hashable, bytes]] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key: Hashable, version: Hashable) -> bytes | None:
+        """The answer kept for `key` if it was built at `version`."""
+        kept = self._kept.get(key)
+        if kept is None or kept[0] != version:
+            return None
+        self._kept.move_to_end(key)
+        return kept[1]
+
+    def put(self, key: Hashable, version: Hashable, body: bytes) -> None:
+        if (replaced := self._kept.pop(key, None)) is not None:
+            self._bytes -= len(replaced[1])
+        if len(body) > self.max_bytes:
+            return
+        self._kept[key] = (version, body)
+        self._bytes += len(body)
+        while self._bytes > self.max_bytes:
+            _, (_, evicted) = self._kept.popitem(last=False)
+            self._bytes -= len(evicted)
+
+
+def json_answer(body: bytes) -> Response:
+    return Response(content=body, media_type="application/json")
