@@ -196,8 +196,9 @@ async def metrics_json(pool: asyncpg.Pool, answers: Answers, run_id: str, max_po
         version = await read_models_version(conn)
         if (kept := answers.get(key, version)) is not None:
             return kept  # its run existed at this version, so it still does
-        await require_run(conn, run_id)
         rows = await conn.fetch(DOWNSAMPLED_METRICS_SQL, run_id, max_points)
+        if not rows:
+            await require_run(conn, run_id)
     body = METRICS.dump_json(METRICS.validate_python([dict(row) for row in rows]))
     answers.put(key, version, body)
     return body
@@ -205,12 +206,13 @@ async def metrics_json(pool: asyncpg.Pool, answers: Answers, run_id: str, max_po
 
 async def logs(pool: asyncpg.Pool, run_id: str, after: tuple[int, int, int] | None, limit: int) -> list[LogLine]:
     """The first `limit` lines after the line at (attempt, chunk, line_no) `after`."""
-    await require_run(pool, run_id)
     rows = await pool.fetch(
         "SELECT * FROM run_logs WHERE run_id = $1 AND ($2::int IS NULL OR (attempt, chunk, line_no) > ($2, $3, $4))"
         " ORDER BY attempt, chunk, line_no LIMIT $5",
         run_id, *(after or (None, None, None)), limit,
     )
+    if not rows:
+        await require_run(pool, run_id)
     return [LogLine(**row) for row in rows]
 
 
