@@ -7,8 +7,9 @@ a consumer on the stream), and most reads ask again for what has not changed.
 """
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
 
 from fastapi import Response
 
@@ -23,16 +24,32 @@ class Answers:
         self.max_bytes = max_bytes
         self._kept: OrderedDict[Hashable, tuple[Hashable, bytes]] = OrderedDict()
         self._bytes = 0
+        self._building: dict[tuple[Hashable, Hashable], asyncio.Task[bytes]] = {}
 
-    def get(self, key: Hashable, version: Hashable) -> bytes | None:
-        """The answer kept for `key` if it was built at `version`."""
+    async def get_or_build(self, key: Hashable, version: Hashable, build: Callable[[], Awaitable[bytes]]) -> bytes:
+        """The answer kept for `key` at `version`, else the one `build` makes. Requests that ask
+        while it is being built wait for that one build: after a change, a burst of them would
+        otherwise each build the same answer."""
         kept = self._kept.get(key)
-        if kept is None or kept[0] != version:
-            return None
-        self._kept.move_to_end(key)
-        return kept[1]
+        if kept is not None and kept[0] == version:
+            self._kept.move_to_end(key)
+            return kept[1]
+        building = self._building.get((key, version))
+        if building is None:
+            building = asyncio.create_task(self._build(key, version, build))
+            self._building[(key, version)] = building
+        # Shielded: one waiting request that goes away must not cancel the build for the others.
+        return await asyncio.shield(building)
 
-    def put(self, key: Hashable, version: Hashable, body: bytes) -> None:
+    async def _build(self, key: Hashable, version: Hashable, build: Callable[[], Awaitable[bytes]]) -> bytes:
+        try:
+            body = await build()
+        finally:
+            del self._building[(key, version)]
+        self._keep(key, version, body)
+        return body
+
+    def _keep(self, key: Hashable, version: Hashable, body: bytes) -> None:
         if (replaced := self._kept.pop(key, None)) is not None:
             self._bytes -= len(replaced[1])
         if len(body) > self.max_bytes:

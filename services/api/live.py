@@ -48,16 +48,16 @@ async def run_history(ctx: Context, run_id: str, after_seq: int, limit: int) -> 
 
 async def run_history_json(ctx: Context, run_id: str, after_seq: int, limit: int) -> bytes:
     """`run_history` of a run the read models hold (else `NotFound`), as JSON; kept in
-    `ctx.answers` until the stream grows."""
-    key = ("events", run_id, after_seq, limit)
+    `ctx.answers` until the stream grows. A kept answer's run was in the read models, and a run
+    is never removed from them."""
+
+    async def build() -> bytes:
+        await queries.require_run(ctx.pool, run_id)
+        return RUN_EVENTS.dump_json(await run_history(ctx, run_id, after_seq, limit))
+
     # Read before the history: a history read past this end is only fresher than need be.
     stream_end = await ctx.bus.last_seq()
-    if (kept := ctx.answers.get(key, stream_end)) is not None:
-        return kept  # its run was in the read models, and a run is never removed from them
-    await queries.require_run(ctx.pool, run_id)
-    body = RUN_EVENTS.dump_json(await run_history(ctx, run_id, after_seq, limit))
-    ctx.answers.put(key, stream_end, body)
-    return body
+    return await ctx.answers.get_or_build(("events", run_id, after_seq, limit), stream_end, build)
 
 
 async def run_events(ctx: Context, run_id: str, after_seq: int | None) -> AsyncIterator[str]:

@@ -188,20 +188,19 @@ METRICS = TypeAdapter(list[Metric])
 
 async def metrics_json(pool: asyncpg.Pool, answers: Answers, run_id: str, max_points: int) -> bytes:
     """At most `max_points` points per split (see DOWNSAMPLED_METRICS_SQL), as JSON; kept in
-    `answers` until the read models change."""
-    key = ("metrics", run_id, max_points)
-    async with pool.acquire() as conn:
-        # Read before the points: an answer built from read models newer than its version is
-        # only fresher than it need be.
-        version = await read_models_version(conn)
-        if (kept := answers.get(key, version)) is not None:
-            return kept  # its run existed at this version, so it still does
-        rows = await conn.fetch(DOWNSAMPLED_METRICS_SQL, run_id, max_points)
+    `answers` until the read models change. A kept answer's run existed at its version, so it
+    still does."""
+
+    async def build() -> bytes:
+        rows = await pool.fetch(DOWNSAMPLED_METRICS_SQL, run_id, max_points)
         if not rows:
-            await require_run(conn, run_id)
-    body = METRICS.dump_json(METRICS.validate_python([dict(row) for row in rows]))
-    answers.put(key, version, body)
-    return body
+            await require_run(pool, run_id)
+        return METRICS.dump_json(METRICS.validate_python([dict(row) for row in rows]))
+
+    # Read before the points: an answer built from read models newer than its version is only
+    # fresher than it need be.
+    version = await read_models_version(pool)
+    return await answers.get_or_build(("metrics", run_id, max_points), version, build)
 
 
 async def logs(pool: asyncpg.Pool, run_id: str, after: tuple[int, int, int] | None, limit: int) -> list[LogLine]:

@@ -2,6 +2,9 @@
 they were built from is unchanged: a change to the read models or to the stream shows at once."""
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+
 import asyncpg
 
 from events.catalogue import LossReported, RunLogged, RunRequested
@@ -59,16 +62,47 @@ async def test_kept_events_are_refreshed_once_the_run_has_new_events(api, client
     assert [event["type"] for event in (await client.get(url)).json()] == ["RunRequested", "RunLogged"]
 
 
-def test_answers_are_served_at_their_version_and_the_least_recently_used_go_first():
-    answers = Answers(max_bytes=10)
-    answers.put("a", 1, b"aaaa")
-    assert answers.get("a", 1) == b"aaaa"
-    assert answers.get("a", 2) is None
-    answers.put("b", 1, b"bbbb")
-    assert answers.get("a", 1) == b"aaaa"  # now "b" is the least recently used
-    answers.put("c", 1, b"cccc")
-    assert (answers.get("a", 1), answers.get("b", 1), answers.get("c", 1)) == (b"aaaa", None, b"cccc")
-    answers.put("a", 2, b"a2")  # replaces the answer at the older version
-    assert (answers.get("a", 1), answers.get("a", 2)) == (None, b"a2")
-    answers.put("huge", 1, b"x" * 11)  # larger than everything kept may be: not kept, nothing evicted
-    assert (answers.get("huge", 1), answers.get("a", 2), answers.get("c", 1)) == (None, b"a2", b"cccc")
+class Builds:
+    """Build functions that count their calls."""
+
+    def __init__(self) -> None:
+        self.made: list[bytes] = []
+
+    def of(self, body: bytes, release: asyncio.Event | None = None) -> Callable[[], Awaitable[bytes]]:
+        async def build() -> bytes:
+            if release is not None:
+                await release.wait()
+            self.made.append(body)
+            return body
+        return build
+
+
+async def test_answers_are_served_at_their_version_and_the_least_recently_used_go_first():
+    answers, builds = Answers(max_bytes=10), Builds()
+
+    async def answer(key: str, version: int, body: bytes) -> bytes:
+        return await answers.get_or_build(key, version, builds.of(body))
+
+    assert await answer("a", 1, b"aaaa") == b"aaaa"
+    assert await answer("a", 1, b"new!") == b"aaaa"  # kept
+    assert await answer("a", 2, b"a2a2") == b"a2a2"  # another version: built again
+    await answer("b", 1, b"bbbb")
+    await answer("a", 2, b"----")  # now "b" is the least recently used
+    await answer("c", 1, b"cccc")  # 12 bytes: "b" goes
+    assert builds.made == [b"aaaa", b"a2a2", b"bbbb", b"cccc"]
+    assert [await answer(key, version, b"rebuilt") for key, version in (("a", 2), ("c", 1), ("b", 1))] == [
+        b"a2a2", b"cccc", b"rebuilt"]
+    await answer("huge", 1, b"x" * 11)  # larger than all that may be kept: not kept
+    assert await answer("huge", 1, b"small") == b"small"
+
+
+async def test_requests_for_an_answer_being_built_share_its_one_build():
+    answers, builds, release = Answers(), Builds(), asyncio.Event()
+    first = asyncio.create_task(answers.get_or_build("a", 1, builds.of(b"first", release)))
+    second = asyncio.create_task(answers.get_or_build("a", 1, builds.of(b"second", release)))
+    third = asyncio.create_task(answers.get_or_build("a", 1, builds.of(b"third", release)))
+    await asyncio.sleep(0)
+    first.cancel()  # a client that goes away does not cancel the build the others wait for
+    release.set()
+    assert await asyncio.gather(second, third) == [b"first", b"first"]
+    assert builds.made == [b"first"]
