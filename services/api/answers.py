@@ -15,10 +15,14 @@ from fastapi import Response
 
 # A few dozen answers of the largest kind (10,000 metric points, about 2 MB each).
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+# What an answer is counted beyond its body (its key, its version, the bookkeeping): so that many
+# tiny answers (empty pages of any `after_seq`) are bounded too.
+ENTRY_BYTES = 1024
 
 
 class Answers:
-    """The most recently used answers, up to `max_bytes` in all."""
+    """The most recently used answers, up to `max_bytes` in all (each counted `ENTRY_BYTES` more
+    than its body)."""
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.max_bytes = max_bytes
@@ -51,14 +55,14 @@ class Answers:
 
     def _keep(self, key: Hashable, version: Hashable, body: bytes) -> None:
         if (replaced := self._kept.pop(key, None)) is not None:
-            self._bytes -= len(replaced[1])
-        if len(body) > self.max_bytes:
+            self._bytes -= len(replaced[1]) + ENTRY_BYTES
+        if len(body) + ENTRY_BYTES > self.max_bytes:
             return
         self._kept[key] = (version, body)
-        self._bytes += len(body)
+        self._bytes += len(body) + ENTRY_BYTES
         while self._bytes > self.max_bytes:
             _, (_, evicted) = self._kept.popitem(last=False)
-            self._bytes -= len(evicted)
+            self._bytes -= len(evicted) + ENTRY_BYTES
 
 
 def json_answer(body: bytes) -> Response:

@@ -53,7 +53,8 @@ IdempotencyKey = Annotated[str | None, Header(
 
 
 async def get_context(request: Request, idempotency_key: IdempotencyKey = None) -> Context:
-    """FastAPI dependency (async: a plain function would be run on a worker thread, a hop per request): the context the lifespan put on the app, with this request's ids."""
+    """FastAPI dependency: the context the lifespan put on the app, with this request's ids.
+    Async, as FastAPI runs a plain function on a worker thread: a hop per request."""
     scope = f"{request.method} {request.url.path} {idempotency_key}" if idempotency_key else None
     return replace(request.app.state.context, ids=ResourceIds(scope))
 

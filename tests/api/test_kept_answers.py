@@ -9,7 +9,7 @@ import asyncpg
 
 from events.catalogue import LossReported, RunLogged, RunRequested
 from model.training.config import TrainingConfig
-from services.api.answers import Answers
+from services.api.answers import ENTRY_BYTES, Answers
 from services.registry import list_dead_letters, wait_until_projected
 from services.registry.dead_letters import replay
 
@@ -78,7 +78,7 @@ class Builds:
 
 
 async def test_answers_are_served_at_their_version_and_the_least_recently_used_go_first():
-    answers, builds = Answers(max_bytes=10), Builds()
+    answers, builds = Answers(max_bytes=2 * ENTRY_BYTES + 10), Builds()
 
     async def answer(key: str, version: int, body: bytes) -> bytes:
         return await answers.get_or_build(key, version, builds.of(body))
@@ -88,12 +88,21 @@ async def test_answers_are_served_at_their_version_and_the_least_recently_used_g
     assert await answer("a", 2, b"a2a2") == b"a2a2"  # another version: built again
     await answer("b", 1, b"bbbb")
     await answer("a", 2, b"----")  # now "b" is the least recently used
-    await answer("c", 1, b"cccc")  # 12 bytes: "b" goes
+    await answer("c", 1, b"cccc")  # 12 bytes and 3 entries: "b" goes
     assert builds.made == [b"aaaa", b"a2a2", b"bbbb", b"cccc"]
     assert [await answer(key, version, b"rebuilt") for key, version in (("a", 2), ("c", 1), ("b", 1))] == [
         b"a2a2", b"cccc", b"rebuilt"]
-    await answer("huge", 1, b"x" * 11)  # larger than all that may be kept: not kept
+    await answer("huge", 1, b"x" * (ENTRY_BYTES + 11))  # larger than all that may be kept: not kept
     assert await answer("huge", 1, b"small") == b"small"
+
+
+async def test_many_tiny_answers_are_bounded_too():
+    answers, builds = Answers(max_bytes=3 * ENTRY_BYTES), Builds()
+    for after_seq in range(10):
+        await answers.get_or_build(("events", after_seq), 1, builds.of(b"[]"))
+    for after_seq in range(10):
+        await answers.get_or_build(("events", after_seq), 1, builds.of(b"[]"))
+    assert len(builds.made) == 20  # never more than 3 kept, each pushed out before it was asked again
 
 
 async def test_requests_for_an_answer_being_built_share_its_one_build():
