@@ -4,7 +4,8 @@ The API (`cadenza api`) and the projector (`cadenza registry`) run as their own 
 clients run here. One run has 200,000 train points in `run_metrics` (copied in directly, with the
 summary built by the function the projector calls: the projector's rate is bench/projector.py's subject) and is read at `max_points=2000`, next to the
 other read endpoints. Every request must answer 200: any other answer or a transport error counts
-as dropped."""
+as dropped. Besides the latencies it prints the CPU time the API process and the clients spent per
+request: on a machine shared with other work, latencies move with its load, CPU time much less."""
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,7 @@ import sys
 import tempfile
 import time
 import uuid
-from contextlib import ExitStack
+from contextlib import AsyncExitStack, ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -38,6 +39,12 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process `pid` so far (Linux: /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def tone() -> bytes:
@@ -69,7 +76,7 @@ async def seed(client: httpx.AsyncClient, database_url: str) -> str:
     return run["id"]
 
 
-async def load(url: str, run_id: str, clients: int, rounds: int) -> None:
+async def load(url: str, run_id: str, clients: int, rounds: int, api_pid: int) -> None:
     endpoints = {
         "runs": "/api/runs",
         "run": f"/api/runs/{run_id}",
@@ -82,28 +89,36 @@ async def load(url: str, run_id: str, clients: int, rounds: int) -> None:
     latencies: dict[str, list[float]] = {name: [] for name in endpoints}
     dropped: list[str] = []
 
-    async def client_loop(index: int) -> None:
-        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-            names = list(endpoints)
-            for round_ in range(rounds):
-                name = names[(index + round_) % len(names)]  # clients spread over the endpoints
-                started = time.perf_counter()
-                try:
-                    response = await client.get(endpoints[name])
-                    if response.status_code != 200:
-                        dropped.append(f"{name}: {response.status_code}")
-                        continue
-                except httpx.HTTPError as error:
-                    dropped.append(f"{name}: {error!r}")
+    async def client_loop(index: int, client: httpx.AsyncClient) -> None:
+        names = list(endpoints)
+        for round_ in range(rounds):
+            name = names[(index + round_) % len(names)]  # clients spread over the endpoints
+            started = time.perf_counter()
+            try:
+                response = await client.get(endpoints[name])
+                if response.status_code != 200:
+                    dropped.append(f"{name}: {response.status_code}")
                     continue
-                latencies[name].append(time.perf_counter() - started)
+            except httpx.HTTPError as error:
+                dropped.append(f"{name}: {error!r}")
+                continue
+            latencies[name].append(time.perf_counter() - started)
 
-    started = time.perf_counter()
-    await asyncio.gather(*(client_loop(index) for index in range(clients)))
-    seconds = time.perf_counter() - started
+    async with AsyncExitStack() as stack:
+        # Made before the clock starts: making one (its TLS context) holds this process's loop for
+        # tens of milliseconds, which would count in the latency of every request then in flight.
+        http_clients = [await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=60))
+                        for _ in range(clients)]
+        started, api_cpu, clients_cpu = time.perf_counter(), cpu_seconds(api_pid), time.process_time()
+        await asyncio.gather(*(client_loop(index, client) for index, client in enumerate(http_clients)))
+        seconds = time.perf_counter() - started
+        api_cpu, clients_cpu = cpu_seconds(api_pid) - api_cpu, time.process_time() - clients_cpu
     total = sum(len(values) for values in latencies.values())
-    print(f"{clients} clients, {total + len(dropped)} requests in {seconds:.1f} s ({total / seconds:.0f}/s); "
+    requests = total + len(dropped)
+    print(f"{clients} clients, {requests} requests in {seconds:.1f} s ({total / seconds:.0f}/s); "
           f"dropped: {len(dropped)} {dropped[:5]}")
+    print(f"CPU per request: API process {api_cpu / requests * 1000:.2f} ms, "
+          f"clients {clients_cpu / requests * 1000:.2f} ms; load average {os.getloadavg()[0]:.2f}")
     print(f"{'endpoint':<40} {'n':>5} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
     for name, values in latencies.items():
         values.sort()
@@ -132,7 +147,7 @@ async def bench(nats_url: str, admin_url: str, clients: int, rounds: int) -> Non
                 except httpx.TransportError:
                     await asyncio.sleep(0.2)
             run_id = await seed(client, database_url)
-        await load(url, run_id, clients, rounds)
+        await load(url, run_id, clients, rounds, api.pid)
     finally:
         for process in (api, registry):
             process.terminate()

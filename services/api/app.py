@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from fastapi.staticfiles import StaticFiles
 
+from services.api.answers import Answers
 from services.api.auth import ApiToken
 from services.api.context import Context
 from services.api.errors import install_error_handlers
@@ -40,7 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
             pool = await create_pool(settings, init=decode_json_columns)
             try:
                 await migrate(pool)
-                app.state.context = Context(settings=settings, bus=bus, pool=pool)
+                app.state.context = Context(settings=settings, bus=bus, pool=pool, answers=Answers())
                 yield
             finally:
                 await pool.close()

@@ -10,6 +10,7 @@ import asyncpg
 from fastapi import Depends, Header, Request
 
 from events.bus import Bus
+from services.api.answers import Answers
 from services.settings import Settings
 
 IDEMPOTENT_ID_NAMESPACE = uuid.UUID("9d4b8f5e-27c1-4f0a-8c3e-6a1d2b7e5f90")
@@ -41,6 +42,7 @@ class Context:
     settings: Settings
     bus: Bus
     pool: asyncpg.Pool
+    answers: Answers
     ids: ResourceIds = field(default_factory=ResourceIds)
 
 
@@ -50,8 +52,9 @@ IdempotencyKey = Annotated[str | None, Header(
                 "one created and never creates a second one")]
 
 
-def get_context(request: Request, idempotency_key: IdempotencyKey = None) -> Context:
-    """FastAPI dependency: the context the lifespan put on the app, with this request's ids."""
+async def get_context(request: Request, idempotency_key: IdempotencyKey = None) -> Context:
+    """FastAPI dependency: the context the lifespan put on the app, with this request's ids.
+    Async, as FastAPI runs a plain function on a worker thread: a hop per request."""
     scope = f"{request.method} {request.url.path} {idempotency_key}" if idempotency_key else None
     return replace(request.app.state.context, ids=ResourceIds(scope))
 

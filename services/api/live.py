@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
+from pydantic import TypeAdapter
+
 from events import runs
 from events.reader import StoredEvent
 from events.subjects import subject_filter
+from services.api import queries
 from services.api.context import Context
 from services.api.schemas import RunEvent
 
 KEEP_ALIVE_SECONDS = 15.0
+RUN_EVENTS = TypeAdapter(list[RunEvent])
 
 
 def run_event(stored: StoredEvent, state: runs.RunState) -> RunEvent:
@@ -40,6 +44,20 @@ async def run_history(ctx: Context, run_id: str, after_seq: int, limit: int) -> 
                 if len(history) == limit:
                     break
     return history
+
+
+async def run_history_json(ctx: Context, run_id: str, after_seq: int, limit: int) -> bytes:
+    """`run_history` of a run the read models hold (else `NotFound`), as JSON; kept in
+    `ctx.answers` until the stream grows. A kept answer's run was in the read models, and a run
+    is never removed from them."""
+
+    async def build() -> bytes:
+        await queries.require_run(ctx.pool, run_id)
+        return RUN_EVENTS.dump_json(await run_history(ctx, run_id, after_seq, limit))
+
+    # Read before the history: a history read past this end is only fresher than need be.
+    stream_end = await ctx.bus.last_seq()
+    return await ctx.answers.get_or_build(("events", run_id, after_seq, limit), stream_end, build)
 
 
 async def run_events(ctx: Context, run_id: str, after_seq: int | None) -> AsyncIterator[str]:

@@ -4,11 +4,14 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 import asyncpg
+from pydantic import TypeAdapter
 
+from services.api.answers import Answers
 from services.api.errors import NotFound
 from services.api.schemas import (
     Adapter, BestRuns, Clip, Dataset, DatasetDetail, Experiment, LogLine, Metric, Pair, Run, RunSummary,
 )
+from services.registry import read_models_version
 
 DATASET_SQL = """
     SELECT d.*,
@@ -136,6 +139,12 @@ async def run(pool: asyncpg.Pool, run_id: str) -> Run:
     return Run(**row)
 
 
+async def require_run(conn: asyncpg.Connection | asyncpg.Pool, run_id: str) -> None:
+    """Raise `NotFound` unless the run exists."""
+    if await conn.fetchval("SELECT 1 FROM runs WHERE id = $1", run_id) is None:
+        raise NotFound("run", run_id)
+
+
 async def runs(pool: asyncpg.Pool, experiment_id: str | None = None) -> list[Run]:
     rows = await pool.fetch(
         "SELECT * FROM runs WHERE $1::text IS NULL OR experiment_id = $1 ORDER BY requested_at DESC, id",
@@ -174,21 +183,35 @@ DOWNSAMPLED_METRICS_SQL = """
 """
 
 
-async def metrics(pool: asyncpg.Pool, run_id: str, max_points: int) -> list[Metric]:
-    """At most `max_points` points per split (see DOWNSAMPLED_METRICS_SQL)."""
-    await run(pool, run_id)
-    rows = await pool.fetch(DOWNSAMPLED_METRICS_SQL, run_id, max_points)
-    return [Metric(**row) for row in rows]
+METRICS = TypeAdapter(list[Metric])
+
+
+async def metrics_json(pool: asyncpg.Pool, answers: Answers, run_id: str, max_points: int) -> bytes:
+    """At most `max_points` points per split (see DOWNSAMPLED_METRICS_SQL), as JSON; kept in
+    `answers` until the read models change. A kept answer's run existed at its version, so it
+    still does."""
+
+    async def build() -> bytes:
+        rows = await pool.fetch(DOWNSAMPLED_METRICS_SQL, run_id, max_points)
+        if not rows:
+            await require_run(pool, run_id)
+        return METRICS.dump_json(METRICS.validate_python([dict(row) for row in rows]))
+
+    # Read before the points: an answer built from read models newer than its version is only
+    # fresher than it need be.
+    version = await read_models_version(pool)
+    return await answers.get_or_build(("metrics", run_id, max_points), version, build)
 
 
 async def logs(pool: asyncpg.Pool, run_id: str, after: tuple[int, int, int] | None, limit: int) -> list[LogLine]:
     """The first `limit` lines after the line at (attempt, chunk, line_no) `after`."""
-    await run(pool, run_id)
     rows = await pool.fetch(
         "SELECT * FROM run_logs WHERE run_id = $1 AND ($2::int IS NULL OR (attempt, chunk, line_no) > ($2, $3, $4))"
         " ORDER BY attempt, chunk, line_no LIMIT $5",
         run_id, *(after or (None, None, None)), limit,
     )
+    if not rows:
+        await require_run(pool, run_id)
     return [LogLine(**row) for row in rows]
 
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from events.bus import Bus
 from events.codec import decode
 from services.registry import handlers
+from services.registry.checkpoint import lock_checkpoint, write_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ async def replay(conn: asyncpg.Connection, bus: Bus, seq: int) -> DeadLetter:
     """Apply the parked event at stream sequence `seq` with today's handlers and remove it from
     the table; raise `ReplayFailed` (leaving it parked) if it still cannot be applied."""
     async with conn.transaction():
+        checkpoint = await lock_checkpoint(conn)
         row = await conn.fetchrow(
             "SELECT seq, subject, type, error, parked_at FROM dead_letters WHERE seq = $1 FOR UPDATE", seq)
         if row is None:
@@ -75,4 +77,5 @@ async def replay(conn: asyncpg.Connection, bus: Bus, seq: int) -> DeadLetter:
         except APPLY_ERRORS as error:  # decode's UndecodableEvent is a ValueError
             raise ReplayFailed(f"event {seq} still cannot be applied: {type(error).__name__}: {error}") from None
         await conn.execute("DELETE FROM dead_letters WHERE seq = $1", seq)
+        await write_checkpoint(conn, checkpoint)  # unchanged, but written: the read models' version moves
         return DeadLetter(**dict(row))

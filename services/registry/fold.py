@@ -14,9 +14,8 @@ import asyncpg
 from events.reader import StoredEvent, UnreadableEvent
 from events.catalogue import LossReported
 from services.registry import dead_letters, handlers
+from services.registry.checkpoint import lock_checkpoint, write_checkpoint
 from services.registry.dead_letters import APPLY_ERRORS
-
-CHECKPOINT = "registry"
 
 
 class PositionMoved(Exception):
@@ -25,23 +24,6 @@ class PositionMoved(Exception):
     def __init__(self, checkpoint: int) -> None:
         super().__init__(f"the projector checkpoint moved to {checkpoint}")
         self.checkpoint = checkpoint
-
-
-async def read_checkpoint(conn: asyncpg.Connection | asyncpg.Pool) -> int:
-    value = await conn.fetchval("SELECT last_seq FROM projector_checkpoint WHERE name = $1", CHECKPOINT)
-    return value or 0
-
-
-async def lock_checkpoint(conn: asyncpg.Connection) -> int:
-    """Lock the checkpoint row until the transaction ends and return the sequence it holds."""
-    lock = "SELECT last_seq FROM projector_checkpoint WHERE name = $1 FOR UPDATE"
-    checkpoint = await conn.fetchval(lock, CHECKPOINT)
-    if checkpoint is None:  # the first fold into a fresh database
-        await conn.execute(
-            "INSERT INTO projector_checkpoint (name, last_seq) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING", CHECKPOINT
-        )
-        checkpoint = await conn.fetchval(lock, CHECKPOINT)
-    return checkpoint
 
 
 async def apply_batch(conn: asyncpg.Connection, batch: list[StoredEvent | UnreadableEvent],
@@ -72,7 +54,7 @@ async def apply_batch(conn: asyncpg.Connection, batch: list[StoredEvent | Unread
             if isinstance(unreadable, UnreadableEvent):
                 await dead_letters.park(conn, unreadable.seq, unreadable.subject, unreadable.type, unreadable.error)
     checkpoint = fresh[-1].seq
-    await conn.execute("UPDATE projector_checkpoint SET last_seq = $2 WHERE name = $1", CHECKPOINT, checkpoint)
+    await write_checkpoint(conn, checkpoint)
     return checkpoint
 
 

@@ -20,7 +20,8 @@ from events.bus import Bus
 from events.reader import StoredEvent, UnreadableEvent
 from services.database import create_pool
 from services.faults import TRANSIENT, Backoff
-from services.registry.fold import PositionMoved, apply_batch, read_checkpoint
+from services.registry.checkpoint import read_checkpoint
+from services.registry.fold import PositionMoved, apply_batch
 from services.registry.migrate import migrate
 from services.settings import Settings
 

@@ -11,7 +11,7 @@ import asyncio
 
 import asyncpg
 
-from services.registry.fold import read_checkpoint
+from services.registry.checkpoint import read_checkpoint
 
 FIRST_POLL = 0.002
 POLL_CEILING = 0.1

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from services.registry.fold import CHECKPOINT, apply_batch, lock_checkpoint
+from services.registry.checkpoint import lock_checkpoint, write_checkpoint
+from services.registry.fold import apply_batch
 from services.registry.migrate import migrate
 from services.settings import Settings
 
@@ -36,7 +37,7 @@ async def rebuild(settings: Settings) -> int:
             await lock_checkpoint(conn)
             for table in READ_MODELS:
                 await conn.execute(f"DELETE FROM {table}")
-            await conn.execute("UPDATE projector_checkpoint SET last_seq = 0 WHERE name = $1", CHECKPOINT)
+            await write_checkpoint(conn, 0)
             end = await bus.last_seq()
             position, folded = 0, 0
             reader = await bus.reader(start_seq=1)

@@ -10,7 +10,8 @@ import pytest
 from events.bus import Bus
 from events.catalogue import LossReported, RunCancelled, RunCancelRequested, RunCompleted, RunStarted
 from mixed_history import datasets_and_experiments, late_events, mixed_history, run_lifecycles, run_requests
-from services.registry.fold import apply_batch, read_checkpoint
+from services.registry.checkpoint import read_checkpoint
+from services.registry.fold import apply_batch
 from services.registry.migrate import MIGRATIONS_DIR, migrate
 from services.registry.read_your_writes import ProjectionTimeout, wait_until_projected
 from services.registry.projector import StreamBehindReadModels, run_projector

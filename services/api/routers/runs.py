@@ -8,6 +8,7 @@ from fastapi.responses import StreamingResponse
 
 from events.runs import RunStatus
 from services.api import commands, live, queries
+from services.api.answers import json_answer
 from services.api.context import ContextDep
 from services.api.schemas import LogLine, Metric, Run, RunCreate, RunEvent
 
@@ -35,16 +36,16 @@ async def get_run(run_id: str, ctx: ContextDep) -> Run:
     return await queries.run(ctx.pool, run_id)
 
 
-@router.get("/runs/{run_id}/metrics")
+@router.get("/runs/{run_id}/metrics", response_model=list[Metric])
 async def run_metrics(
     run_id: str,
     ctx: ContextDep,
     max_points: Annotated[int, Query(ge=4, le=MAX_METRIC_POINTS)] = DEFAULT_METRIC_POINTS,
-) -> list[Metric]:
+) -> Response:
     """Each split's points in step order, downsampled to at most `max_points`: of each run of
     consecutive points the lowest and highest loss and the last point are kept (and the first
     point), so spikes and the trend survive."""
-    return await queries.metrics(ctx.pool, run_id, max_points)
+    return json_answer(await queries.metrics_json(ctx.pool, ctx.answers, run_id, max_points))
 
 
 @router.get("/runs/{run_id}/logs")
@@ -74,17 +75,16 @@ async def cancel_run(run_id: str, ctx: ContextDep, response: Response) -> Run:
     return run
 
 
-@router.get("/runs/{run_id}/events")
+@router.get("/runs/{run_id}/events", response_model=list[RunEvent])
 async def run_history(
     run_id: str,
     ctx: ContextDep,
     after_seq: Annotated[int, Query(ge=0, le=2**63 - 1, description="Stream sequence of the last event read")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
-) -> list[RunEvent]:
+) -> Response:
     """The run's history as stored on the stream (the audit view), `limit` events at a time: pass
     the last event's `seq` as `after_seq` for the next page; a short page is the last."""
-    await queries.run(ctx.pool, run_id)
-    return await live.run_history(ctx, run_id, after_seq, limit)
+    return json_answer(await live.run_history_json(ctx, run_id, after_seq, limit))
 
 
 @router.get(
@@ -97,7 +97,7 @@ async def run_stream(
 ) -> StreamingResponse:
     """The run's new events as server-sent events (`id` is the stream sequence, `event` the type,
     `data` a RunEvent); ends after the run's final event."""
-    await queries.run(ctx.pool, run_id)
+    await queries.require_run(ctx.pool, run_id)
     return StreamingResponse(
         live.run_events(ctx, run_id, last_event_id),
         media_type="text/event-stream",
