@@ -41,6 +41,8 @@ class Answers:
         building = self._building.get((key, version))
         if building is None:
             building = asyncio.create_task(self._build(key, version, build))
+            # Every waiting request may have gone: the failure is theirs to see, not the event loop's.
+            building.add_done_callback(lambda task: task.cancelled() or task.exception())
             self._building[(key, version)] = building
         # Shielded: one waiting request that goes away must not cancel the build for the others.
         return await asyncio.shield(building)

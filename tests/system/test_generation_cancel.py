@@ -31,7 +31,9 @@ async def test_a_running_generation_that_is_cancelled_stops_and_stores_no_sample
     assert progressed.event.steps_done < progressed.event.steps_total
 
     response = await studio.cadenza.client.post(f"/api/generations/{running['id']}/cancel")
-    assert response.status_code == 202, response.text
+    # 202 while its worker stops; the worker stops at its next step, sometimes before the answer,
+    # which then says so (200, cancelled)
+    assert (response.status_code, response.json()["status"]) in {(202, "running"), (200, "cancelled")}, response.text
     cancelled = await studio.wait_for_generation(running["id"])
 
     assert (cancelled["status"], cancelled["attempt"], cancelled["samples"]) == ("cancelled", 1, [])
