@@ -109,7 +109,13 @@ def test_an_experiment_is_edited_and_a_run_cancelled_once_confirmed_then_retried
 
     page.once("dialog", answer(accept=True))
     page.get_by_role("button", name="Cancel run").click()
-    expect(page.locator(".summary .status")).to_have_text("cancelled", timeout=TRAINING)
+    try:
+        expect(page.locator(".summary .status")).to_have_text("cancelled", timeout=TRAINING)
+    except AssertionError as error:  # say what the server holds: the page or the run?
+        with stack.api() as api:
+            status = api.get(f"/api/runs/{run_id}").json()["status"]
+            history = [event["type"] for event in api.get(f"/api/runs/{run_id}/events").json()]
+        raise AssertionError(f"the page did not show the run cancelled; the API says {status}: {history}") from error
     screenshot("run-cancelled")
 
     page.get_by_role("button", name="Retry as a new run").click()

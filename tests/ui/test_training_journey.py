@@ -48,6 +48,7 @@ def test_upload_train_watch_and_compare(page, stack, screenshot) -> None:
     screenshot("home")
     experiment_form = page.locator("form", has=page.get_by_role("button", name="Create experiment"))
     experiment_form.get_by_label("Name").fill("warm lofi")
+    experiment_form.get_by_label("Dataset").select_option(label="lofi takes (supervised)")  # others' tests add more
     experiment_form.get_by_label("More settings (JSON)").fill(json.dumps(stack.training_config()))
     experiment_form.get_by_role("button", name="Create experiment").click()
     expect(page.get_by_role("heading", name="warm lofi")).to_be_visible()
