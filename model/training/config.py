@@ -116,7 +116,8 @@ class TrainingConfig(BaseModel):
     )
     compile: Literal["auto", "on", "off"] = Field(
         "auto",
-        description="torch.compile the decoder: faster steps after a compilation of a minute or two. 'auto': on "
+        description="torch.compile the decoder's layers (one compilation serves them all): faster steps after "
+        "a compilation of up to a minute. 'auto': on "
         "CUDA GPUs, off on CPUs (where compiling takes longer than a CPU run gains).",
     )
 

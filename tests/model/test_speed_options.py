@@ -125,6 +125,8 @@ def test_compiled_training_steps_recompile_at_most_once_and_match_eager(tmp_path
     with torch._dynamo.config.patch(recompile_limit=2, fail_on_recompile_limit_hit=True):
         compiled, frames = _training_losses(base_model, batch, compile=True)
     torch._dynamo.reset()
-    assert frames[0] > 0 and frames[1:] == [frames[0]] * 2, f"later steps compiled again: {frames}"
+    assert frames[1:] == [frames[0]] * 2, f"later steps compiled again: {frames}"
+    # one compiled layer serves every layer: at most the two variants above, however deep the decoder
+    assert 0 < frames[0] <= 2, f"{frames[0]} frames compiled for 4 layers"
     assert compiled == pytest.approx(eager, rel=1e-5)
     assert eager[-1] < eager[0]
