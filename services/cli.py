@@ -305,10 +305,14 @@ async def print_events(settings: Settings, aggregate: str | None, aggregate_id: 
 def nats_config(args: argparse.Namespace) -> int:
     from services import nats_users
 
-    args.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    users = nats_users.passwords(args.folder)
-    config = nats_users.write_server_config(args.folder, Settings.from_env().namespace, users)
-    nats_users.write_service_passwords(args.folder, users)
+    try:
+        args.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        users = nats_users.passwords(args.folder)
+        config = nats_users.write_server_config(args.folder, Settings.from_env().namespace, users)
+        nats_users.write_service_passwords(args.folder, users)
+    except OSError as error:  # not a folder, not writable, the disk full: say which, not a traceback
+        print(f"cadenza nats-config: cannot write into {args.folder}: {error.strerror or error}", file=sys.stderr)
+        return 2
     print(f"wrote {config}; users and passwords in {args.folder / 'users.json'}, each service's alone in "
           f"{args.folder}/<service>/{nats_users.PASSWORD_FILE}")
     return 0

@@ -43,6 +43,14 @@ def test_the_passwords_are_made_once_and_readable_by_their_owner_alone(folder: P
     assert json.loads((folder / "users.json").read_text()) == users
 
 
+def test_a_folder_that_cannot_be_written_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("taken")
+    assert main(["nats-config", str(not_a_folder)]) == 2
+    assert f"cannot write into {not_a_folder}" in capsys.readouterr().err
+    assert not_a_folder.read_text() == "taken"  # what was there is left as it was
+
+
 async def test_anonymous_clients_are_refused(server_url: str) -> None:
     with pytest.raises(nats.errors.Error, match="Authorization Violation"):
         await nats.connect(server_url, allow_reconnect=False, max_reconnect_attempts=0)
