@@ -12,7 +12,7 @@ from pathlib import Path
 from events.generations import sample_id
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-LONG = 60.0  # seconds of audio: the doomed worker is still generating when it is killed
+LONG = 20.0  # seconds of audio: a few seconds of generating, so the worker is still at it when stopped
 
 
 def start_worker_process(settings, name: str, log: Path) -> subprocess.Popen:
