@@ -7,6 +7,13 @@ deployer picks up where it left off and sees every adapter once.
 
     python examples/deploy_adapters.py --nats-url nats://127.0.0.1:4222 --out adapters/ [--count 1]
 
+On `cadenza up`'s private nats-server, connect as the `subscriber` user (its password is in the
+users.json that `cadenza up` names), which may follow events and download adapters but change
+nothing, and under that user's inbox prefix:
+
+    python examples/deploy_adapters.py --nats-url nats://subscriber:PASSWORD@127.0.0.1:4222 \
+        --inbox-prefix _INBOX_subscriber --out adapters/
+
 The event contract is docs/asyncapi.json; events are JSON envelopes whose `payload` holds the event.
 """
 from __future__ import annotations
@@ -24,8 +31,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.errors import TimeoutError as FetchTimeout
 
 
-async def deploy(nats_url: str, namespace: str, out: Path, count: int, durable: str) -> None:
-    connection = await nats.connect(nats_url)
+async def deploy(nats_url: str, inbox_prefix: str, namespace: str, out: Path, count: int, durable: str) -> None:
+    connection = await nats.connect(nats_url, inbox_prefix=inbox_prefix)
     js = connection.jetstream()
     subscription = await js.pull_subscribe(
         f"{namespace}.run.*.adapter_saved",
@@ -64,13 +71,15 @@ async def deploy(nats_url: str, namespace: str, out: Path, count: int, durable: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nats-url", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"))
+    parser.add_argument("--inbox-prefix", default="_INBOX",
+                        help="where replies come to; a user with permissions may subscribe only under its own")
     parser.add_argument("--namespace", default=os.environ.get("CADENZA_NAMESPACE", "cadenza"))
     parser.add_argument("--out", type=Path, default=Path("deployed-adapters"), help="where adapters are saved")
     parser.add_argument("--count", type=int, default=0, help="exit after this many adapters (0: run forever)")
     parser.add_argument("--durable", default="deploy-adapters", help="consumer name: its position survives restarts")
     args = parser.parse_args()
     try:
-        asyncio.run(deploy(args.nats_url, args.namespace, args.out, args.count, args.durable))
+        asyncio.run(deploy(args.nats_url, args.inbox_prefix, args.namespace, args.out, args.count, args.durable))
     except KeyboardInterrupt:
         pass
 

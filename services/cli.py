@@ -148,8 +148,8 @@ def _start_missing_servers(settings: Settings, servers: contextlib.ExitStack) ->
     nats_url, database_url = embedded.start_missing(
         settings.nats_url, settings.database_url, settings.data_dir, servers, nats_config=config)
     if users:
-        print(f"NATS: {nats_url}  (private, data in {store}; users and passwords in {store / 'users.json'})",
-              flush=True)
+        print(f"NATS: {nats_url}  (private, data in {store}; users and passwords in {store / 'users.json'}: "
+              f"programs that follow events connect as '{nats_users.SUBSCRIBER}')", flush=True)
         settings = replace(settings, service_nats_urls={
             service: nats_users.user_url(nats_url, service, users[service]) for service in nats_users.SERVICES})
         nats_url = nats_users.user_url(nats_url, nats_users.ADMIN, users[nats_users.ADMIN])

@@ -1,7 +1,9 @@
 """The users of `cadenza up`'s private nats-server and what each may do.
 
 Each service connects as its own user, allowed to publish only the events it produces and to read
-and write only the buckets it uses; anonymous connections are refused. Deleting, purging or
+and write only the buckets it uses; anonymous connections are refused. Programs outside Cadenza that
+follow its events (a deployer of new adapters, say) connect as `subscriber`: they read the stream
+through consumers of their own and download adapters and samples, and publish and delete nothing. Deleting, purging or
 reconfiguring a stream and deleting a consumer are JetStream API requests (`$JS.API.STREAM.DELETE.…`
 and so on) that only `admin` may send, but for the trainers' purges of their own checkpoints.
 Services may *create* Cadenza's streams, which JetStream answers as a no-op for an existing stream
@@ -36,7 +38,8 @@ from services.private_files import write_private
 
 ADMIN = "admin"
 SERVICES = ("api", "registry", "trainer", "generator")
-USERS = (ADMIN, *SERVICES)
+SUBSCRIBER = "subscriber"
+USERS = (ADMIN, *SERVICES, SUBSCRIBER)
 
 # The events each service publishes: commands come from the API, facts about work from the workers.
 # Cancelling something still queued is the API's to say, so both publish the *Cancelled events.
@@ -60,7 +63,8 @@ WATCHES: dict[str, tuple[type[Event], ...]] = {
 WORK_QUEUES = {"trainer": "trainer", "generator": "generator"}
 # Buckets (by their suffix after `<namespace>-`) each service writes and reads.
 WRITES = {"api": ("clips",), "trainer": ("checkpoints", "adapters"), "generator": ("samples",)}
-READS = {"api": ("clips", "adapters", "samples"), "trainer": ("clips", "checkpoints"), "generator": ("adapters",)}
+READS = {"api": ("clips", "adapters", "samples"), "trainer": ("clips", "checkpoints"), "generator": ("adapters",),
+         SUBSCRIBER: ("adapters", "samples")}
 # Buckets whose objects a service deletes itself: the trainers' checkpoints, superseded as training
 # goes on (services/trainer/retention.py). Every other object only an administrator deletes.
 DELETES = {"trainer": ("checkpoints",)}
@@ -82,8 +86,10 @@ def permissions(user: str, namespace: str) -> dict[str, dict[str, list[str]]]:
         # reading the event stream through consumers of its own
         f"$JS.API.CONSUMER.CREATE.{stream}", f"$JS.API.CONSUMER.CREATE.{stream}.>",
         f"$JS.API.CONSUMER.MSG.NEXT.{stream}.*",
-        *(f"{namespace}.{event.aggregate}.*.{event.event_name()}" for event in PUBLISHES[user]),
+        *(f"{namespace}.{event.aggregate}.*.{event.event_name()}" for event in PUBLISHES.get(user, ())),
     ]
+    if user == SUBSCRIBER:  # its durable consumers remember what it has handled (the work queues' are denied below)
+        publish.append(f"$JS.ACK.{stream}.>")
     for bucket in READS.get(user, ()):
         name = f"OBJ_{namespace}-{bucket}"
         publish += [f"$JS.API.CONSUMER.CREATE.{name}", f"$JS.API.CONSUMER.CREATE.{name}.>",

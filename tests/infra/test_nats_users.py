@@ -3,8 +3,10 @@ refused, and each service may do only its own part, on a real server started as 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import stat
+import sys
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from nats.aio.msg import Msg
 
 from events.bus import Bus
 from events.catalogue import (
-    CATALOGUE, GenerationRequested, GenerationStarted, RunCancelRequested, RunRequested, RunStarted,
+    CATALOGUE, AdapterSaved, GenerationRequested, GenerationStarted, RunCancelRequested, RunRequested, RunStarted,
 )
 from events.subjects import subject_filter
 from services import embedded, nats_users
@@ -27,6 +29,7 @@ from services.trainer.settings import DURABLE_NAME as TRAINER_QUEUE
 from services.workqueue import WorkQueue, ensure_consumer
 
 NAMESPACE = "cadenza"
+DEPLOY_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "deploy_adapters.py"
 
 
 @pytest.fixture
@@ -95,7 +98,7 @@ def test_passwords_and_configuration_are_readable_by_their_owner_alone(
     _, users = server
     for name in ("users.json", "nats-server.conf"):
         assert stat.S_IMODE((tmp_path / "nats" / name).stat().st_mode) == 0o600
-    assert set(users) == {"admin", "api", "registry", "trainer", "generator"}
+    assert set(users) == {"admin", "api", "registry", "trainer", "generator", "subscriber"}
     assert nats_users.passwords(tmp_path / "nats") == users  # kept, not generated again
     assert json.loads((tmp_path / "nats" / "users.json").read_text()) == users
 
@@ -111,7 +114,7 @@ async def test_services_cannot_delete_the_stream_a_consumer_or_an_object(admin_b
     clip = await admin_bus.put_object(admin_bus.clips_bucket, "clip.wav", b"RIFF audio")
     await admin_bus.js.add_consumer(admin_bus.stream, durable_name=TRAINER_QUEUE,
                                     filter_subject=f"{NAMESPACE}.run.*.run_requested")
-    for user in nats_users.SERVICES:
+    for user in (*nats_users.SERVICES, nats_users.SUBSCRIBER):
         connection = await connect(user)
         js = connection.nc.jetstream(timeout=10)
         await connection.refused(js.delete_stream(admin_bus.stream), "$JS.API.STREAM.DELETE")
@@ -162,7 +165,7 @@ def test_every_event_has_a_service_that_may_publish_it() -> None:
 
 
 async def test_a_service_subscribes_only_under_its_own_inbox(connect) -> None:
-    for user in nats_users.SERVICES:
+    for user in (*nats_users.SERVICES, nats_users.SUBSCRIBER):
         connection = await connect(user)
         # its own inbox serves its requests: the JetStream API answers there
         assert (await connection.nc.jetstream().account_info()).streams >= 0
@@ -237,6 +240,54 @@ async def test_each_service_does_its_work_as_its_own_user(
         for bus in (api, trainer, generator, registry):
             await bus.close()
     assert "violation" not in caplog.text.lower()  # the bus logs what the server refuses
+
+
+async def test_a_subscriber_deploys_new_adapters_and_can_change_nothing(
+        server: tuple[str, dict[str, str]], admin_bus: Bus, connect, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """An outside program (the deployment example, nats-py only) as the `subscriber` user: it
+    follows the stream with a durable consumer of its own and downloads the adapter an event names."""
+    url, users = server
+    trainer = await Bus.connect(nats_users.user_url(url, "trainer", users["trainer"]), NAMESPACE,
+                                inbox_prefix=nats_users.inbox_prefix("trainer"))
+    try:
+        adapter = await trainer.put_object(trainer.adapters_bucket, "r1.zip", b"adapter bytes")
+        saved = AdapterSaved(run_id="r1", adapter_id="a1", experiment_id="e1", name="ambient-night", adapter=adapter,
+                             base_model="tiny", dataset_type="supervised", lora_config={}, final_loss=1.0)
+        await trainer.publish(saved)
+    finally:
+        await trainer.close()
+
+    deployer = await asyncio.create_subprocess_exec(
+        sys.executable, str(DEPLOY_EXAMPLE), "--nats-url", nats_users.user_url(url, "subscriber", users["subscriber"]),
+        "--inbox-prefix", nats_users.inbox_prefix("subscriber"), "--namespace", NAMESPACE,
+        "--out", str(tmp_path / "deployed"), "--count", "1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    stdout, stderr = await asyncio.wait_for(deployer.communicate(), timeout=60)
+    assert deployer.returncode == 0, stderr.decode()
+    [deployed] = [json.loads(line) for line in stdout.decode().splitlines()]
+    assert (deployed["adapter_id"], deployed["sha256"]) == ("a1", hashlib.sha256(b"adapter bytes").hexdigest())
+    assert Path(deployed["path"]).read_bytes() == b"adapter bytes"
+    # `cadenza events` reads as the subscriber too
+    await print_events(Settings(nats_url=nats_users.user_url(url, "subscriber", users["subscriber"]),
+                                namespace=NAMESPACE, nats_inbox_prefix=nats_users.inbox_prefix("subscriber")),
+                       "run", None, follow=False)
+    assert [line.split()[5] for line in capsys.readouterr().out.splitlines()] == ["AdapterSaved"]
+
+    subscriber = await connect("subscriber")
+    js = subscriber.nc.jetstream(timeout=10)
+    before = await admin_bus.last_seq()
+    await subscriber.refused(js.publish(saved.subject(NAMESPACE), saved.model_dump_json().encode()),
+                             saved.subject(NAMESPACE))
+    requested = RunRequested(run_id="r2", experiment_id="e1", dataset_id="d1", name="run", config={})
+    await subscriber.refused(js.publish(requested.subject(NAMESPACE), b"{}"), requested.subject(NAMESPACE))
+    await subscriber.refused(js.pull_subscribe(f"{NAMESPACE}.run.*.run_requested", durable=TRAINER_QUEUE,
+                                               stream=admin_bus.stream), "$JS.API.CONSUMER")
+    adapters = await js.object_store(admin_bus.adapters_bucket)
+    await subscriber.refused(adapters.put("forged.zip", b"forged"), admin_bus.adapters_bucket)
+    await subscriber.refused(js.add_stream(name="ELSEWHERE", subjects=["elsewhere.>"]), "$JS.API.STREAM.CREATE")
+    assert await admin_bus.last_seq() == before
+    assert (await admin_bus.js.consumer_info(admin_bus.stream, "deploy-adapters")).num_ack_pending == 0
 
 
 async def take_request(bus: Bus, queue: WorkQueue) -> Msg:
