@@ -3,8 +3,9 @@
 While a run trains, its newest KEPT_CHECKPOINTS checkpoints are kept: the newest is what a later
 attempt resumes from; the one before it is kept for an attempt that read the run's history just
 before the newest was published and may still be fetching it. Older ones are deleted as each new
-one is saved (after its CheckpointSaved is on the stream), and all of them once the run has its
-adapter, which supersedes them. (Each attempt's local folder is removed when the attempt ends, in `run.py`.)"""
+one is saved (after its CheckpointSaved is on the stream), and all of them once the run is
+finished: completed, its adapter supersedes them; failed or cancelled, it is never resumed. (Each
+attempt's local folder is removed when the attempt ends, in `run.py`.)"""
 from __future__ import annotations
 
 from events.base import ObjectRef

@@ -114,9 +114,10 @@ class RunAttempt:
                 return Outcome.DONE
             if isinstance(decision, runs.Finish):
                 await self.bus.publish(decision.event)
+                await self._delete_checkpoints()
                 return Outcome.DONE
             try:
-                return await self._train(decision.resume_from)
+                outcome = await self._train(decision.resume_from)
             except Exception as error:
                 # Retried (by redelivery) up to max_attempts; the next delivery reads why from this event.
                 with contextlib.suppress(Exception):
@@ -128,6 +129,13 @@ class RunAttempt:
                 shutil.rmtree(self.folder, ignore_errors=True)
                 with contextlib.suppress(OSError):  # the run's folder, once no attempt of it is left
                     self.folder.parent.rmdir()
+            if outcome is Outcome.DONE:
+                await self._delete_checkpoints()
+            return outcome
+
+    async def _delete_checkpoints(self) -> None:
+        """The run is finished (completed, failed or cancelled): no attempt will resume from its checkpoints."""
+        self.saved_checkpoints = await delete_superseded(self.bus, self.saved_checkpoints, keep=0)
 
     @contextlib.asynccontextmanager
     async def _watching_cancel(self) -> AsyncIterator[None]:
@@ -287,5 +295,4 @@ class RunAttempt:
             best_validation_loss=completed.best_validation_loss, steps=completed.steps,
             seconds=completed.seconds, adapter_id=adapter_id,
         ))
-        self.saved_checkpoints = await delete_superseded(self.bus, self.saved_checkpoints, keep=0)
 

@@ -1,12 +1,15 @@
 """The API token, the base models a client may name, and how stored bytes are served."""
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.routing import iter_route_contexts
 
+from services.api.app import create_app
 from services.settings import Settings
 
 TOKEN = "s3cret-api-token"
@@ -34,6 +37,28 @@ async def test_api_requests_without_the_token_are_401_and_change_nothing(client:
             assert "token" in response.json()["detail"]
     listed = await client.get("/api/datasets", headers=BEARER)
     assert (listed.status_code, listed.json()) == (200, [])
+
+
+async def test_every_route_of_the_api_wants_the_token_and_everything_else_is_the_ui_or_docs(
+        client: httpx.AsyncClient, settings: Settings) -> None:
+    """Walks the app's own routes, so a route added later is covered as well."""
+    public = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/static-offline-docs", ""}
+    checked = 0
+    for route in iter_route_contexts(create_app(settings).routes):
+        if route.path in public:
+            continue
+        assert route.path.startswith("/api/"), f"{route.path} is outside /api, where the token is not asked for"
+        path = re.sub(r"{[^}]+}", "x", route.path)
+        for method in route.methods:
+            without = await client.request(method, path)
+            assert without.status_code == 401, (method, route.path, without.text)
+            client.cookies.set("cadenza_token", TOKEN)
+            with_cookie = await client.request(method, path)
+            client.cookies.clear()
+            if method != "GET" or not path.endswith(("/stream", "/audio", "/download", "/export")):
+                assert with_cookie.status_code == 401, (method, route.path, "the cookie opens only browser loads")
+            checked += 1
+    assert checked > 40
 
 
 async def test_with_the_token_the_api_answers(client: httpx.AsyncClient) -> None:

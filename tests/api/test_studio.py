@@ -114,6 +114,8 @@ async def test_generations_are_queued_then_listed_with_the_samples_their_worker_
     assert (tail.status_code, tail.content) == (206, audios[0][-4:])
     past = await client.get(url, headers={"Range": f"bytes={len(audios[0])}-"})
     assert (past.status_code, past.headers["content-range"]) == (416, f"bytes */{len(audios[0])}")
+    # the stored bytes are taken as the media type says, never sniffed
+    assert {response.headers["x-content-type-options"] for response in (whole, part, tail, past)} == {"nosniff"}
 
 
 async def test_cancel_is_at_once_when_queued_asked_when_running_refused_when_finished(studio, client, observer_bus):

@@ -1,6 +1,9 @@
-"""Retention on the real object store: superseded checkpoints are deleted, a completed run keeps
-none (its adapter supersedes them), and no attempt folder outlives its attempt."""
+"""Retention on the real object store: superseded checkpoints are deleted, a finished run keeps
+none (completed, its adapter supersedes them; cancelled or failed, it is never resumed), and no
+attempt folder outlives its attempt."""
 from __future__ import annotations
+
+import asyncio
 
 from events.base import ObjectRef
 from events.catalogue import CheckpointSaved
@@ -42,4 +45,21 @@ async def test_a_completed_run_leaves_no_checkpoint_objects_and_no_attempt_folde
     assert len(saved) == 3  # 6 steps, one every 2: published, then deleted
     assert all(isinstance(ref, ObjectRef) for ref in saved)
     assert await checkpoint_names(cadenza.bus) == set()
+    assert not (cadenza.settings.cache_dir / "runs" / run["id"]).exists()
+
+
+async def test_a_run_cancelled_after_its_checkpoints_leaves_no_checkpoint_objects(cadenza, training_config):
+    cadenza.start_trainer("trainer-a")
+    experiment = await cadenza.supervised_experiment(training_config(max_steps=1000, checkpoint_every=1))
+    run = await cadenza.request_run(experiment)
+    await cadenza.wait_for_event(run["id"], "CheckpointSaved")
+
+    assert (await cadenza.client.post(f"/api/runs/{run['id']}/cancel")).status_code == 202
+    assert (await cadenza.wait_for_run(run["id"], timeout=60))["status"] == "cancelled"
+
+    # deleted right after the RunCancelled, which the API may show first (30 s: a bound on waiting)
+    deadline = asyncio.get_running_loop().time() + 30
+    while (left := await checkpoint_names(cadenza.bus)) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.2)
+    assert left == set()
     assert not (cadenza.settings.cache_dir / "runs" / run["id"]).exists()
