@@ -1,4 +1,5 @@
-"""From examples to MusicGen's inputs and labels, and the per-token log-probabilities of a forward.
+"""Which examples share a batch, from examples to MusicGen's inputs and labels, and the per-token
+log-probabilities of a forward.
 
 MusicGen predicts its K codebooks in a delay pattern: codebook k is shifted right by k steps (stereo
 models shift each left/right pair together), so at one position the decoder predicts frame t of
@@ -87,8 +88,8 @@ def pack_by_frames(examples: list[Example], budget: int) -> list[list[int]]:
 
 
 def scoring_batches(examples: list[Example], batch_size: int, batch_frames: int | None) -> list[list[int]]:
-    """Batches of a set scored in one pass, in no particular order (validation, DPO's reference):
-    consecutive slices of `batch_size`, or packed by length within `batch_frames`."""
+    """Batches that score a whole set once, in any order (validation, DPO's reference): consecutive
+    slices of `batch_size`, or packed by length within `batch_frames`."""
     if batch_frames is not None:
         return pack_by_frames(examples, batch_frames)
     return [list(range(start, min(start + batch_size, len(examples)))) for start in range(0, len(examples), batch_size)]
