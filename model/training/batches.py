@@ -1,4 +1,5 @@
-"""From examples to MusicGen's inputs and labels, and the per-token log-probabilities of a forward.
+"""Which examples share a batch, from examples to MusicGen's inputs and labels, and the per-token
+log-probabilities of a forward.
 
 MusicGen predicts its K codebooks in a delay pattern: codebook k is shifted right by k steps (stereo
 models shift each left/right pair together), so at one position the decoder predicts frame t of
@@ -63,6 +64,37 @@ def collate(
     return Batch(text.repeat(sides, 1, 1), mask.repeat(sides, 1), delay_labels(codes, delays, pad_id))
 
 
+def padded_frames(examples: list[Example]) -> int:
+    """Audio frames one forward pass over `examples` computes: each row padded to the longest window,
+    a preference pair being two rows (see collate)."""
+    return len(examples) * len(examples[0].codes) * max(e.frames for e in examples)
+
+
+def pack_by_frames(examples: list[Example], budget: int) -> list[list[int]]:
+    """Indices of `examples` in batches of at most `budget` padded frames (see padded_frames).
+
+    Windows are sorted by length, ties by index, so the packing is a function of the lengths alone,
+    and each batch takes the next window until one more would exceed the budget: windows of like
+    length share a batch, so little of it is padding. A window longer than the budget gets a batch of
+    its own (the trainer refuses such a budget before packing)."""
+    batches: list[list[int]] = []
+    for index in sorted(range(len(examples)), key=lambda i: (examples[i].frames, i)):
+        # Sorted ascending, the window added is the batch's longest.
+        if batches and padded_frames([examples[index]]) * (len(batches[-1]) + 1) <= budget:
+            batches[-1].append(index)
+        else:
+            batches.append([index])
+    return batches
+
+
+def scoring_batches(examples: list[Example], batch_size: int, batch_frames: int | None) -> list[list[int]]:
+    """Batches that score a whole set once, in any order (validation, DPO's reference): consecutive
+    slices of `batch_size`, or packed by length within `batch_frames`."""
+    if batch_frames is not None:
+        return pack_by_frames(examples, batch_frames)
+    return [list(range(start, min(start + batch_size, len(examples)))) for start in range(0, len(examples), batch_size)]
+
+
 def token_logprobs(model: torch.nn.Module, batch: Batch, pad_id: int, start_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward `batch`; return the log-probability of every label, (B, K, positions) in float32
     whatever the autocast, and the mask of positions that hold a code."""
@@ -94,25 +126,26 @@ def supervised_loss(logprobs: torch.Tensor, valid: torch.Tensor, tokens: int | N
 def reference_logprobs(
     model: torch.nn.Module,
     examples: list[Example],
+    batches: list[list[int]],
     delays: list[int],
     pad_id: int,
     start_id: int,
-    batch_size: int,
     autocast: AbstractContextManager = nullcontext(),
 ) -> torch.Tensor:
     """(examples, 2) summed log-probabilities of each pair's chosen and rejected window under the
-    base model (the adapter disabled): DPO's reference, fixed for the whole run, so computed once."""
+    base model (the adapter disabled), scored in `batches` of indices into `examples`: DPO's
+    reference, fixed for the whole run, so computed once."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    sums = [torch.zeros(0, 2)]
+    sums = torch.zeros(len(examples), 2)
     with model.disable_adapter(), autocast:
-        for start in range(0, len(examples), batch_size):
-            chunk = examples[start : start + batch_size]
+        for indices in batches:
+            chunk = [examples[i] for i in indices]
             logprobs, _ = token_logprobs(model, collate(chunk, delays, pad_id).to(device), pad_id, start_id)
-            sums.append(torch.stack(logprobs.sum((1, 2)).chunk(2), dim=1).cpu())
+            sums[indices] = torch.stack(logprobs.sum((1, 2)).chunk(2), dim=1).cpu()
     model.train(was_training)
-    return torch.cat(sums)
+    return sums
 
 
 DPO_REWARDS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies")

@@ -41,7 +41,10 @@ class Progress:
     step: int = 0  # optimizer steps done
     epoch: int = 0  # 0-based epoch the next batch belongs to
     batch_index: int = 0  # next batch within that epoch
-    order: list[int] = field(default_factory=list)  # this epoch's example order (empty: not drawn yet)
+    # This epoch's order (empty: not drawn yet): of the examples, or with batch_frames of the batches
+    # packed once per run, which the run packs again the same way on resume. Checkpoints of runs
+    # without batch_frames keep meaning what they always did.
+    order: list[int] = field(default_factory=list)
     loss: float | None = None  # last step's training loss
     best_validation_loss: float | None = None
 

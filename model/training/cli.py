@@ -25,8 +25,8 @@ from model.training.protocol import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_S
 # flag -> TrainingConfig field; a flag given on the command line overrides --config.
 FLAG_FIELDS = {
     "type": "dataset_type", "base_model": "base_model", "epochs": "num_epochs", "batch_size": "batch_size",
-    "lr": "learning_rate", "lora_r": "lora_r", "lora_alpha": "lora_alpha", "max_steps": "max_steps",
-    "seed": "seed", "device": "device", "precision": "precision",
+    "batch_frames": "batch_frames", "lr": "learning_rate", "lora_r": "lora_r", "lora_alpha": "lora_alpha",
+    "max_steps": "max_steps", "seed": "seed", "device": "device", "precision": "precision",
     "activation_checkpointing": "activation_checkpointing", "compile": "compile",
 }
 # What may differ when resuming, possibly on another machine: where the base model lies and what runs
@@ -50,6 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     train.add_argument("--base-model", help="hub id or local folder (default facebook/musicgen-small)")
     train.add_argument("--epochs", type=int, help=_doc("num_epochs"))
     train.add_argument("--batch-size", type=int, help=_doc("batch_size"))
+    train.add_argument("--batch-frames", type=int, help=_doc("batch_frames"))
     train.add_argument("--lr", type=float, help=_doc("learning_rate"))
     train.add_argument("--lora-r", type=int, help=_doc("lora_r"))
     train.add_argument("--lora-alpha", type=int, help=_doc("lora_alpha"))

@@ -12,6 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 # Far more optimizer steps than any LoRA fine-tuning takes, and well inside a 32-bit integer.
 MAX_STEPS = 10_000_000
+# 256 windows of 300 s at 50 frames per second, the largest batch batch_size and window_seconds allow,
+# is 3.84 M frames: far beyond any accelerator's memory.
+MAX_BATCH_FRAMES = 4_000_000
 
 
 class TrainingConfig(BaseModel):
@@ -39,7 +42,20 @@ class TrainingConfig(BaseModel):
         None, ge=1, le=MAX_STEPS, description="Stop after this many optimizer steps even if epochs remain (None: no cap)."
     )
     batch_size: int = Field(
-        2, ge=1, le=256, description="Examples per forward pass (preference: pairs per forward pass)."
+        2, ge=1, le=256, description="Examples per forward pass (preference: pairs per forward pass), unless "
+        "batch_frames is set.",
+    )
+    batch_frames: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_BATCH_FRAMES,
+        description="Batch by length instead of by count: each forward pass holds as many windows as fit in "
+        "this many padded audio frames (windows times the batch's longest window, a preference pair counting as "
+        "two; MusicGen codes 50 frames per second, so a 30 s window is 1500), and batch_size is not used. With "
+        "clips of mixed lengths less compute goes to padding and every forward pass's memory is bounded by the "
+        "budget. Windows of like length are packed into batches once per run and the batches' order is shuffled "
+        "every epoch. A budget below the longest window (twice it for a pair) is refused at start. None: "
+        "batch_size examples per pass.",
     )
     gradient_accumulation_steps: int = Field(
         1, ge=1, le=1024, description="Forward passes whose gradients are summed into one optimizer step."

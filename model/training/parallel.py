@@ -4,7 +4,8 @@ Every process holds the whole model and all examples and walks the same example 
 micro-batch is dealt out across the processes, and the LoRA gradients are summed across them once
 per optimizer step, with one all_reduce. Losses are divided by the whole step's tokens (or pairs)
 before that sum, so a run on N processes computes what one process computes with the same
-`batch_size`, also when a micro-batch does not divide evenly (the last one of an epoch). The LoRA
+`batch_size` (or `batch_frames`: the budget of the whole micro-batch, which the processes share),
+also when a micro-batch does not divide evenly (the last one of an epoch, or a packed one). The LoRA
 gradients are small (10 M values at musicgen-small's shape), so summing them once per step, rather
 than overlapping the sum with the backward as DistributedDataParallel does, costs little and lets a
 process whose share of a micro-batch is empty simply skip it.

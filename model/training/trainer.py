@@ -27,7 +27,10 @@ from model.training.batches import (
     codebook_delays,
     collate,
     dpo_loss,
+    pack_by_frames,
+    padded_frames,
     reference_logprobs,
+    scoring_batches,
     supervised_loss,
     token_logprobs,
 )
@@ -137,6 +140,12 @@ def train(
     if processes.main:
         processes.barrier()
     train_set, validation_set = split_examples(examples, config.validation_split, config.seed)
+    if config.batch_frames is not None:
+        longest = max(padded_frames([e]) for e in examples)
+        if longest > config.batch_frames:
+            raise InputError(f"batch_frames={config.batch_frames} cannot hold the longest window ({longest} frames"
+                             f"{', a pair counting twice' if preference else ''}): raise batch_frames to at least "
+                             f"{longest}, or lower window_seconds")
 
     # Model: LoRA on the whole MusicGen (so the saved keys load back onto it), or the checkpoint's.
     store_frozen_weights(model, precision)
@@ -155,8 +164,15 @@ def train(
         start_id = decoder_config.bos_token_id
     parameters = [p for p in model.parameters() if p.requires_grad]
 
+    # Batches: without batch_frames, every epoch draws an order of the examples and cuts it into
+    # batch_size slices. With it, the training set is packed by length once (a window keeps its length
+    # in every epoch, only its offset moves) and every epoch draws an order of those batches, so each
+    # epoch has the same number of steps.
+    packed = pack_by_frames(train_set, config.batch_frames) if config.batch_frames is not None else None
+    validation_batches = scoring_batches(validation_set, config.batch_size, config.batch_frames)
+
     # Schedule: warmup then cosine, per optimizer step; the last group of an epoch may be short.
-    batches_per_epoch = math.ceil(len(train_set) / config.batch_size)
+    batches_per_epoch = math.ceil(len(train_set) / config.batch_size) if packed is None else len(packed)
     steps_per_epoch = math.ceil(batches_per_epoch / config.gradient_accumulation_steps)
     total_steps = config.num_epochs * steps_per_epoch
     if config.max_steps is not None:
@@ -179,7 +195,8 @@ def train(
     if preference:  # the reference model is fixed, and so are preference windows: score them once
         log.info("scoring %d pairs under the reference model", len(train_set) + len(validation_set))
         train_references, validation_references = (
-            reference_logprobs(model, subset, delays, pad_id, start_id, config.batch_size, autocast)
+            reference_logprobs(model, subset, scoring_batches(subset, config.batch_size, config.batch_frames),
+                               delays, pad_id, start_id, autocast)
             for subset in (train_set, validation_set))
     set_speed_options(model, precision, config.activation_checkpointing, resolve_compile(config.compile, device))
 
@@ -204,10 +221,9 @@ def train(
     def validate() -> float:
         """Mean loss per validation example (supervised: per example's tokens)."""
         total = 0.0
-        for start in range(0, len(validation_set), config.batch_size):
-            chunk = validation_set[start : start + config.batch_size]
-            reference = validation_references[start : start + len(chunk)] if preference else None
-            total += forward(chunk, reference, training=False)[0].item() * len(chunk)
+        for indices in validation_batches:
+            reference = validation_references[indices] if preference else None
+            total += forward([validation_set[i] for i in indices], reference, training=False)[0].item() * len(indices)
         return total / len(validation_set)
 
     def save() -> Path:
@@ -224,11 +240,15 @@ def train(
     windows_epoch, windows = None, train_set
     while progress.step < total_steps:
         if not progress.order:
-            progress.order = np.random.default_rng([config.seed, progress.epoch]).permutation(len(train_set)).tolist()
+            drawn = len(train_set) if packed is None else len(packed)
+            progress.order = np.random.default_rng([config.seed, progress.epoch]).permutation(drawn).tolist()
         if windows_epoch != progress.epoch:
             windows_epoch = progress.epoch
             windows = epoch_windows(train_set, config.seed, progress.epoch, config.dataset_type)
-        batches = [progress.order[i : i + config.batch_size] for i in range(0, len(progress.order), config.batch_size)]
+        if packed is None:
+            batches = [progress.order[i : i + config.batch_size] for i in range(0, len(progress.order), config.batch_size)]
+        else:
+            batches = [packed[b] for b in progress.order]
         group = batches[progress.batch_index : progress.batch_index + config.gradient_accumulation_steps]
 
         # Weigh each micro-batch as its share of the step's tokens (supervised) or pairs (DPO), so

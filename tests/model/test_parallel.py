@@ -10,14 +10,20 @@ from safetensors.torch import load_file
 from model_testing import REPO, cli_env, parse_events
 
 
-@pytest.mark.parametrize("dataset_type, steps", [("supervised", 4), ("preference", 2)])
-def test_two_processes_equal_one_process_with_the_same_batch(dataset_type, steps, request, tmp_path, run_cli,
-                                                             tiny_model, cache_dir):
+@pytest.mark.parametrize("dataset_type, batching, steps", [
+    ("supervised", ["--batch-size", "3"], 4),
+    ("preference", ["--batch-size", "3"], 2),
+    ("supervised", ["--batch-frames", "250"], 8),
+], ids=["supervised", "preference", "supervised-batch-frames"])
+def test_two_processes_equal_one_process_with_the_same_batch(dataset_type, batching, steps, request, tmp_path,
+                                                             run_cli, tiny_model, cache_dir):
     # Micro-batches of 3 (six clips, or three pairs): the two processes get 2 and 1 of each, unequal
-    # in tokens. Dropout off: each process draws its own masks.
+    # in tokens. Packed within 250 frames, the clips of 50, 75 and 160 frames make batches [50, 50, 75],
+    # [75, 75], [160] and [160]: shares of unequal tokens, and one process gets none of a single clip.
+    # Dropout off: each process draws its own masks.
     dataset = request.getfixturevalue(f"{dataset_type}_jsonl")
     common = ["--dataset", dataset, "--type", dataset_type, "--name", "ddp", "--base-model", tiny_model,
-              "--epochs", "2", "--batch-size", "3", "--lr", "0.01", "--device", "cpu", "--precision", "fp32"]
+              "--epochs", "2", *batching, "--lr", "0.01", "--device", "cpu", "--precision", "fp32"]
     config = tmp_path / "config.json"
     config.write_text('{"lora_dropout": 0.0, "condition_dropout": 0.0, "gradient_accumulation_steps": 1}')
     one = run_cli(*common, "--output", tmp_path / "one", "--config", config)

@@ -79,7 +79,7 @@ def test_dpo_reference_is_computed_once_and_equals_a_fresh_forward(tiny_model, p
                                                                    monkeypatch):
     _, _, examples = tiny_examples(tiny_model, preference_jsonl, "preference", cache_dir)
     model = _trained_looking_lora(tiny_model, dropout=0.0)
-    cached = reference_logprobs(model, examples, codebook_delays(4, 1), PAD, START, batch_size=2)
+    cached = reference_logprobs(model, examples, [[2, 0], [1]], codebook_delays(4, 1), PAD, START)
     assert cached.shape == (len(examples), 2)
     with torch.no_grad(), model.disable_adapter():
         for index, example in enumerate(examples):

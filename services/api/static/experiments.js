@@ -8,6 +8,8 @@ import { errorBox, field, h, number, statusBadge, submitting, table, when } from
 const COMMON_FIELDS = [
   { name: "num_epochs", label: "Epochs", type: "number", placeholder: "default: 3", min: 1 },
   { name: "batch_size", label: "Batch size", type: "number", placeholder: "default: 2", min: 1 },
+  { name: "batch_frames", label: "Batch frames", type: "number", placeholder: "default: off", min: 1,
+    hint: "Batch by length instead: audio frames per forward pass (50 per second), in place of the batch size" },
   { name: "learning_rate", label: "Learning rate", type: "number", placeholder: "default: 0.0001", step: "any" },
   { name: "lora_r", label: "LoRA r", type: "number", placeholder: "default: 16", min: 1 },
   { name: "lora_alpha", label: "LoRA alpha", type: "number", placeholder: "default: 32", min: 1 },

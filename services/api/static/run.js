@@ -53,11 +53,13 @@ export function stepChart(title, seriesNames, colors) {
 
 export const COLORS = ["#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2"];
 
-/** The steps the run will take: its `max_steps`, else estimated from the rows it trains on. */
+/** The steps the run will take: its `max_steps`, else estimated from the rows it trains on. Batches
+ * packed by length (`batch_frames`) depend on the clips' lengths, which the page does not know: no
+ * estimate then. */
 function totalSteps(run) {
   const c = run.config;
   if (c.max_steps) return { steps: c.max_steps, estimated: false };
-  if (!run.dataset_rows) return null;
+  if (!run.dataset_rows || c.batch_frames) return null;
   const training = Math.max(1, Math.floor(run.dataset_rows * (1 - (c.validation_split || 0))));
   const perEpoch = Math.ceil(training / (c.batch_size || 1) / (c.gradient_accumulation_steps || 1));
   return { steps: perEpoch * (c.num_epochs || 1), estimated: true };
