@@ -1,8 +1,10 @@
 """What a user changes on the training side: clips imported from a manifest (JSONL and CSV), a
-wrong clip removed once confirmed, an experiment edited, a run cancelled only once confirmed, and a cancelled run retried."""
+wrong clip removed once confirmed, an experiment edited, a run cancelled only once confirmed (also
+when the live stream shows it stopped before the cancel is answered), and a cancelled run retried."""
 from __future__ import annotations
 
 import json
+import re
 
 from playwright.sync_api import expect
 
@@ -125,3 +127,39 @@ def test_an_experiment_is_edited_and_a_run_cancelled_once_confirmed_then_retried
         retried = api.get(f"/api/runs/{retry_id}").json()
         assert retried["config"] == api.get(f"/api/runs/{run_id}").json()["config"]
         api.post(f"/api/runs/{retry_id}/cancel")  # frees the trainer for the next test
+
+
+def test_a_run_shown_cancelled_by_the_live_stream_stays_cancelled_when_the_cancel_is_answered_later(
+        page, stack) -> None:
+    """The API answers a cancel from the read models as soon as they hold the request; the run's
+    RunCancelled may reach the page on the live stream before that answer does (a busy machine),
+    and the answer, which still says running, must not take the page back."""
+    with stack.api() as api:
+        dataset = api.post("/api/datasets", json={"name": "late answer takes", "kind": "supervised"}).json()
+        api.post(f"/api/datasets/{dataset['id']}/clips", data={"prompt": "a hum"},
+                 files={"file": ("hum.wav", wav(220), "audio/wav")}).raise_for_status()
+        experiment = api.post("/api/experiments", json={
+            "name": "late answer", "dataset_id": dataset["id"], "config": stack.training_config(max_steps=100_000)}).json()
+        run = api.post(f"/api/experiments/{experiment['id']}/runs", json={"name": "endless"}).json()
+    page.goto(f"/#/runs/{run['id']}")
+    # Training, past its start: the trainer stops it at a step boundary, well after the API answered.
+    expect(page.locator(".summary .progress")).to_have_text(re.compile(r"^step [1-9]"), timeout=TRAINING)
+
+    held = []
+
+    def answer_later(route) -> None:
+        held.append((route, route.fetch()))  # the server cancels and answers now; the page hears later
+
+    page.route("**/api/runs/*/cancel", answer_later)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Cancel run").click()
+    status = page.locator(".summary .status")
+    expect(status).to_have_text("cancelled", timeout=TRAINING)  # from the live stream
+    [(route, answer)] = held
+    assert answer.json()["status"] == "running"
+
+    shown = status.element_handle()
+    route.fulfill(response=answer)
+    shown.wait_for_element_state("hidden")  # the page drew its summary again with the answer
+    expect(status).to_have_text("cancelled")
+    expect(page.get_by_role("button", name="Retry as a new run")).to_be_visible()

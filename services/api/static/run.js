@@ -147,7 +147,11 @@ export async function runPage(main, runId, onLeave) {
     event.target.disabled = true;
     try {
       const answer = await api.cancelRun(runId);
-      Object.assign(run, { status: answer.status, finished: answer.finished, cancel_requested: answer.cancel_requested });
+      // The live stream may have brought the run's end before this answer, which the server read
+      // from the read models before they had folded it: a finished run never goes back to running.
+      if (!run.finished) {
+        Object.assign(run, { status: answer.status, finished: answer.finished, cancel_requested: answer.cancel_requested });
+      }
       renderSummary();
     } catch (error) {
       event.target.disabled = false;
