@@ -74,8 +74,13 @@ export async function generationPage(generationId, onLeave) {
   const samples = h("ul", { class: "items" });
   const shown = new Set();
   let timer = null;
+  let finished = false;
 
   function render(generation) {
+    // Answers can arrive out of order (a refresh sent before a slower cancel's answer, or after):
+    // once a finished generation is shown, an older answer never takes it back to running.
+    if (finished) return;
+    finished = generation.finished;
     heading.replaceChildren(generation.prompt, " ", statusBadge(generation.status));
     facts.replaceChildren(
       `${madeBy(generation.adapter_id, generation.base_model, context.names)} · ${generation.num_samples} × ${generation.duration_seconds} s · seed ${generation.seed}`,
