@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import importlib.util
 import logging
 import shutil
 import uuid
@@ -66,14 +65,6 @@ def experiment_name(history: list[StoredEvent]) -> str:
         if isinstance(stored.event, (ExperimentCreated, ExperimentUpdated)) and stored.event.name is not None:
             name = stored.event.name
     return name
-
-
-def _model_source_root() -> Path:
-    """The folder that holds the `model` package, so the child finds it whatever its cwd."""
-    spec = importlib.util.find_spec("model")
-    if spec is None or spec.origin is None:
-        raise RuntimeError("the `model` package is not importable: install cadenza or run from its source folder")
-    return Path(spec.origin).parent.parent
 
 
 # Stands for the trainer's cache root in what runs tell clients (errors, logs): where the trainer
@@ -180,7 +171,7 @@ class RunAttempt:
             command = process.training_command(
                 self.trainer.python, self.trainer.gpus, dataset, self.folder / "output", name, config_path,
                 self.cache_root / "features", resume)
-            return await self._supervise(await process.start(command, _model_source_root()), config, name)
+            return await self._supervise(await process.start(command, self.folder), config, name)
 
     async def _fetch_checkpoint(self, checkpoint: CheckpointSaved) -> Path:
         archive = await self.bus.get_file(checkpoint.checkpoint, self.folder / "resume.tar")
