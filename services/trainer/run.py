@@ -30,6 +30,7 @@ from model.training.config import TrainingConfig
 from services.trainer import process
 from services.trainer.archive import pack_tar, pack_zip, unpack_tar
 from services.trainer.cli_lines import PlainLine, parse_line
+from services.trainer.server_folders import ServerFolders
 from services.trainer.settings import TrainerSettings
 from services.trainer.export import DatasetUnavailable, ObjectCache, export_dataset
 from services.faults import retry
@@ -67,11 +68,6 @@ def experiment_name(history: list[StoredEvent]) -> str:
     return name
 
 
-# Stands for the trainer's cache root in what runs tell clients (errors, logs): where the trainer
-# keeps its files is none of their business.
-CACHE_PLACEHOLDER = "<cache>"
-
-
 class RunAttempt:
     """Everything one attempt at one run needs, and its steps in order."""
 
@@ -89,6 +85,7 @@ class RunAttempt:
         self.folder = cache_root / "runs" / self.run_id / f"attempt-{self.attempt}"
         self.outbox = RunOutbox(bus, self.run_id, self.attempt)
         self.saved_checkpoints: list[ObjectRef] = []
+        self.server_folders = ServerFolders(cache_root)
 
     # --- deciding -------------------------------------------------------------------------------
     async def handle(self) -> Outcome:
@@ -255,8 +252,8 @@ class RunAttempt:
         return Outcome.DONE
 
     def _public(self, text: str) -> str:
-        """`text` as clients may see it: the trainer's folders shown relative to its cache root."""
-        return text.replace(str(self.cache_root.absolute()), CACHE_PLACEHOLDER)
+        """`text` as clients may see it: the server's folders shown as placeholders."""
+        return self.server_folders.hidden(text)
 
     # --- uploads --------------------------------------------------------------------------------
     async def _upload_checkpoint(self, checkpoint: CheckpointLine) -> None:
