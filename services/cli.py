@@ -22,7 +22,7 @@ from pathlib import Path
 from services import embedded
 from services.private_files import write_private
 from services.settings import Settings
-from services.supervisor import Service, run_services
+from services.supervisor import Service, in_empty_folder, run_services
 # These hand their arguments on to their own command line (and so show its --help).
 FORWARDING = ("trainer", "generator", "train")
 
@@ -122,16 +122,20 @@ def up(args: argparse.Namespace) -> int:
         if settings.service_nats_urls:  # the private server: only its admin may change the stream's settings
             asyncio.run(_declare(settings))
         from services.registry.projector import run_projector
+        from services.generator.settings import GeneratorSettings
         from services.generator.worker import run_generator
+        from services.trainer.settings import TrainerSettings
         from services.trainer.worker import run_trainer
 
+        # Read here, before in_empty_folder, where their paths mean what the operator meant.
         services: dict[str, Service] = {
             "api": partial(serve_api, host=args.host, port=args.port),
             "registry": run_projector,
-            "trainer": run_trainer,
-            "generator": run_generator,
+            "trainer": partial(run_trainer, trainer=TrainerSettings.from_env()),
+            "generator": partial(run_generator, generator=GeneratorSettings.from_env()),
         }
-        return asyncio.run(run_services(settings, services))
+        with in_empty_folder():
+            return asyncio.run(run_services(settings, services))
 
 
 def _start_missing_servers(settings: Settings, servers: contextlib.ExitStack) -> Settings:

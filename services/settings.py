@@ -64,7 +64,9 @@ class Settings:
     def from_env(cls, **overrides: object) -> "Settings":
         """Settings from `NATS_URL`, `DATABASE_URL`, `CADENZA_*`; keyword overrides win."""
         env = os.environ
-        data_dir = Path(env.get("CADENZA_DATA_DIR") or default_data_dir())
+        # Paths are made absolute as the folder the process was started in means them: the services
+        # then run in an empty working directory of their own (services.supervisor.in_empty_folder).
+        data_dir = Path(env.get("CADENZA_DATA_DIR") or default_data_dir()).absolute()
         settings = cls(
             nats_url=env.get("NATS_URL", ""),
             database_url=env.get("DATABASE_URL", ""),
@@ -76,14 +78,14 @@ class Settings:
             max_audio_expansion=float(env.get("CADENZA_MAX_AUDIO_EXPANSION", cls.max_audio_expansion)),
             max_dataset_bytes=int(env.get("CADENZA_MAX_DATASET_BYTES", cls.max_dataset_bytes)),
             max_dataset_clips=int(env.get("CADENZA_MAX_DATASET_CLIPS", cls.max_dataset_clips)),
-            cache_dir=Path(env.get("CADENZA_CACHE_DIR") or data_dir / "cache"),
+            cache_dir=Path(env.get("CADENZA_CACHE_DIR") or data_dir / "cache").absolute(),
             api_token=env.get("CADENZA_API_TOKEN", ""),
-            nats_creds_file=Path(env["CADENZA_NATS_CREDS"]) if env.get("CADENZA_NATS_CREDS") else None,
-            nats_ca_file=Path(env["CADENZA_NATS_CA"]) if env.get("CADENZA_NATS_CA") else None,
-            nats_password_file=(Path(env["CADENZA_NATS_PASSWORD_FILE"]) if env.get("CADENZA_NATS_PASSWORD_FILE")
-                                else None),
+            nats_creds_file=Path(env["CADENZA_NATS_CREDS"]).absolute() if env.get("CADENZA_NATS_CREDS") else None,
+            nats_ca_file=Path(env["CADENZA_NATS_CA"]).absolute() if env.get("CADENZA_NATS_CA") else None,
+            nats_password_file=(Path(env["CADENZA_NATS_PASSWORD_FILE"]).absolute()
+                                if env.get("CADENZA_NATS_PASSWORD_FILE") else None),
             nats_inbox_prefix=env.get("CADENZA_NATS_INBOX_PREFIX") or cls.nats_inbox_prefix,
-            model_dirs=tuple(Path(folder) for folder in
+            model_dirs=tuple(Path(folder).absolute() for folder in
                              (env.get("CADENZA_MODEL_DIRS") or str(data_dir / "models")).split(os.pathsep) if folder),
             database_timeout=float(env.get("CADENZA_DATABASE_TIMEOUT", cls.database_timeout)),
         )

@@ -8,11 +8,15 @@ starts counting afresh, so only a service that keeps failing makes the process e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from services.settings import Settings
 
@@ -83,6 +87,24 @@ async def run_services(settings: Settings, services: dict[str, Service],
             loop.remove_signal_handler(signum)
 
 
+@contextlib.contextmanager
+def in_empty_folder() -> Iterator[None]:
+    """Make a new, empty, private folder the process's working directory for the block; it is
+    removed afterwards. For the commands that run services, never for a service itself: a base
+    model's hub id that names a folder relative to the working directory is loaded by transformers
+    from that folder, so clients could otherwise load, or learn of, folders wherever the command was
+    started. Every configured path must be absolute by then (the settings' `from_env` make them so)."""
+    started_in = os.getcwd()
+    folder = Path(tempfile.mkdtemp(prefix="cadenza-workdir-"))
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(started_in)
+        with contextlib.suppress(OSError):  # something wrote into it after all: leave it
+            folder.rmdir()
+
+
 def run_alone(name: str, service: Service) -> int:
     """The command line of one worker service on its own (`cadenza trainer`, `cadenza generator`):
     it needs NATS_URL, logs to stderr, and runs supervised until a signal."""
@@ -91,4 +113,5 @@ def run_alone(name: str, service: Service) -> int:
         print(f"the {name} needs NATS_URL", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return asyncio.run(run_services(settings, {name: service}))
+    with in_empty_folder():
+        return asyncio.run(run_services(settings, {name: service}))

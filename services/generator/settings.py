@@ -52,7 +52,10 @@ class GeneratorSettings:
             max_attempts=int(env.get("CADENZA_GENERATOR_MAX_ATTEMPTS", 3)),
             ack_wait=float(env.get("CADENZA_GENERATOR_ACK_WAIT", 60.0)),
         )
-        return replace(config, **{name: value for name, value in overrides.items() if value is not None})
+        config = replace(config, **{name: value for name, value in overrides.items() if value is not None})
+        # Absolute as the folder the worker was started in means it: `cadenza generator` runs in an
+        # empty working directory (services.supervisor.in_empty_folder).
+        return replace(config, cache_dir=config.cache_dir.absolute() if config.cache_dir else None)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

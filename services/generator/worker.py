@@ -101,7 +101,10 @@ async def warm_new_adapters(bus: Bus, models: BaseModels, adapters: AdapterFolde
 
 
 async def run_generator(settings: Settings, stop: asyncio.Event, generator: GeneratorSettings | None = None) -> None:
-    """Generate requested samples until `stop` is set; a generation running then is handed back."""
+    """Generate requested samples until `stop` is set; a generation running then is handed back.
+
+    Base models are loaded in this process: its commands run it in an empty working directory
+    (services.supervisor.in_empty_folder), so that a hub id is never loaded from a folder beside it."""
     generator = generator or GeneratorSettings.from_env()
     cache_root = generator.cache_dir or settings.cache_dir
     bus = await settings.connect_bus()

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import importlib.util
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -47,13 +49,27 @@ def training_command(python: str, processes: int, dataset: Path, output: Path, n
     return command
 
 
-async def start(command: list[str], cwd: Path) -> asyncio.subprocess.Process:
-    # `cwd` holds the `model` package. A session of its own keeps a terminal's Ctrl-C (sent to the
-    # whole foreground group) away from the child: the trainer decides how it stops.
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def model_source_root() -> Path:
+    """The folder that holds the `model` package (the source tree, or site-packages once installed)."""
+    spec = importlib.util.find_spec("model")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the `model` package is not importable: install cadenza or run from its source folder")
+    return Path(spec.origin).parent.parent
+
+
+async def start(command: list[str], parent: Path) -> asyncio.subprocess.Process:
+    """Start `command` in a new, empty folder inside `parent`. transformers loads a hub id that names
+    a folder relative to the working directory from that folder; in an empty one a run's
+    `base_model` is a hub id whatever folders lie where the trainer runs. `model` is imported from
+    the trainer's own source folder all the same (PYTHONPATH)."""
+    folder = tempfile.mkdtemp(prefix="workdir-", dir=parent)
+    python_path = [str(model_source_root()), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join(python_path)}
+    # A session of its own keeps a terminal's Ctrl-C (sent to the whole foreground group) away from
+    # the child: the trainer decides how it stops.
     return await asyncio.create_subprocess_exec(
         *command,
-        cwd=cwd,
+        cwd=folder,
         env=env,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import importlib.util
 import logging
 import shutil
 import uuid
@@ -31,6 +30,7 @@ from model.training.config import TrainingConfig
 from services.trainer import process
 from services.trainer.archive import pack_tar, pack_zip, unpack_tar
 from services.trainer.cli_lines import PlainLine, parse_line
+from services.trainer.server_folders import ServerFolders
 from services.trainer.settings import TrainerSettings
 from services.trainer.export import DatasetUnavailable, ObjectCache, export_dataset
 from services.faults import retry
@@ -68,19 +68,6 @@ def experiment_name(history: list[StoredEvent]) -> str:
     return name
 
 
-def _model_source_root() -> Path:
-    """The folder that holds the `model` package, so the child finds it whatever its cwd."""
-    spec = importlib.util.find_spec("model")
-    if spec is None or spec.origin is None:
-        raise RuntimeError("the `model` package is not importable: install cadenza or run from its source folder")
-    return Path(spec.origin).parent.parent
-
-
-# Stands for the trainer's cache root in what runs tell clients (errors, logs): where the trainer
-# keeps its files is none of their business.
-CACHE_PLACEHOLDER = "<cache>"
-
-
 class RunAttempt:
     """Everything one attempt at one run needs, and its steps in order."""
 
@@ -98,6 +85,7 @@ class RunAttempt:
         self.folder = cache_root / "runs" / self.run_id / f"attempt-{self.attempt}"
         self.outbox = RunOutbox(bus, self.run_id, self.attempt)
         self.saved_checkpoints: list[ObjectRef] = []
+        self.server_folders = ServerFolders(cache_root)
 
     # --- deciding -------------------------------------------------------------------------------
     async def handle(self) -> Outcome:
@@ -180,7 +168,7 @@ class RunAttempt:
             command = process.training_command(
                 self.trainer.python, self.trainer.gpus, dataset, self.folder / "output", name, config_path,
                 self.cache_root / "features", resume)
-            return await self._supervise(await process.start(command, _model_source_root()), config, name)
+            return await self._supervise(await process.start(command, self.folder), config, name)
 
     async def _fetch_checkpoint(self, checkpoint: CheckpointSaved) -> Path:
         archive = await self.bus.get_file(checkpoint.checkpoint, self.folder / "resume.tar")
@@ -264,8 +252,8 @@ class RunAttempt:
         return Outcome.DONE
 
     def _public(self, text: str) -> str:
-        """`text` as clients may see it: the trainer's folders shown relative to its cache root."""
-        return text.replace(str(self.cache_root.absolute()), CACHE_PLACEHOLDER)
+        """`text` as clients may see it: the server's folders shown as placeholders."""
+        return self.server_folders.hidden(text)
 
     # --- uploads --------------------------------------------------------------------------------
     async def _upload_checkpoint(self, checkpoint: CheckpointLine) -> None:

@@ -60,7 +60,12 @@ class TrainerSettings:
             ack_wait=float(env.get("CADENZA_TRAINER_ACK_WAIT", 60.0)),
             gpus=int(env.get("CADENZA_TRAINER_GPUS", 1)),
         )
-        return replace(config, **{name: value for name, value in overrides.items() if value is not None})
+        config = replace(config, **{name: value for name, value in overrides.items() if value is not None})
+        # Absolute as the folder the trainer was started in means them: its training processes run in
+        # an empty folder of their own, and `cadenza trainer` too (services.supervisor.in_empty_folder).
+        # A bare `python` is looked up on PATH.
+        return replace(config, cache_dir=config.cache_dir.absolute() if config.cache_dir else None,
+                       python=str(Path(config.python).absolute()) if os.sep in config.python else config.python)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

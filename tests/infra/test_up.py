@@ -106,5 +106,9 @@ def test_up_uses_the_servers_it_is_given_and_starts_none(settings: Settings, dat
     with cadenza_up(data_dir, env) as (process, url):
         assert httpx.get(f"{url}/api/datasets").json() == []
         assert processes_using(data_dir, besides=process.pid) == []
+        # The generation worker in it loads a hub id that names a folder in the working directory
+        # from there: it runs in an empty folder of its own, not where it was started.
+        working_directory = Path(os.readlink(f"/proc/{process.pid}/cwd"))
+        assert working_directory != ROOT and list(working_directory.iterdir()) == []
         assert stop(process, signal.SIGINT) == 0
     assert not (data_dir / "nats").exists() and not (data_dir / "postgres").exists()

@@ -6,7 +6,13 @@ garbage bytes in the clips bucket and publishes the `ClipAdded` for them with th
 """
 from __future__ import annotations
 
+import re
+import sys
+from pathlib import Path
+
 from other_producer import add_clip_behind_the_apis_back
+
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 async def test_a_corrupt_audio_file_fails_the_run_with_a_message_naming_the_file(cadenza, training_config):
@@ -52,3 +58,23 @@ async def test_a_file_name_is_never_a_path_the_trainer_uses(cadenza, training_co
 
     assert run["status"] == "completed", run["error"]
     assert run["dataset_rows"] == 5
+
+
+async def test_an_unexpected_error_in_training_shows_its_traceback_without_the_servers_folders(cadenza,
+                                                                                               training_config):
+    # The feature cache's folder is a file: the training process fails where no check foresaw it.
+    cadenza.settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    (cadenza.settings.cache_dir / "features").write_text("not a folder")
+    cadenza.start_trainer()
+    experiment = await cadenza.supervised_experiment(training_config())
+
+    run = await cadenza.wait_for_run((await cadenza.request_run(experiment))["id"])
+
+    assert run["status"] == "failed"
+    log = "\n".join(line["line"] for line in await cadenza.get(f"/api/runs/{run['id']}/logs"))
+    assert "Traceback (most recent call last):" in log, log
+    # still useful: each file relative to its placeholder, with its line
+    assert re.search(r'File "<source>/model/training/features\.py", line \d+', log), log
+    assert re.search(r'File "<stdlib>/pathlib[^"]*\.py", line \d+', log), log
+    for folder in (sys.prefix, sys.base_prefix, str(REPOSITORY), str(cadenza.settings.cache_dir)):
+        assert folder not in log and folder not in run["error"], (folder, log, run["error"])
