@@ -30,6 +30,7 @@ from model.errors import InputError
 from model.generate import GeneratedSample, GenerationRequest, MusicGenerator, write_audio
 from services.generator.settings import GeneratorSettings
 from services.generator.models import AdapterFolders, BadAdapter, BaseModels, warm
+from services.server_folders import ServerFolders
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +46,12 @@ class GenerationAttempt:
     """Everything one attempt at one generation needs, and its steps in order."""
 
     def __init__(self, bus: Bus, generator: GeneratorSettings, models: BaseModels, adapters: AdapterFolders,
-                 request: GenerationRequested, attempt: int, stop: asyncio.Event) -> None:
+                 server_folders: ServerFolders, request: GenerationRequested, attempt: int, stop: asyncio.Event) -> None:
         self.bus = bus
         self.generator = generator
         self.models = models
         self.adapters = adapters
+        self.server_folders = server_folders
         self.request = request
         self.generation_id = request.generation_id
         self.attempt = attempt
@@ -75,7 +77,7 @@ class GenerationAttempt:
                 return await self._generate(state.samples)
             except (InputError, BadAdapter) as error:  # the request itself is wrong: no attempt would do better
                 await self.bus.publish(GenerationFailed(generation_id=self.generation_id, attempt=self.attempt,
-                                                        error=str(error)))
+                                                        error=self.server_folders.hidden(str(error))))
                 return Outcome.DONE
 
     @contextlib.asynccontextmanager

@@ -20,6 +20,7 @@ from events.subjects import parse_subject, subject_filter
 from services.generator.settings import DURABLE_NAME, GeneratorSettings
 from services.generator.generation import GenerationAttempt, Outcome
 from services.generator.models import AdapterFolders, BaseModels, warm
+from services.server_folders import ServerFolders
 from services.settings import Settings
 from services.workqueue import WorkQueue, serve
 
@@ -39,7 +40,7 @@ def work_queue(bus: Bus, generator: GeneratorSettings) -> WorkQueue:
 
 
 async def handle_request(bus: Bus, generator: GeneratorSettings, models: BaseModels, adapters: AdapterFolders,
-                         stop: asyncio.Event, message: Msg) -> None:
+                         server_folders: ServerFolders, stop: asyncio.Event, message: Msg) -> None:
     try:
         _, request = decode(message.data)
     except ValueError as error:  # pydantic's ValidationError and UnknownEventType are ValueErrors
@@ -50,7 +51,8 @@ async def handle_request(bus: Bus, generator: GeneratorSettings, models: BaseMod
                                            error=f"the generation request could not be read: {error}"))
         await message.term()
         return
-    attempt = GenerationAttempt(bus, generator, models, adapters, request, message.metadata.num_delivered, stop)
+    attempt = GenerationAttempt(bus, generator, models, adapters, server_folders, request,
+                                message.metadata.num_delivered, stop)
     # An attempt that raises is redelivered by the work queue after a delay.
     if await attempt.handle() is Outcome.REQUEUE:
         log.info("generation %s: handed back for another worker", request.generation_id)
@@ -110,12 +112,13 @@ async def run_generator(settings: Settings, stop: asyncio.Event, generator: Gene
     bus = await settings.connect_bus()
     models = BaseModels(generator)
     adapters = AdapterFolders(bus, cache_root)
+    server_folders = ServerFolders(cache_root)
     try:
         await bus.ensure()
         warming = asyncio.create_task(warm_new_adapters(bus, models, adapters))
 
         async def handle(message: Msg) -> None:
-            await handle_request(bus, generator, models, adapters, stop, message)
+            await handle_request(bus, generator, models, adapters, server_folders, stop, message)
 
         async def hand_back(message: Msg) -> None:
             await hand_back_request(bus, message)

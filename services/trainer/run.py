@@ -30,7 +30,7 @@ from model.training.config import TrainingConfig
 from services.trainer import process
 from services.trainer.archive import pack_tar, pack_zip, unpack_tar
 from services.trainer.cli_lines import PlainLine, parse_line
-from services.trainer.server_folders import ServerFolders
+from services.server_folders import ServerFolders
 from services.trainer.settings import TrainerSettings
 from services.trainer.export import DatasetUnavailable, ObjectCache, export_dataset
 from services.faults import retry

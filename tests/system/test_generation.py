@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -81,24 +82,33 @@ async def test_a_request_that_cannot_be_generated_fails_with_the_reason(studio, 
     # an adapter whose weights are not an adapter, as a broken trainer might have saved it
     cadenza, bus = studio.cadenza, studio.cadenza.bus
     experiment = await cadenza.supervised_experiment(training_config())
-    run = await cadenza.request_run(experiment)
+    runs = [await cadenza.request_run(experiment) for _ in range(2)]
     weights = await bus.put_object(bus.adapters_bucket, "broken/attempt-1.zip", b"these are not weights")
-    await bus.publish_many([
-        AdapterSaved(run_id=run["id"], adapter_id="broken", experiment_id=experiment["id"], name="broken",
-                     adapter=weights, base_model=studio.tiny_model, dataset_type="supervised", lora_config={},
-                     final_loss=0.5),
-        RunCompleted(run_id=run["id"], attempt=1, final_loss=0.5, steps=1, seconds=1.0, adapter_id="broken"),
-    ])
-    await cadenza.wait_for_run(run["id"])
+    # and one that is a zip, unpacked in the worker's cache, but holds no adapter
+    empty_zip = io.BytesIO()
+    with zipfile.ZipFile(empty_zip, "w") as archive:
+        archive.writestr("README.txt", "no weights here")
+    hollow = await bus.put_object(bus.adapters_bucket, "hollow/attempt-1.zip", empty_zip.getvalue())
+    for run, adapter_id, ref in ((runs[0], "broken", weights), (runs[1], "hollow", hollow)):
+        await bus.publish_many([
+            AdapterSaved(run_id=run["id"], adapter_id=adapter_id, experiment_id=experiment["id"], name=adapter_id,
+                         adapter=ref, base_model=studio.tiny_model, dataset_type="supervised", lora_config={},
+                         final_loss=0.5),
+            RunCompleted(run_id=run["id"], attempt=1, final_loss=0.5, steps=1, seconds=1.0, adapter_id=adapter_id),
+        ])
+        await cadenza.wait_for_run(run["id"])
 
     broken = await studio.request(adapter_id="broken")
+    hollow = await studio.request(adapter_id="hollow")
     # a folder the server allows, with no model in it
     unknown_model = await studio.request(base_model=str(Path(studio.tiny_model).parent / "nonexistent"))
-    failed = [await studio.wait_for_generation(g["id"]) for g in (broken, unknown_model)]
+    failed = [await studio.wait_for_generation(g["id"]) for g in (broken, hollow, unknown_model)]
 
-    assert [g["status"] for g in failed] == ["failed", "failed"]
+    assert [g["status"] for g in failed] == ["failed", "failed", "failed"]
     assert failed[0]["error"].startswith("the weights of adapter 'broken' are not an adapter zip"), failed[0]
-    assert "base model folder '" in failed[1]["error"] and "nonexistent' does not exist" in failed[1]["error"], failed[1]
+    assert "<cache>/" in failed[1]["error"], failed[1]  # where the worker unpacked it, shown as a placeholder
+    assert "base model folder '" in failed[2]["error"] and "nonexistent' does not exist" in failed[2]["error"], failed[2]
+    assert not any(str(cadenza.settings.cache_dir) in g["error"] for g in failed), failed
     assert all(g["samples"] == [] for g in failed)
     for generation in failed:  # failed once, for good: not retried
         types = [s.envelope.type for s in await studio.history(generation["id"])]

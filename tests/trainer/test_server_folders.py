@@ -4,7 +4,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from services.trainer.server_folders import ServerFolders
+from services.server_folders import ServerFolders
 
 
 def test_each_folder_is_replaced_by_its_own_placeholder_and_only_as_a_whole_name(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
-"""A run's output (log lines, errors) as its clients see it: without the folders of the server.
+"""What workers tell clients (a run's log lines and errors, a generation's error) without the
+folders of the server.
 
-Where the trainer keeps its files, and where Python and Cadenza are installed, are none of a
+Where a worker keeps its files, and where Python and Cadenza are installed, are none of a
 client's business. A traceback stays useful: its file names are shown relative to placeholders
 such as `<site-packages>/torch/nn/modules/module.py`, with their line numbers.
 """
