@@ -83,9 +83,9 @@ def permissions(user: str, namespace: str) -> dict[str, dict[str, list[str]]]:
         "$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST", "$JS.API.STREAM.INFO.*",
         "$JS.API.CONSUMER.INFO.*.*", "$JS.API.CONSUMER.NAMES.*", "$JS.API.CONSUMER.LIST.*",
         *(f"$JS.API.STREAM.CREATE.{name}" for name in (stream, *buckets)),
-        # reading the event stream through consumers of its own
+        # reading the event stream through consumers of its own, and its last message on a subject
         f"$JS.API.CONSUMER.CREATE.{stream}", f"$JS.API.CONSUMER.CREATE.{stream}.>",
-        f"$JS.API.CONSUMER.MSG.NEXT.{stream}.*",
+        f"$JS.API.CONSUMER.MSG.NEXT.{stream}.*", f"$JS.API.STREAM.MSG.GET.{stream}",
         *(f"{namespace}.{event.aggregate}.*.{event.event_name()}" for event in PUBLISHES.get(user, ())),
     ]
     if user == SUBSCRIBER:  # its durable consumers remember what it has handled (the work queues' are denied below)

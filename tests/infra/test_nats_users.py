@@ -198,7 +198,9 @@ async def test_each_service_does_its_work_as_its_own_user(
         hearing = await trainer.nc.subscribe(f"{NAMESPACE}.run.*.run_cancel_requested", cb=on_cancel)
 
         clip = await api.put_object(api.clips_bucket, "clip.wav", b"RIFF audio")
-        await api.publish(RunRequested(run_id="r1", experiment_id="e1", dataset_id="d1", name="run", config={}))
+        requested = RunRequested(run_id="r1", experiment_id="e1", dataset_id="d1", name="run", config={})
+        await api.publish(requested)
+        assert await api.stored_seq(requested) == 1  # how a command retried with its Idempotency-Key finds it
         await api.publish(GenerationRequested(
             generation_id="g1", prompt="a tone", adapter_id=None, base_model="tiny", duration_seconds=1.0, seed=0,
             num_samples=1, guidance_scale=3.0, temperature=1.0, top_k=250, top_p=0.0))
