@@ -184,6 +184,14 @@ class Bus:
         ack = await self.js.publish(subject, data, stream=self.stream, headers=headers)
         return self._checked(ack, event)
 
+    async def holds(self, subject: str) -> bool:
+        """Whether the stream holds a message on `subject` (one subject, no wildcards)."""
+        try:
+            await self.js.get_last_msg(self.stream, subject)
+        except NotFoundError:
+            return False
+        return True
+
     async def stored_seq(self, event: Event) -> int | None:
         """The stream sequence of `event` if the stream holds it already (the last message on its
         subject carries its idempotency key), whenever it was published; else None."""

@@ -1,13 +1,15 @@
 """For fault tests: a private PostgreSQL to stop (`pg_ctl stop -m fast`), hang (SIGSTOP) and bring
-back on the same port (its fixtures, and `RestartableNats`, are in conftest.py), and the check each
-fault test ends with: the read models equal a clean rebuild."""
+back on the same port (its fixtures, and `RestartableNats`, are in conftest.py), a proxy that cuts one
+client off a server, and the check each fault test ends with: the read models equal a clean rebuild."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -115,3 +117,40 @@ async def checkpoint(database_url: str) -> int:
         return await connection.fetchval("SELECT coalesce(max(last_seq), 0) FROM projector_checkpoint")
     finally:
         await connection.close()
+
+
+class CuttableProxy:
+    """A TCP proxy to a server, for one client's connection to be cut while others' stay: `cut()`
+    closes the connections through it and refuses new ones until `restore()`."""
+
+    def __init__(self, target_url: str) -> None:
+        target = urlsplit(target_url)
+        self.target = (target.hostname, target.port)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self.server: asyncio.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def restore(self) -> None:
+        self.server = await asyncio.start_server(self._connect, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        self.server.close()
+        for writer in self.writers:
+            writer.close()
+        await self.server.wait_closed()
+
+    async def _connect(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        server_reader, server_writer = await asyncio.open_connection(*self.target)
+        self.writers |= {client_writer, server_writer}
+
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            writer.close()
+
+        await asyncio.gather(pipe(client_reader, server_writer), pipe(server_reader, client_writer))

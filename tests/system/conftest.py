@@ -13,7 +13,7 @@ import asyncio
 import io
 import time
 from collections.abc import AsyncIterator, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -82,10 +82,12 @@ class Cadenza:
         self.bus = bus
         self.trainers: list[Trainer] = []
 
-    def start_trainer(self, name: str = "trainer-1", **overrides: object) -> Trainer:
+    def start_trainer(self, name: str = "trainer-1", nats_url: str | None = None, **overrides: object) -> Trainer:
+        """A trainer in the test's loop; `nats_url` is another way to the same server (a proxy)."""
         stop = asyncio.Event()
         own_settings = trainer_settings(self.settings, name, **overrides)
-        trainer = Trainer(name, asyncio.create_task(run_trainer(self.settings, stop, own_settings)), stop)
+        settings = replace(self.settings, nats_url=nats_url) if nats_url else self.settings
+        trainer = Trainer(name, asyncio.create_task(run_trainer(settings, stop, own_settings)), stop)
         self.trainers.append(trainer)
         return trainer
 

@@ -7,6 +7,7 @@ import time
 
 from nats.js.errors import NotFoundError
 
+from fault_injection import CuttableProxy
 from services.trainer.settings import DURABLE_NAME
 
 
@@ -56,3 +57,25 @@ async def test_a_queued_run_that_is_cancelled_is_never_trained(cadenza, training
     assert await cadenza.history_types(run["id"]) == ["RunRequested", "RunCancelRequested", "RunCancelled"]
     assert (await cadenza.get(f"/api/runs/{run['id']}"))["status"] == "cancelled"
     assert (await cadenza.client.post(f"/api/runs/{run['id']}/cancel")).status_code == 409
+
+
+async def test_a_cancel_published_while_the_trainer_is_cut_off_from_nats_still_stops_its_run(
+        cadenza, training_config):
+    """NATS delivers a plain message only to the connections there at that moment: the trainer,
+    back after its connection was cut, finds the cancel in the stream."""
+    proxy = CuttableProxy(cadenza.settings.nats_url)
+    await proxy.restore()
+    cadenza.start_trainer("cut-off", nats_url=proxy.url)
+    experiment = await cadenza.supervised_experiment(training_config(max_steps=10_000, checkpoint_every=10_000))
+    run = await cadenza.request_run(experiment)
+    await cadenza.wait_for_event(run["id"], "LossReported")
+
+    await proxy.cut()
+    await cadenza.post(f"/api/runs/{run['id']}/cancel", expected=202)
+    await asyncio.sleep(1)  # shorter than the trainer's ack wait: its run request stays its own
+    await proxy.restore()
+
+    run = await cadenza.wait_for_run(run["id"], timeout=60)
+    assert run["status"] == "cancelled"
+    types = await cadenza.history_types(run["id"])
+    assert types.count("LossReported") < 1000 and "RunCompleted" not in types
