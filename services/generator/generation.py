@@ -13,7 +13,6 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from events.subjects import subject_filter
 from model.decoding import GenerationCancelled as DecodingStopped
 from model.errors import InputError
 from model.generate import GeneratedSample, GenerationRequest, MusicGenerator, write_audio
+from services import cancels
 from services.generator.settings import GeneratorSettings
 from services.generator.models import AdapterFolders, BadAdapter, BaseModels, warm
 from services.server_folders import ServerFolders
@@ -80,21 +80,12 @@ class GenerationAttempt:
                                                         error=self.server_folders.hidden(str(error))))
                 return Outcome.DONE
 
-    @contextlib.asynccontextmanager
-    async def _watching_cancel(self) -> AsyncIterator[None]:
+    def _watching_cancel(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Listen for a cancel from before reading the history on, so none falls in between. The
         worker's own stop interrupts generating too (the request then goes to another worker)."""
         subject = subject_filter(self.bus.subject_root, "generation", self.generation_id,
                                  GenerationCancelRequested.event_name())
-
-        async def on_cancel(_message: object) -> None:
-            self.cancelled.set()
-
-        subscription = await self.bus.nc.subscribe(subject, cb=on_cancel)
-        try:
-            yield
-        finally:
-            await subscription.unsubscribe()
+        return cancels.watching(self.bus, [subject], self.cancelled)
 
     async def _generate(self, stored: frozenset[int]) -> Outcome:
         """Generate every sample (the batch is what makes them seed-exact) and store those that an

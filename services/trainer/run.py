@@ -11,7 +11,6 @@ import enum
 import logging
 import shutil
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +32,8 @@ from services.trainer.cli_lines import PlainLine, parse_line
 from services.server_folders import ServerFolders
 from services.trainer.settings import TrainerSettings
 from services.trainer.export import DatasetUnavailable, ObjectCache, export_dataset
-from services.faults import TRANSIENT, retry
+from services import cancels
+from services.faults import retry
 from services.trainer.outbox import OUTAGE_TOLERANCE, RunOutbox
 from services.trainer.retention import delete_superseded
 
@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 
 ADAPTER_ID_NAMESPACE = uuid.UUID("3b0f6f0e-2d7c-4a8e-9a57-0c5e1f4d8b21")
 STDERR_TAIL = 20  # lines quoted in RunFailed when the process died without saying why
-CANCEL_LOOK_INTERVAL = 2.0  # seconds between looks in the stream for a cancel the subscription missed
 
 
 class Outcome(enum.Enum):
@@ -126,34 +125,11 @@ class RunAttempt:
         """The run is finished (completed, failed or cancelled): no attempt will resume from its checkpoints."""
         self.saved_checkpoints = await delete_superseded(self.bus, self.saved_checkpoints, keep=0)
 
-    @contextlib.asynccontextmanager
-    async def _watching_cancel(self) -> AsyncIterator[None]:
+    def _watching_cancel(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Listen for a cancel from before reading the history on, so none falls in between. The API
-        publishes RunCancelled itself for a run it still saw queued, so that counts too. A message
-        published while this connection is away (a NATS restart) never reaches the subscription, so
-        the stream is also looked at now and then."""
-        subjects = [subject_filter(self.bus.subject_root, "run", self.run_id, event.event_name())
-                    for event in (RunCancelRequested, RunCancelled)]
-
-        async def on_cancel(_message: object) -> None:
-            self.cancelled.set()
-
-        async def look_in_the_stream() -> None:
-            while not self.cancelled.is_set():
-                await asyncio.sleep(CANCEL_LOOK_INTERVAL)
-                with contextlib.suppress(*TRANSIENT):  # away still: the next look
-                    for subject in subjects:
-                        if await self.bus.holds(subject):
-                            self.cancelled.set()
-
-        subscriptions = [await self.bus.nc.subscribe(subject, cb=on_cancel) for subject in subjects]
-        looking = asyncio.create_task(look_in_the_stream())
-        try:
-            yield
-        finally:
-            looking.cancel()
-            for subscription in subscriptions:
-                await subscription.unsubscribe()
+        publishes RunCancelled itself for a run it still saw queued, so that counts too."""
+        return cancels.watching(self.bus, [subject_filter(self.bus.subject_root, "run", self.run_id, event.event_name())
+                                           for event in (RunCancelRequested, RunCancelled)], self.cancelled)
 
     # --- training -------------------------------------------------------------------------------
     async def _train(self, checkpoint: CheckpointSaved | None) -> Outcome:
