@@ -115,3 +115,18 @@ async def checkpoint(database_url: str) -> int:
         return await connection.fetchval("SELECT coalesce(max(last_seq), 0) FROM projector_checkpoint")
     finally:
         await connection.close()
+
+
+async def until_folded(settings: Settings) -> None:
+    """Until the registry has folded the stream as far as it goes now: a registry still running
+    then moves nothing under `assert_equal_to_a_clean_rebuild`."""
+    bus = await settings.connect_bus()
+    try:
+        last = await bus.last_seq()
+    finally:
+        await bus.close()
+    await until(lambda: _folded_to(settings.database_url, last), "the registry folding the whole stream")
+
+
+async def _folded_to(database_url: str, seq: int) -> bool:
+    return await checkpoint(database_url) >= seq
