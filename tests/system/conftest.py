@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import soundfile
 
+import events.bus
 from events import generations, runs
 from events.bus import Bus
 from events.reader import StoredEvent
@@ -176,8 +177,11 @@ async def cadenza_on_restartable_postgres(fault_settings: Settings) -> AsyncIter
 
 
 @pytest.fixture
-async def cadenza_on_restartable_nats(settings: Settings, restartable_nats) -> AsyncIterator[Cadenza]:
-    """The stack on `restartable_nats`, for a test to stop, hang and start."""
+async def cadenza_on_restartable_nats(settings: Settings, restartable_nats,
+                                      monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cadenza]:
+    """The stack on `restartable_nats`, for a test to stop, hang and start, with a short wait for
+    each publish's ack and NATS request, so that an outage outlasting it costs the test seconds."""
+    monkeypatch.setattr(events.bus, "REQUEST_TIMEOUT", 2.0)
     async with running(replace(settings, nats_url=restartable_nats.url)) as system:
         yield system
 

@@ -1,9 +1,10 @@
 """A real training run through faults of the servers it depends on: PostgreSQL stopped, NATS away
-for longer than a publish waits for its ack. The run trains on, ends completed in one attempt, and
-the read models folded through the fault equal a clean rebuild.
+for longer than a publish waits for its ack, mid-training or while the adapter uploads. The run
+trains on, ends completed in one attempt, and the read models folded through the fault equal a
+clean rebuild.
 
-The fault is injected once the run has saved its first checkpoint (every 2 steps here), so that
-it lands mid-training with most of the run's 30 steps still to come."""
+A fault mid-training is injected once the run has saved its first checkpoint (every 2 steps
+here), with most of the run's 30 steps still to come."""
 from __future__ import annotations
 
 import asyncio
@@ -44,12 +45,10 @@ async def test_a_run_completes_while_postgresql_is_stopped_and_restarted_mid_tra
 
 @pytest.mark.parametrize("outage", ["stopped", "hung"])
 async def test_a_run_completes_once_through_a_nats_outage_longer_than_a_publish_waits_for_its_ack(
-        cadenza_on_restartable_nats, restartable_nats, training_config, monkeypatch, outage):
+        cadenza_on_restartable_nats, restartable_nats, training_config, outage):
     away, back = {"stopped": (restartable_nats.stop, restartable_nats.start),
                   "hung": (restartable_nats.hang, restartable_nats.resume)}[outage]
     cadenza = cadenza_on_restartable_nats
-    # A shorter ack wait, so that an outage outlasting it costs seconds rather than tens.
-    monkeypatch.setattr(events.bus, "REQUEST_TIMEOUT", 2.0)
     cadenza.start_trainer()
     experiment = await cadenza.supervised_experiment(training_config(max_steps=STEPS, checkpoint_every=2))
     run = await cadenza.request_run(experiment)
@@ -72,6 +71,29 @@ async def test_a_run_completes_once_through_a_nats_outage_longer_than_a_publish_
     assert (run["attempt"], run["error"]) == (1, None)
     logs = [line["line"] for line in await cadenza.get(f"/api/runs/{run['id']}/logs")]
     assert not [line for line in logs if "fail" in line.lower()], "no attempt failed"
+    await until_folded(cadenza.settings)
+    await assert_equal_to_a_clean_rebuild(cadenza.settings)
+
+
+async def test_a_run_whose_adapter_uploads_during_a_nats_outage_completes_in_one_attempt(
+        cadenza_on_restartable_nats, restartable_nats, training_config):
+    cadenza = cadenza_on_restartable_nats
+    cadenza.start_trainer()
+    # One checkpoint, at the last step; then the training process writes the adapter and exits.
+    experiment = await cadenza.supervised_experiment(training_config(max_steps=4, checkpoint_every=100))
+    run = await cadenza.request_run(experiment)
+    await cadenza.wait_for_event(run["id"], "CheckpointSaved")
+    assert "AdapterSaved" not in await cadenza.history_types(run["id"]), "the fault must land before the upload"
+
+    restartable_nats.stop()
+    await asyncio.sleep(2 * events.bus.REQUEST_TIMEOUT)  # the adapter's upload gets no answer
+    restartable_nats.start()
+
+    await cadenza.wait_for_event(run["id"], "RunCompleted")
+    types = await cadenza.history_types(run["id"])
+    assert types.count("RunStarted") == 1 and "RunAttemptFailed" not in types, types
+    run = await until_completed(cadenza, run["id"])
+    assert (run["attempt"], run["error"]) == (1, None)
     await until_folded(cadenza.settings)
     await assert_equal_to_a_clean_rebuild(cadenza.settings)
 
