@@ -119,6 +119,21 @@ async def checkpoint(database_url: str) -> int:
         await connection.close()
 
 
+async def until_folded(settings: Settings) -> None:
+    """Until the registry has folded the stream as far as it goes now: a registry still running
+    then moves nothing under `assert_equal_to_a_clean_rebuild`."""
+    bus = await settings.connect_bus()
+    try:
+        last = await bus.last_seq()
+    finally:
+        await bus.close()
+    await until(lambda: _folded_to(settings.database_url, last), "the registry folding the whole stream")
+
+
+async def _folded_to(database_url: str, seq: int) -> bool:
+    return await checkpoint(database_url) >= seq
+
+
 class CuttableProxy:
     """A TCP proxy to a server, for one client's connection to be cut while others' stay: `cut()`
     closes the connections through it and refuses new ones until `restore()`."""

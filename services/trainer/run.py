@@ -260,7 +260,9 @@ class RunAttempt:
                                 name: str) -> None:
         adapter_id = adapter_id_for(self.run_id)
         archive = await asyncio.to_thread(pack_zip, adapter.path, self.folder / "adapter.zip")
-        ref = await self.bus.put_file(self.bus.adapters_bucket, f"{adapter_id}/attempt-{self.attempt}.zip", archive)
+        ref = await retry(
+            lambda: self.bus.put_file(self.bus.adapters_bucket, f"{adapter_id}/attempt-{self.attempt}.zip", archive),
+            "uploading the adapter", give_up_after=OUTAGE_TOLERANCE)
         lora_config = config.model_dump(include={"lora_r", "lora_alpha", "lora_dropout", "target_modules"})
         await self.outbox.publish(AdapterSaved(
             run_id=self.run_id, adapter_id=adapter_id, experiment_id=self.request.experiment_id, name=name,

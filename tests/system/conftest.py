@@ -10,6 +10,7 @@ share that set-up (and the Chromium it needs) among themselves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import time
 from collections.abc import AsyncIterator, Collection
@@ -21,6 +22,7 @@ import numpy as np
 import pytest
 import soundfile
 
+import events.bus
 from events import generations, runs
 from events.bus import Bus
 from events.reader import StoredEvent
@@ -76,10 +78,11 @@ class Trainer:
 class Cadenza:
     """The running system and the steps a user takes with it."""
 
-    def __init__(self, settings: Settings, client: httpx.AsyncClient, bus: Bus) -> None:
+    def __init__(self, settings: Settings, client: httpx.AsyncClient, bus: Bus, projector: asyncio.Task) -> None:
         self.settings = settings
         self.client = client
         self.bus = bus
+        self.projector = projector  # the registry's: a test may check it outlived a fault
         self.trainers: list[Trainer] = []
 
     def start_trainer(self, name: str = "trainer-1", nats_url: str | None = None, **overrides: object) -> Trainer:
@@ -141,8 +144,8 @@ class Cadenza:
         return [stored.envelope.type for stored in await self.bus.history("run", run_id)]
 
 
-@pytest.fixture
-async def cadenza(settings: Settings) -> AsyncIterator[Cadenza]:
+@contextlib.asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Cadenza]:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         stop_projector = asyncio.Event()
@@ -152,7 +155,7 @@ async def cadenza(settings: Settings) -> AsyncIterator[Cadenza]:
         try:
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://cadenza",
                                          timeout=30) as client:
-                system = Cadenza(settings, client, bus)
+                system = Cadenza(settings, client, bus, projector)
                 yield system
         finally:
             for trainer in system.trainers if system else []:
@@ -160,6 +163,29 @@ async def cadenza(settings: Settings) -> AsyncIterator[Cadenza]:
             stop_projector.set()
             await asyncio.wait_for(projector, timeout=10)
             await bus.close()
+
+
+@pytest.fixture
+async def cadenza(settings: Settings) -> AsyncIterator[Cadenza]:
+    async with running(settings) as system:
+        yield system
+
+
+@pytest.fixture
+async def cadenza_on_restartable_postgres(fault_settings: Settings) -> AsyncIterator[Cadenza]:
+    """The stack with its database on `restartable_postgres`, for a test to stop and start."""
+    async with running(fault_settings) as system:
+        yield system
+
+
+@pytest.fixture
+async def cadenza_on_restartable_nats(settings: Settings, restartable_nats,
+                                      monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cadenza]:
+    """The stack on `restartable_nats`, for a test to stop, hang and start, with a short wait for
+    each publish's ack and NATS request, so that an outage outlasting it costs the test seconds."""
+    monkeypatch.setattr(events.bus, "REQUEST_TIMEOUT", 2.0)
+    async with running(replace(settings, nats_url=restartable_nats.url)) as system:
+        yield system
 
 
 @pytest.fixture(name="tone")

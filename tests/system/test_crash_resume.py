@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fault_injection import assert_equal_to_a_clean_rebuild, until_folded
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 
 
@@ -91,35 +93,46 @@ async def test_a_run_whose_trainers_keep_dying_fails_after_the_last_attempt(cade
     assert types.count("RunStarted") == 1 and types[-1] == "RunFailed"
 
 
-async def test_a_trainer_that_is_stopped_hands_its_run_back_and_another_resumes_it(cadenza, training_config):
-    stopping = cadenza.start_trainer("stopping")
+async def test_three_trainers_stopped_in_turn_hand_the_run_back_and_a_fourth_resumes_it(cadenza, training_config):
     experiment = await cadenza.supervised_experiment(training_config(max_steps=1000, checkpoint_every=500))
     run = await cadenza.request_run(experiment)
-    await cadenza.wait_for_event(run["id"], "LossReported")
+    resumed_from = 0
+    for attempt in (1, 2, 3):
+        stopping = cadenza.start_trainer(f"stopping-{attempt}")
+        first = await wait_for_loss_of_attempt(cadenza, run["id"], attempt)
+        assert first.step == resumed_from + 1, "each attempt resumes after the checkpoint of the one before"
 
-    await stopping.shut_down()  # what Ctrl-C or SIGTERM does to `cadenza trainer`
+        await stopping.shut_down()  # what Ctrl-C or SIGTERM does to `cadenza trainer`
 
+        history = await cadenza.bus.history("run", run["id"])
+        # it checkpointed where it stopped, then said it handed the run back: no failed attempt
+        assert [(s.envelope.type, s.event.attempt) for s in history[-2:]] == [
+            ("CheckpointSaved", attempt), ("RunHandedBack", attempt)]
+        resumed_from = history[-2].event.step
+        assert resumed_from < 500, "the training process checkpointed where it stopped"
+        assert (await cadenza.get(f"/api/runs/{run['id']}"))["status"] == "running"
+
+    # three failed attempts are the default limit: three hand-backs must not count as any
+    cadenza.start_trainer("fourth")
+    first = await wait_for_loss_of_attempt(cadenza, run["id"], 4)
+
+    assert first.step == resumed_from + 1
     history = await cadenza.bus.history("run", run["id"])
-    [checkpoint] = [s.event for s in history if s.envelope.type == "CheckpointSaved"]
-    assert 0 < checkpoint.step < 500, "the training process checkpointed where it stopped"
-    # it checkpointed, then said it handed the run back (so this attempt does not count as a failure)
-    assert [s.envelope.type for s in history[-2:]] == ["CheckpointSaved", "RunHandedBack"]
-    assert (await cadenza.get(f"/api/runs/{run['id']}"))["status"] == "running"
-
-    cadenza.start_trainer("next")
-    first_resumed = await wait_for_loss_of_attempt(cadenza, run["id"], 2)
-
-    assert first_resumed.step == checkpoint.step + 1
-    started = [s.event for s in await cadenza.bus.history("run", run["id"]) if s.envelope.type == "RunStarted"]
-    assert [(s.attempt, s.trainer_id) for s in started] == [(1, "stopping"), (2, "next")]
+    started = [(s.event.attempt, s.event.trainer_id) for s in history if s.envelope.type == "RunStarted"]
+    assert started == [(1, "stopping-1"), (2, "stopping-2"), (3, "stopping-3"), (4, "fourth")]
+    assert not {"RunAttemptFailed", "RunFailed"} & {s.envelope.type for s in history}
+    # its thousand steps would take minutes: cancelled once the fourth attempt trains
     assert (await cadenza.client.post(f"/api/runs/{run['id']}/cancel")).status_code == 202
     assert (await cadenza.wait_for_run(run["id"], timeout=60))["status"] == "cancelled"
+    await until_folded(cadenza.settings)
+    await assert_equal_to_a_clean_rebuild(cadenza.settings)
 
 
 async def wait_for_loss_of_attempt(cadenza, run_id: str, attempt: int, timeout: float = 120):
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         for stored in await cadenza.bus.history("run", run_id):
+            assert stored.envelope.type != "RunFailed", f"the run failed: {stored.event.error}"
             if stored.envelope.type == "LossReported" and stored.event.attempt == attempt:
                 return stored.event
         assert asyncio.get_running_loop().time() < deadline, f"attempt {attempt} reported no loss"
