@@ -50,8 +50,9 @@ def training_config(tiny_model: Path):
     where the loss visibly goes down."""
 
     def config(**overrides: object) -> dict:
+        # One clip is one step an epoch: with the most epochs there are, max_steps sets the length.
         return {
-            "base_model": str(tiny_model), "device": "cpu", "precision": "fp32", "max_steps": 6, "num_epochs": 100, "batch_size": 1,
+            "base_model": str(tiny_model), "device": "cpu", "precision": "fp32", "max_steps": 6, "num_epochs": 1000, "batch_size": 1,
             "learning_rate": 1e-2, "lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "checkpoint_every": 2,
             **overrides,
         }

@@ -50,10 +50,11 @@ class Stack:
         return httpx.Client(base_url=self.url, timeout=30)
 
     def training_config(self, **overrides: object) -> dict:
-        """A few steps of the tiny model on CPU; the loss goes down."""
+        """A few steps of the tiny model on CPU; the loss goes down. One clip is one step an epoch:
+        with the most epochs there are, max_steps sets the length."""
         return {
             "base_model": str(self.tiny_model), "device": "cpu", "precision": "fp32", "max_steps": 6,
-            "num_epochs": 100, "batch_size": 1, "learning_rate": 1e-2, "lora_r": 4, "lora_alpha": 8,
+            "num_epochs": 1000, "batch_size": 1, "learning_rate": 1e-2, "lora_r": 4, "lora_alpha": 8,
             "lora_dropout": 0.0, "checkpoint_every": 2, **overrides,
         }
 
