@@ -294,20 +294,29 @@ class Bus:
         """Store `data` as `name`; an object of that name with the same bytes is kept as it is
         (replacing one purges its chunks, which only an administrator may do)."""
         store = await self._object_store(bucket)
+        kept = await self._same_object(store, bucket, name, len(data), hashlib.sha256(data).hexdigest())
+        return kept or self._ref(bucket, await store.put(name, data))
+
+    async def put_file(self, bucket: str, name: str, path: Path) -> ObjectRef:
+        """Upload a file in 128 KiB chunks without reading it whole into memory; an object of that
+        name with the same bytes is kept as it is (an upload retried after its answer was lost)."""
+        store = await self._object_store(bucket)
+        with open(path, "rb") as file:
+            sha256 = hashlib.file_digest(file, "sha256").hexdigest()
+            kept = await self._same_object(store, bucket, name, file.tell(), sha256)
+            if kept:
+                return kept
+            file.seek(0)
+            return self._ref(bucket, await store.put(name, file))
+
+    async def _same_object(self, store: ObjectStore, bucket: str, name: str, size: int,
+                           sha256: str) -> ObjectRef | None:
+        """The stored object `name` if it holds these bytes, else None."""
         try:
             ref = self._ref(bucket, await store.get_info(name))
         except (ObjectNotFoundError, ObjectDeletedError):
-            pass
-        else:
-            if (ref.size, ref.sha256) == (len(data), hashlib.sha256(data).hexdigest()):
-                return ref
-        return self._ref(bucket, await store.put(name, data))
-
-    async def put_file(self, bucket: str, name: str, path: Path) -> ObjectRef:
-        """Upload a file in 128 KiB chunks without reading it whole into memory."""
-        store = await self._object_store(bucket)
-        with open(path, "rb") as file:
-            return self._ref(bucket, await store.put(name, file))
+            return None
+        return ref if (ref.size, ref.sha256) == (size, sha256) else None
 
     async def delete_object(self, ref: ObjectRef) -> None:
         """Delete the object; one already gone is no error (deleting is retried after failures)."""
