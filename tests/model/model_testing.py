@@ -2,6 +2,8 @@
 
 import json
 import os
+import signal
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +50,20 @@ def parse_events(stdout: str) -> list[dict]:
 
 def cli_command(*args: str | Path) -> list[str]:
     return [sys.executable, "-m", "model.training.cli", "train", *map(str, args)]
+
+
+def stopped_after_its_first_step(*args: str | Path, cache_dir: Path, stderr: Path) -> tuple[int, list[dict]]:
+    """Run the training CLI with `args` and send it SIGTERM once it reports its first step; its exit
+    code and every event it printed."""
+    with stderr.open("w") as err:
+        process = subprocess.Popen(cli_command(*args), cwd=REPO, env=cli_env(cache_dir), stdout=subprocess.PIPE,
+                                   stderr=err, text=True)
+        lines = []
+        while not lines or json.loads(lines[-1])["type"] != "step":
+            lines.append(process.stdout.readline())
+        process.send_signal(signal.SIGTERM)
+        lines += process.stdout.readlines()
+        return process.wait(timeout=120), parse_events("".join(lines))
 
 
 def cli_env(cache_dir: Path) -> dict[str, str]:

@@ -4,8 +4,6 @@ within the budget, every window is trained on once an epoch, and a run resumes e
 
 import json
 import math
-import signal
-import subprocess
 
 import numpy as np
 import pytest
@@ -19,7 +17,7 @@ from model.training.config import TrainingConfig
 from model.training.features import Example
 from model.training.protocol import CompletedLine, StartedLine, StepLine, ValidationLine
 from model.training.trainer import train
-from model_testing import REPO, cli_command, cli_env, parse_events
+from model_testing import stopped_after_its_first_step
 
 PAD = 2048
 
@@ -181,16 +179,10 @@ def test_sigterm_and_resume_with_batch_frames_give_the_same_losses(tmp_path, run
     assert reference.returncode == 0, reference.stderr
     assert len(reference.of_type("step")) == reference.events[0]["total_steps"] == 12
 
-    with (tmp_path / "stderr.txt").open("w") as stderr:
-        process = subprocess.Popen(cli_command(*args, "--output", tmp_path / "a"), cwd=REPO, env=cli_env(cache_dir),
-                                   stdout=subprocess.PIPE, stderr=stderr, text=True)
-        lines = []
-        while not lines or json.loads(lines[-1])["type"] != "step":
-            lines.append(process.stdout.readline())
-        process.send_signal(signal.SIGTERM)
-        lines += process.stdout.readlines()
-        assert process.wait(timeout=120) == 3
-    checkpoint = parse_events("".join(lines))[-1]
+    returncode, stopped = stopped_after_its_first_step(*args, "--output", tmp_path / "a", cache_dir=cache_dir,
+                                                       stderr=tmp_path / "stderr.txt")
+    assert returncode == 3
+    checkpoint = stopped[-1]
     first_epoch = [s for s in reference.of_type("step") if s["epoch"] == 1]
     assert checkpoint["type"] == "checkpoint" and checkpoint["step"] < len(first_epoch)
     with pytest.raises(InputError, match="batch_frames=300 differs from checkpoint"):

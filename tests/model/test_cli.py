@@ -4,7 +4,6 @@ JSON lines and whose exit code says what happened."""
 import argparse
 import json
 import math
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from model.data import file_sha256
 from model.errors import InputError
 from model.training.cli import build_config, parse_args
 from model.training.protocol import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_STOPPED
-from model_testing import REPO, cli_command, cli_env, parse_events, write_jsonl
+from model_testing import REPO, cli_env, parse_events, stopped_after_its_first_step, write_jsonl
 
 STEP_FIELDS = {"type", "step", "epoch", "loss", "learning_rate", "grad_norm"}
 DPO_FIELDS = {"rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"}
@@ -69,16 +68,9 @@ def test_sigterm_checkpoints_and_resume_gives_the_same_losses(
     reference, _ = supervised_run
     args = ["--dataset", supervised_jsonl, "--type", "supervised", "--name", "sup", "--base-model", tiny_model,
             "--config", supervised_config]
-    with (tmp_path / "stderr.txt").open("w") as stderr:
-        process = subprocess.Popen(cli_command(*args, "--output", tmp_path / "a"), cwd=REPO, env=cli_env(cache_dir),
-                                   stdout=subprocess.PIPE, stderr=stderr, text=True)
-        lines = []
-        while not lines or json.loads(lines[-1])["type"] != "step":
-            lines.append(process.stdout.readline())
-        process.send_signal(signal.SIGTERM)
-        lines += process.stdout.readlines()
-        assert process.wait(timeout=120) == EXIT_STOPPED
-    stopped = parse_events("".join(lines))
+    returncode, stopped = stopped_after_its_first_step(*args, "--output", tmp_path / "a", cache_dir=cache_dir,
+                                                       stderr=tmp_path / "stderr.txt")
+    assert returncode == EXIT_STOPPED
     checkpoint = stopped[-1]
     assert checkpoint["type"] == "checkpoint" and checkpoint["step"] < 24
     assert not (tmp_path / "a" / "adapter").exists()
