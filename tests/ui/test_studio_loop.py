@@ -9,19 +9,15 @@ import time
 
 from playwright.sync_api import expect
 
-from tests.ui.test_training_journey import TRAINING, wav
+from tests.ui.test_training_journey import TRAINING, experiment_on_one_clip
 
 GENERATING = 120_000  # ms: a few tiny-model generations, the model loaded on first use, on a busy CPU
 
 
 def trained_adapter(stack) -> dict:
     """An adapter trained by the stack's trainer on one uploaded clip (set up through the API)."""
+    experiment = experiment_on_one_clip(stack, "hum tuned", stack.training_config(max_steps=2), "a low hum", 110)
     with stack.api() as api:
-        dataset = api.post("/api/datasets", json={"name": "hums", "kind": "supervised"}).json()
-        api.post(f"/api/datasets/{dataset['id']}/clips", data={"prompt": "a low hum"},
-                 files={"file": ("hum.wav", wav(110), "audio/wav")}).raise_for_status()
-        experiment = api.post("/api/experiments", json={
-            "name": "hum tuned", "dataset_id": dataset["id"], "config": stack.training_config(max_steps=2)}).json()
         run = api.post(f"/api/experiments/{experiment['id']}/runs", json={}).json()
         deadline = time.monotonic() + TRAINING / 1000
         while not run["finished"] and time.monotonic() < deadline:

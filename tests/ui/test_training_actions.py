@@ -8,7 +8,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.ui.test_training_journey import TRAINING, wav
+from tests.ui.test_training_journey import TRAINING, experiment_on_one_clip, wav
 
 
 def test_clips_are_imported_from_a_jsonl_and_a_csv_manifest(page, stack, screenshot) -> None:
@@ -75,12 +75,7 @@ def test_a_wrong_clip_is_removed_once_confirmed(page, stack, screenshot) -> None
 
 
 def test_an_experiment_is_edited_and_a_run_cancelled_once_confirmed_then_retried(page, stack, screenshot) -> None:
-    with stack.api() as api:
-        dataset = api.post("/api/datasets", json={"name": "cancel takes", "kind": "supervised"}).json()
-        api.post(f"/api/datasets/{dataset['id']}/clips", data={"prompt": "a hum"},
-                 files={"file": ("hum.wav", wav(220), "audio/wav")}).raise_for_status()
-        experiment = api.post("/api/experiments", json={
-            "name": "draft", "dataset_id": dataset["id"], "config": stack.training_config(max_steps=100_000)}).json()
+    experiment = experiment_on_one_clip(stack, "draft", stack.training_config(max_steps=100_000))
     page.goto(f"/#/experiments/{experiment['id']}")
     page.get_by_text("Edit experiment").click()
     edit = page.locator("details.edit form")
@@ -134,12 +129,8 @@ def test_a_run_shown_cancelled_by_the_live_stream_stays_cancelled_when_the_cance
     """The API answers a cancel from the read models as soon as they hold the request; the run's
     RunCancelled may reach the page on the live stream before that answer does (a busy machine),
     and the answer, which still says running, must not take the page back."""
+    experiment = experiment_on_one_clip(stack, "late answer", stack.training_config(max_steps=100_000))
     with stack.api() as api:
-        dataset = api.post("/api/datasets", json={"name": "late answer takes", "kind": "supervised"}).json()
-        api.post(f"/api/datasets/{dataset['id']}/clips", data={"prompt": "a hum"},
-                 files={"file": ("hum.wav", wav(220), "audio/wav")}).raise_for_status()
-        experiment = api.post("/api/experiments", json={
-            "name": "late answer", "dataset_id": dataset["id"], "config": stack.training_config(max_steps=100_000)}).json()
         run = api.post(f"/api/experiments/{experiment['id']}/runs", json={"name": "endless"}).json()
     page.goto(f"/#/runs/{run['id']}")
     # Training, past its start: the trainer stops it at a step boundary, well after the API answered.

@@ -19,6 +19,15 @@ def wav(frequency: float) -> bytes:
     return buffer.getvalue()
 
 
+def experiment_on_one_clip(stack, name: str, config: dict, prompt: str = "a hum", frequency: float = 220.0) -> dict:
+    """An experiment on a new dataset of one clip, set up through the API."""
+    with stack.api() as api:
+        dataset = api.post("/api/datasets", json={"name": f"{name} takes", "kind": "supervised"}).json()
+        api.post(f"/api/datasets/{dataset['id']}/clips", data={"prompt": prompt},
+                 files={"file": ("hum.wav", wav(frequency), "audio/wav")}).raise_for_status()
+        return api.post("/api/experiments", json={"name": name, "dataset_id": dataset["id"], "config": config}).json()
+
+
 def test_upload_train_watch_and_compare(page, stack, screenshot) -> None:
     page.goto("/")
     page.get_by_label("Name").first.fill("lofi takes")
