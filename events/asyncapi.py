@@ -34,9 +34,14 @@ idempotency key, so a retried publish is stored once. Readers should ignore unkn
 upcast by `type` + `version`.
 
 Audio clips, checkpoints, adapters and generated samples are not in the events: events carry an
-object reference (`bucket`, `name`, `sha256`, `size`) into the NATS Object Store buckets
-`{root}-clips`, `{root}-checkpoints`, `{root}-adapters` and `{root}-samples`; verify the sha256
-after downloading.
+object reference (`bucket`, `name`, `sha256`, `size`) into the buckets `{root}-clips`,
+`{root}-checkpoints`, `{root}-adapters` and `{root}-samples`. They have the layout of NATS object
+stores (stream `OBJ_<bucket>`, so `nats object get` and nats object-store clients read them), but
+their streams refuse rollups: whoever may write a bucket can only add to it. A reference names the
+first metadata message on `$O.<bucket>.M.<base64url name>` with its size and digest; its bytes are
+the first `size` bytes on `$O.<bucket>.C.<nuid>`. An object-store client reads the newest metadata
+of a name, the same object unless something else was stored under that name later: verify the
+sha256 after downloading.
 """
 
 

@@ -8,9 +8,6 @@ share a server: stream `<NAMESPACE>`, subjects `<namespace>.>`, buckets `<namesp
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
-import hashlib
 import io
 import json
 import logging
@@ -19,23 +16,19 @@ import ssl
 import tempfile
 from collections.abc import AsyncIterator, Collection, Iterable
 from pathlib import Path
-from typing import BinaryIO
 
 import nats
 from nats.aio.client import DEFAULT_INBOX_PREFIX, Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
-from nats.js.errors import (
-    APIError, BadRequestError, NoStreamResponseError, NotFoundError, ObjectDeletedError, ObjectNotFoundError,
-)
-from nats.js.object_store import ObjectStore
+from nats.js.errors import APIError, BadRequestError, NoStreamResponseError, NotFoundError
 
 from events.base import Envelope, Event, ObjectRef
 from events.codec import encode
 from events.credentials import NatsCredentialsError, check_creds_file
 from events.reader import EventReader, StoredEvent
 from events.urls import redacted
-from events import subjects
+from events import objects, subjects
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +60,6 @@ class EventTooLarge(ValueError):
     """An event whose encoded size is over the server's message limit: it was not published."""
 
 
-class ObjectCorrupted(RuntimeError):
-    pass
-
-
 class Bus:
     def __init__(self, nc: NATS, namespace: str) -> None:
         self.nc = nc
@@ -81,7 +70,6 @@ class Bus:
         self.adapters_bucket = f"{namespace}-adapters"
         self.checkpoints_bucket = f"{namespace}-checkpoints"
         self.samples_bucket = f"{namespace}-samples"
-        self._object_stores: dict[str, ObjectStore] = {}
 
     @classmethod
     async def connect(cls, nats_url: str, namespace: str, creds_file: Path | None = None,
@@ -145,20 +133,21 @@ class Bus:
         )
 
     async def ensure(self) -> None:
-        """Declare the stream and the buckets; safe to call from every service at every start."""
-        config = self.stream_config()
-        try:
-            await self.js.add_stream(config)
-        except BadRequestError as error:
-            if error.err_code != STREAM_CONFIG_CONFLICT:
-                raise
-            await self.js.update_stream(config)
-        for bucket in (self.clips_bucket, self.adapters_bucket, self.checkpoints_bucket, self.samples_bucket):
-            self._object_stores[bucket] = await self.js.create_object_store(
-                bucket, config=api.ObjectStoreConfig(storage=api.StorageType.FILE)
-            )
+        """Declare the stream and the buckets; safe to call from every service at every start.
+        A declared stream whose settings differ is brought to these (which only an administrator
+        may do on a server with permissions)."""
+        for config in (self.stream_config(), *(objects.stream_config(bucket) for bucket in self.buckets)):
+            try:
+                await self.js.add_stream(config)
+            except BadRequestError as error:
+                if error.err_code != STREAM_CONFIG_CONFLICT:
+                    raise
+                await self.js.update_stream(config)
 
-    # --- publishing ------------------------------------------------------------------------------
+    @property
+    def buckets(self) -> tuple[str, ...]:
+        return self.clips_bucket, self.adapters_bucket, self.checkpoints_bucket, self.samples_bucket
+
     def _message(self, event: Event) -> tuple[str, bytes, dict[str, str]]:
         """The subject, bytes and headers of `event`; raises `EventTooLarge` if the server would
         refuse it, before anything is sent."""
@@ -278,71 +267,34 @@ class Bus:
         info = await self.js.stream_info(self.stream)
         return info.state.last_seq
 
-    # --- objects ---------------------------------------------------------------------------------
-    async def _object_store(self, bucket: str) -> ObjectStore:
-        if bucket not in self._object_stores:
-            self._object_stores[bucket] = await self.js.object_store(bucket)
-        return self._object_stores[bucket]
-
-    @staticmethod
-    def _ref(bucket: str, info: api.ObjectInfo) -> ObjectRef:
-        # nats stores "SHA-256=<urlsafe base64>"; events carry the hex digest everyone else uses
-        digest = base64.urlsafe_b64decode(info.digest.split("=", 1)[1]).hex()
-        return ObjectRef(bucket=bucket, name=info.name, sha256=digest, size=info.size)
-
+    # --- objects (events/objects.py) -------------------------------------------------------------
     async def put_object(self, bucket: str, name: str, data: bytes) -> ObjectRef:
-        """Store `data` as `name`; an object of that name with the same bytes is kept as it is
-        (replacing one purges its chunks, which only an administrator may do)."""
-        store = await self._object_store(bucket)
-        kept = await self._same_object(store, bucket, name, len(data), hashlib.sha256(data).hexdigest())
-        return kept or self._ref(bucket, await store.put(name, data))
+        """Store `data` as `name`; an object of that name with the same bytes is kept as it is."""
+        return await objects.put(self.js, bucket, name, io.BytesIO(data), self.nc.max_payload)
 
     async def put_file(self, bucket: str, name: str, path: Path) -> ObjectRef:
-        """Upload a file in 128 KiB chunks without reading it whole into memory; an object of that
+        """Upload a file chunk by chunk without reading it whole into memory; an object of that
         name with the same bytes is kept as it is (an upload retried after its answer was lost)."""
-        store = await self._object_store(bucket)
         with open(path, "rb") as file:
-            sha256 = hashlib.file_digest(file, "sha256").hexdigest()
-            kept = await self._same_object(store, bucket, name, file.tell(), sha256)
-            if kept:
-                return kept
-            file.seek(0)
-            return self._ref(bucket, await store.put(name, file))
-
-    async def _same_object(self, store: ObjectStore, bucket: str, name: str, size: int,
-                           sha256: str) -> ObjectRef | None:
-        """The stored object `name` if it holds these bytes, else None."""
-        try:
-            ref = self._ref(bucket, await store.get_info(name))
-        except (ObjectNotFoundError, ObjectDeletedError):
-            return None
-        return ref if (ref.size, ref.sha256) == (size, sha256) else None
+            return await objects.put(self.js, bucket, name, file, self.nc.max_payload)
 
     async def delete_object(self, ref: ObjectRef) -> None:
         """Delete the object; one already gone is no error (deleting is retried after failures)."""
-        store = await self._object_store(ref.bucket)
-        with contextlib.suppress(ObjectNotFoundError, ObjectDeletedError):
-            await store.delete(ref.name)
+        await objects.delete(self.js, ref)
 
     async def get_object(self, ref: ObjectRef) -> bytes:
         """The object's bytes, checked against the size and sha256 the reference carries."""
-        store = await self._object_store(ref.bucket)
-        buffer = io.BytesIO()  # nats-py would otherwise grow one bytes object chunk by chunk
-        writer = _HashingWriter(buffer)
-        await store.get(ref.name, writeinto=writer)
-        _verify(ref, writer.size, writer.sha256.hexdigest())
+        buffer = io.BytesIO()
+        await objects.read(self.js, ref, buffer.write)
         return buffer.getvalue()
 
     async def get_file(self, ref: ObjectRef, path: Path) -> Path:
         """Stream the object into `path`: written under a temporary name beside it and renamed
         only once verified, so `path` never holds a partial or corrupted object."""
-        store = await self._object_store(ref.bucket)
         descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
         try:
             with os.fdopen(descriptor, "wb") as file:
-                writer = _HashingWriter(file)
-                await store.get(ref.name, writeinto=writer)
-            _verify(ref, writer.size, writer.sha256.hexdigest())
+                await objects.read(self.js, ref, file.write)
             os.replace(partial, path)
         except BaseException:
             Path(partial).unlink(missing_ok=True)
@@ -362,25 +314,3 @@ def _pub_ack(reply: Msg) -> api.PubAck:
     if "error" in response:
         APIError.from_error(response["error"])  # raises the matching nats error
     return api.PubAck.from_response(response)
-
-
-class _HashingWriter:
-    """A file wrapper that hashes what nats' object store writes through it."""
-
-    def __init__(self, file: BinaryIO) -> None:
-        self._file = file
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.sha256.update(data)
-        self.size += len(data)
-        return self._file.write(data)
-
-
-def _verify(ref: ObjectRef, size: int, sha256: str) -> None:
-    if size != ref.size or sha256 != ref.sha256:
-        raise ObjectCorrupted(
-            f"object {ref.bucket}/{ref.name}: expected {ref.size} bytes with sha256 {ref.sha256}, "
-            f"got {size} bytes with sha256 {sha256}"
-        )

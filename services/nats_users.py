@@ -90,15 +90,14 @@ def permissions(user: str, namespace: str) -> dict[str, dict[str, list[str]]]:
     ]
     if user == SUBSCRIBER:  # its durable consumers remember what it has handled (the work queues' are denied below)
         publish.append(f"$JS.ACK.{stream}.>")
-    for bucket in READS.get(user, ()):
+    for bucket in (*READS.get(user, ()), *WRITES.get(user, ())):  # Cadenza reads objects message by message
         name = f"OBJ_{namespace}-{bucket}"
-        publish += [f"$JS.API.CONSUMER.CREATE.{name}", f"$JS.API.CONSUMER.CREATE.{name}.>",
-                    f"$JS.API.STREAM.MSG.GET.{name}", f"$JS.API.DIRECT.GET.{name}", f"$JS.API.DIRECT.GET.{name}.>",
-                    f"$JS.FC.{name}.>"]
-    for bucket in WRITES.get(user, ()):
-        name = f"{namespace}-{bucket}"
-        publish += [f"$O.{name}.C.>", f"$O.{name}.M.>", f"$JS.API.STREAM.MSG.GET.OBJ_{name}",
-                    f"$JS.API.DIRECT.GET.OBJ_{name}", f"$JS.API.DIRECT.GET.OBJ_{name}.>"]
+        publish += [f"$JS.API.STREAM.MSG.GET.{name}", f"$JS.API.DIRECT.GET.{name}", f"$JS.API.DIRECT.GET.{name}.>"]
+    if user == SUBSCRIBER:  # nats object stores (nats-py, the nats CLI) read an object through a consumer
+        for bucket in READS[user]:
+            name = f"OBJ_{namespace}-{bucket}"
+            publish += [f"$JS.API.CONSUMER.CREATE.{name}", f"$JS.API.CONSUMER.CREATE.{name}.>", f"$JS.FC.{name}.>"]
+    publish += [f"$O.{namespace}-{bucket}.{part}.>" for bucket in WRITES.get(user, ()) for part in ("C", "M")]
     publish += [f"$JS.API.STREAM.PURGE.OBJ_{namespace}-{bucket}" for bucket in DELETES.get(user, ())]
     deny = []
     for owner, durable in WORK_QUEUES.items():

@@ -11,7 +11,8 @@ from pathlib import Path
 from nats.js.errors import NotFoundError
 
 from events.base import ObjectRef
-from events.bus import Bus, ObjectCorrupted
+from events.bus import Bus
+from events.objects import ObjectCorrupted
 from model.errors import InputError
 from model.generate import MusicGenerator
 from services.generator.settings import GeneratorSettings

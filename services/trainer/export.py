@@ -17,7 +17,8 @@ from pathlib import Path, PurePosixPath
 from nats.js.errors import NotFoundError
 
 from events.base import AudioFile, ObjectRef
-from events.bus import Bus, ObjectCorrupted
+from events.bus import Bus
+from events.objects import ObjectCorrupted
 from events.reader import StoredEvent
 from events.codec import UndecodableEvent
 from events.catalogue import ClipAdded, ClipRemoved, DatasetKind, PreferencePairAdded, PreferencePairRemoved

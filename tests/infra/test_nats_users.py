@@ -3,6 +3,7 @@ refused, and each service may do only its own part, on a real server started as 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import stat
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import nats
 import nats.errors
+from nats.js.errors import ServerError
 import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -122,13 +124,20 @@ async def test_services_cannot_delete_the_stream_a_consumer_or_an_object(admin_b
         await connection.refused(js.update_stream(admin_bus.stream_config()), "$JS.API.STREAM.UPDATE")
         await connection.refused(js.delete_consumer(admin_bus.stream, TRAINER_QUEUE), "$JS.API.CONSUMER.DELETE")
         await connection.refused(js.delete_stream(f"OBJ_{admin_bus.clips_bucket}"), "$JS.API.STREAM.DELETE")
-        if user == "api":  # it writes clips, so it may write their metadata, but never purge their chunks
+        if user == "api":  # it writes clips, so it may add to their bucket, but neither erase nor hide one
             await connection.refused(js.purge_stream(f"OBJ_{admin_bus.clips_bucket}",
                                                      subject=f"$O.{admin_bus.clips_bucket}.C.>"),
                                      "$JS.API.STREAM.PURGE")
+            info = await (await js.object_store(admin_bus.clips_bucket)).get_info("clip.wav")
+            with pytest.raises(ServerError, match="rollup not permitted"):
+                await js.publish(f"$O.{admin_bus.clips_bucket}.C.{info.nuid}", b"", headers={"Nats-Rollup": "sub"})
         else:  # the others may not even mark it deleted
             store = await js.object_store(admin_bus.clips_bucket)
             await connection.refused(store.delete("clip.wav"), admin_bus.clips_bucket)
+    # what the api may publish there, a "deleted" marker, hides nothing
+    marker = {**info.as_dict(), "deleted": True, "size": 0, "digest": ""}
+    await (await connect("api")).nc.jetstream().publish(
+        f"$O.{admin_bus.clips_bucket}.M.{base64.urlsafe_b64encode(b'clip.wav').decode()}", json.dumps(marker).encode())
     assert (await admin_bus.js.stream_info(admin_bus.stream)).config.name == admin_bus.stream
     assert (await admin_bus.js.consumer_info(admin_bus.stream, TRAINER_QUEUE)).name == TRAINER_QUEUE
     assert await admin_bus.get_object(clip) == b"RIFF audio"
