@@ -38,7 +38,9 @@ async def test_audio_that_no_longer_matches_its_checksum_fails_the_run_without_t
     experiment = await cadenza.supervised_experiment(training_config())
     dataset = await cadenza.get(f"/api/datasets/{experiment['dataset_id']}")
     [clip] = dataset["clips"]
-    await cadenza.bus.put_object(clip["bucket"], clip["object_name"], b"not the uploaded bytes")
+    # an administrator purged its chunks: what is left (nothing) is not the uploaded bytes
+    stored = await (await cadenza.bus.js.object_store(clip["bucket"])).get_info(clip["object_name"])
+    await cadenza.bus.js.purge_stream(f"OBJ_{clip['bucket']}", subject=f"$O.{clip['bucket']}.C.{stored.nuid}")
 
     run = await cadenza.wait_for_run((await cadenza.request_run(experiment))["id"])
 
