@@ -87,15 +87,45 @@ async def run_services(settings: Settings, services: dict[str, Service],
             loop.remove_signal_handler(signum)
 
 
+# Working directories are named `cadenza-workdir-<pid>-<random>`, so that one whose process was
+# killed before it could remove it can be told from one in use.
+_WORKDIR_PREFIX = "cadenza-workdir-"
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
+
+
+def remove_abandoned_folders(parent: Path) -> None:
+    """Remove the empty working directories in `parent` (`in_empty_folder`) whose process is gone,
+    as after a `kill -9`. One whose process lives, or that holds anything, is left; so is one
+    named without a pid, as its owner cannot be told. A pid taken again by another process keeps
+    its folder: a folder left over, never one removed under a live process."""
+    for folder in parent.glob(f"{_WORKDIR_PREFIX}*-*"):
+        pid, _, _ = folder.name.removeprefix(_WORKDIR_PREFIX).partition("-")
+        if not pid.isdigit() or _is_alive(int(pid)):
+            continue
+        with contextlib.suppress(OSError):  # not empty, another user's, or just removed by another worker
+            folder.rmdir()
+
+
 @contextlib.contextmanager
 def in_empty_folder() -> Iterator[None]:
     """Make a new, empty, private folder the process's working directory for the block; it is
     removed afterwards. For the commands that run services, never for a service itself: a base
     model's hub id that names a folder relative to the working directory is loaded by transformers
     from that folder, so clients could otherwise load, or learn of, folders wherever the command was
-    started. Every configured path must be absolute by then (the settings' `from_env` make them so)."""
+    started. Every configured path must be absolute by then (the settings' `from_env` make them so).
+    Empty ones left by killed processes are removed first (`remove_abandoned_folders`)."""
     started_in = os.getcwd()
-    folder = Path(tempfile.mkdtemp(prefix="cadenza-workdir-"))
+    remove_abandoned_folders(Path(tempfile.gettempdir()))
+    folder = Path(tempfile.mkdtemp(prefix=f"{_WORKDIR_PREFIX}{os.getpid()}-"))
     os.chdir(folder)
     try:
         yield

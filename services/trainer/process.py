@@ -13,12 +13,19 @@ import os
 import signal
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 from model.training.config import TrainingConfig
 
 _PR_SET_PDEATHSIG = 1
+
+# Variables the training process is not given: the trainer's own settings and the credentials of its
+# servers (NATS, PostgreSQL and libpq's PG*), which the model CLI never uses. Everything else is
+# passed on: CUDA, NCCL, torch, Hugging Face and thread-count variables are many and vary by set-up,
+# and an allow-list missing one would break training on some machines rather than leak nothing.
+_WITHHELD_PREFIXES = ("CADENZA_", "NATS_", "PG")
+_WITHHELD_NAMES = frozenset({"DATABASE_URL"})
 
 
 def _die_with_parent() -> None:
@@ -49,6 +56,12 @@ def training_command(python: str, processes: int, dataset: Path, output: Path, n
     return command
 
 
+def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """`environ` less the trainer's settings and server credentials (`_WITHHELD_PREFIXES`)."""
+    return {name: value for name, value in environ.items()
+            if name not in _WITHHELD_NAMES and not name.startswith(_WITHHELD_PREFIXES)}
+
+
 def model_source_root() -> Path:
     """The folder that holds the `model` package (the source tree, or site-packages once installed)."""
     spec = importlib.util.find_spec("model")
@@ -61,10 +74,11 @@ async def start(command: list[str], parent: Path) -> asyncio.subprocess.Process:
     """Start `command` in a new, empty folder inside `parent`. transformers loads a hub id that names
     a folder relative to the working directory from that folder; in an empty one a run's
     `base_model` is a hub id whatever folders lie where the trainer runs. `model` is imported from
-    the trainer's own source folder all the same (PYTHONPATH)."""
+    the trainer's own source folder all the same (PYTHONPATH). The child's environment holds none of
+    the trainer's settings or credentials (`child_environment`): all it needs is on its command line."""
     folder = tempfile.mkdtemp(prefix="workdir-", dir=parent)
     python_path = [str(model_source_root()), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join(python_path)}
+    env = {**child_environment(os.environ), "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join(python_path)}
     # A session of its own keeps a terminal's Ctrl-C (sent to the whole foreground group) away from
     # the child: the trainer decides how it stops.
     return await asyncio.create_subprocess_exec(
