@@ -146,10 +146,11 @@ async def create_comparison(ctx: Context, body: ComparisonCreate) -> Comparison:
 
 async def vote(ctx: Context, comparison_id: str, body: VoteCreate) -> Comparison:
     pair = await studio_queries.pair_state(ctx.pool, comparison_id, body.pair_id)
-    # Looked for before the pair's state is: a keyed vote on another pair than its first is a 422 too.
-    first_try = ComparisonVoted(comparison_id=comparison_id, pair_id=body.pair_id, choice=body.choice,
+    # Looked for before the pair's state is checked: a keyed vote on another pair than its first one
+    # is a 422 too, not a second vote under the same key.
+    this_vote = ComparisonVoted(comparison_id=comparison_id, pair_id=body.pair_id, choice=body.choice,
                                 outcome=comparison_life.outcome(pair.first, body.choice))
-    if not await published_before(ctx, first_try):
+    if not await published_before(ctx, this_vote):
         try:
             voted = comparison_life.vote(comparison_id, pair, body.choice)
         except (comparison_life.PairNotReady, comparison_life.PairAlreadyVoted) as error:
