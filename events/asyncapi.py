@@ -16,6 +16,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from events.base import Envelope, Event
+from events.bus import REQUEST_HEADER
 from events.catalogue import CATALOGUE
 
 DOCUMENT_PATH = Path(__file__).resolve().parent.parent / "docs" / "asyncapi.json"
@@ -104,7 +105,12 @@ def build_document() -> dict[str, Any]:
             "Nats-Msg-Id": {
                 "type": "string",
                 "description": "Deterministic idempotency key: `<aggregate>:<id>:<event_name>[:field=value…]`.",
-            }
+            },
+            REQUEST_HEADER: {
+                "type": "string",
+                "description": "On events the API published for a request sent with an Idempotency-Key: the "
+                               "request's id, by which a retry of it finds what it stored.",
+            },
         },
         "required": ["Nats-Msg-Id"],
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 
 from nats.aio.client import Client as NATS
@@ -85,7 +85,8 @@ class EventReader:
 
     @classmethod
     async def open(cls, nc: NATS, js: JetStreamContext, stream: str, subject_filter: str,
-                   start_seq: int) -> EventReader:
+                   start_seq: int, headers_only: bool = False) -> EventReader:
+        """A reader from `start_seq`; with `headers_only`, one for `headers_before` alone."""
         config = api.ConsumerConfig(
             deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=max(start_seq, 1),
@@ -93,6 +94,7 @@ class EventReader:
             filter_subject=subject_filter,
             inactive_threshold=30.0,
             mem_storage=True,
+            headers_only=headers_only or None,
         )
         reader = cls(nc, js, stream, await js.add_consumer(stream, config))
         reader._subscription = await nc.subscribe(reader._inbox, cb=reader._receive)
@@ -120,6 +122,21 @@ class EventReader:
             else:
                 batch.append((item, pending))
         return batch
+
+    async def headers_before(self, end_seq: int) -> AsyncIterator[tuple[int, dict[str, str]]]:
+        """The stream sequence and headers of each message before `end_seq`, in order; for a reader
+        opened `headers_only` on a subject that holds a message at `end_seq`."""
+        while True:
+            if not self._received:
+                await self._pull(1_000, 1.0)
+                if not self._received:
+                    await self.check_alive()
+            messages, self._received = self._received, []
+            for message in messages:
+                seq = stream_position(message.reply)[0]
+                if seq >= end_seq:
+                    return
+                yield seq, message.headers or {}
 
     async def _fetch(self, max_events: int, wait: float) -> list[tuple[StoredEvent | UnreadableEvent, int]]:
         if not self._received:

@@ -18,8 +18,9 @@ from events import runs
 from events.base import AudioFile, Event
 from events.catalogue import (
     ClipAdded, ClipRemoved, DatasetCreated, ExperimentCreated, ExperimentUpdated, PreferencePairAdded,
-    PreferencePairRemoved, RunRequested,
+    PreferencePairRemoved, RunCancelRequested, RunRequested,
 )
+from events.codec import decode
 from model.audio import MIN_WINDOW_SECONDS
 from model.training.config import TrainingConfig, with_num_epochs
 from services.api import queries
@@ -45,10 +46,34 @@ class Upload:
 async def publish(ctx: Context, *events: Event) -> None:
     """Publish in order and return once the read models include the last of them. A command
     retried with its Idempotency-Key finds its events stored already (see `ResourceIds`), also
-    after the stream's duplicate window, and publishes nothing again."""
+    after the stream's duplicate window, and publishes nothing again.
+
+    Only the last message on the last event's subject is looked at (`Bus.stored_seq`), as reading
+    a subject whole would make every keyed upload to a large dataset read all its clips. A retry
+    whose event is no longer the last on its subject (another clip added since) publishes again:
+    JetStream drops it within its duplicate window, and after it the projector folds the copy
+    without a change, its ids being the first's; the answer is the first resource either way."""
     stored = await ctx.bus.stored_seq(events[-1]) if ctx.ids.keyed else None
-    sequences = [stored] if stored is not None else await ctx.bus.publish_many(list(events))
+    sequences = [stored] if stored is not None else await ctx.bus.publish_many(list(events), ctx.ids.request)
     await wait_until_projected(ctx.pool, max(sequences))
+
+
+async def published_before(ctx: Context, event: Event) -> bool:
+    """Whether this request, sent with an Idempotency-Key, published `event` already: a retry
+    whose first try was applied, to be answered as that one was rather than refused as a repeat.
+    Once it is, the read models include it. A 422 if the key's first request on this path
+    published something else (another body)."""
+    if not ctx.ids.keyed:
+        return False
+    stored = await ctx.bus.request_message(event.subject(ctx.bus.subject_root), ctx.ids.request)
+    if stored is None:
+        return False
+    _, first = decode(stored.data)
+    if first != event:
+        raise invalid(("header", "Idempotency-Key"), "was sent before with another request to this path: use a new "
+                      "key for a new request", "idempotency_key_reused")
+    await wait_until_projected(ctx.pool, stored.seq)
+    return True
 
 
 # --- datasets -----------------------------------------------------------------------------------
@@ -90,23 +115,28 @@ async def remove_clip(ctx: Context, dataset_id: str, clip_id: str) -> None:
     """A 404 for a clip the dataset does not hold (any more). A pair's audio is removed with its pair
     (`remove_pair`), so a preference dataset refuses this with a 409."""
     await require_kind(ctx, dataset_id, "supervised", "clips", "pairs")
-    await require_present(ctx, "clips", "clip", dataset_id, clip_id)
-    await publish(ctx, ClipRemoved(dataset_id=dataset_id, clip_id=clip_id))
+    await remove(ctx, "clips", "clip", ClipRemoved(dataset_id=dataset_id, clip_id=clip_id), clip_id)
 
 
 async def remove_pair(ctx: Context, dataset_id: str, pair_id: str) -> None:
     await require_kind(ctx, dataset_id, "preference", "pairs", "clips")
-    await require_present(ctx, "preference_pairs", "pair", dataset_id, pair_id)
-    await publish(ctx, PreferencePairRemoved(dataset_id=dataset_id, pair_id=pair_id))
+    await remove(ctx, "preference_pairs", "pair", PreferencePairRemoved(dataset_id=dataset_id, pair_id=pair_id),
+                 pair_id)
 
 
-async def require_present(ctx: Context, table: str, kind: str, dataset_id: str, item_id: str) -> None:
+async def remove(ctx: Context, table: str, kind: str, removal: ClipRemoved | PreferencePairRemoved,
+                 item_id: str) -> None:
+    """Publish `removal` of the item, or a 404 if the dataset does not hold it, unless this keyed
+    request removed it before. That is looked for only once refused: a dataset's removals share one
+    subject, which a keyed removal would otherwise read whole each time."""
     # `table` is one of our two table names, never input
     present = await ctx.pool.fetchval(
         f"SELECT EXISTS (SELECT 1 FROM {table} WHERE id = $1 AND dataset_id = $2 AND removed_at IS NULL)",
-        item_id, dataset_id,
+        item_id, removal.dataset_id,
     )
-    if not present:
+    if present:
+        await publish(ctx, removal)
+    elif not await published_before(ctx, removal):
         raise NotFound(kind, item_id)
 
 
@@ -268,9 +298,10 @@ async def cancel_run(ctx: Context, run_id: str) -> Run:
     """A queued run is cancelled at once (it will never be trained); a running one is asked to stop,
     and its trainer publishes RunCancelled once the process has stopped."""
     run = await queries.run(ctx.pool, run_id)
-    try:
-        events = runs.cancel(run_id, run.status)
-    except runs.RunAlreadyFinished as error:
-        raise Conflict(str(error)) from error
-    await publish(ctx, *events)
+    if not await published_before(ctx, RunCancelRequested(run_id=run_id)):
+        try:
+            events = runs.cancel(run_id, run.status)
+        except runs.RunAlreadyFinished as error:
+            raise Conflict(str(error)) from error
+        await publish(ctx, *events)
     return await queries.run(ctx.pool, run_id)

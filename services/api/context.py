@@ -30,11 +30,24 @@ class ResourceIds:
     def keyed(self) -> bool:
         return self.scope is not None
 
+    @property
+    def request(self) -> str | None:
+        """The keyed request's id, which the events it publishes carry (`Bus.request_message`)."""
+        return None if self.scope is None else str(uuid.uuid5(IDEMPOTENT_ID_NAMESPACE, self.scope))
+
     def new(self) -> str:
         if self.scope is None:
             return str(uuid.uuid4())
         self._made += 1
         return str(uuid.uuid5(IDEMPOTENT_ID_NAMESPACE, f"{self.scope}\n{self._made}"))
+
+    def drawn_from(self, source: str) -> str:
+        """The id of what the command makes from `source` (e.g. "sample <id>"): derived from the
+        key and `source` rather than a place in the command, so a retry that finds more sources
+        gives the ones it found before the same ids."""
+        if self.scope is None:
+            return str(uuid.uuid4())
+        return str(uuid.uuid5(IDEMPOTENT_ID_NAMESPACE, f"{self.scope}\nfrom {source}"))
 
 
 @dataclass(frozen=True)
@@ -48,8 +61,10 @@ class Context:
 
 IdempotencyKey = Annotated[str | None, Header(
     alias="Idempotency-Key", max_length=200,
-    description="On POST: a retried request with the same key answers with the resource the first "
-                "one created and never creates a second one")]
+    description="A command sent again with the same key (to the same method and path) answers as the "
+                "first one did and is not applied twice: a POST answers with the resource the first one "
+                "created; a removal, cancel or vote the first one applied answers as it did, not 404 or "
+                "409. A vote under a key that cast another vote answers 422")]
 
 
 async def get_context(request: Request, idempotency_key: IdempotencyKey = None) -> Context:

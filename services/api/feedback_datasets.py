@@ -13,10 +13,12 @@ from dataclasses import dataclass
 import asyncpg
 
 from events.base import AudioFile, Event
+from events.codec import decode
 from events.catalogue import (
     ClipAdded, DatasetCreated, DatasetDrawnFromFeedback, DatasetKind, DrawnClip, DrawnPair, FeedbackFilter,
     PreferencePairAdded,
 )
+from events.subjects import event_subject
 from services.api import queries
 from services.api.commands import publish
 from services.api.context import Context
@@ -125,34 +127,67 @@ async def preview(ctx: Context, kind: DatasetKind, where: FeedbackFilterBody) ->
     return (await select(ctx.pool, kind, where)).count
 
 
+# What a selected row is drawn from, which names the item made of it.
+def _clip_source(sample_id: str) -> str:
+    return f"sample {sample_id}"
+
+
+def _pair_source(comparison_pair_id: str | None, preference_id: str | None) -> str:
+    return f"preference {preference_id}" if preference_id is not None else f"comparison pair {comparison_pair_id}"
+
+
+async def first_drawing(ctx: Context, dataset_id: str) -> DatasetDrawnFromFeedback | None:
+    """What this keyed request's first try drew into `dataset_id`, if it was stored."""
+    if not ctx.ids.keyed:
+        return None
+    subject = event_subject(ctx.bus.subject_root, "dataset", dataset_id, DatasetDrawnFromFeedback.event_name())
+    stored = await ctx.bus.request_message(subject, ctx.ids.request)
+    return None if stored is None else decode(stored.data)[1]
+
+
+def as_drawn(selection: Selection, drawn: DatasetDrawnFromFeedback) -> Selection:
+    """The rows of `selection` that `drawn` took: what a retry publishes again, whatever feedback
+    came since its first try."""
+    clips = {_clip_source(clip.sample_id) for clip in drawn.clips}
+    pairs = {_pair_source(pair.comparison_pair_id, pair.preference_id) for pair in drawn.pairs}
+    return Selection(clips=[row for row in selection.clips if _clip_source(row["s_id"]) in clips],
+                     pairs=[row for row in selection.pairs
+                            if _pair_source(row["comparison_pair_id"], row["preference_id"]) in pairs])
+
+
 async def create(ctx: Context, body: DatasetCreate) -> Dataset:
-    """`body.from_feedback` is the filter."""
+    """`body.from_feedback` is the filter. Each item's ids derive from what it is drawn from, and a
+    keyed retry draws what its first try did (the first answer), not what the filter selects now."""
     where = body.from_feedback
     assert where is not None
     await check_filter(ctx, body.kind, where, ("body", "from_feedback"))
+    dataset_id = ctx.ids.new()
     selection = await select(ctx.pool, body.kind, where)
+    if (first := await first_drawing(ctx, dataset_id)) is not None:
+        selection = as_drawn(selection, first)
     if selection.count == 0:
         raise invalid(("body", "from_feedback"), f"selects no {'samples' if body.kind == 'supervised' else 'votes'}")
-    dataset_id = ctx.ids.new()
     snapshot = FeedbackFilter(**where.model_dump())
     drawn_clips, drawn_pairs, items = [], [], []
     for row in selection.clips:
-        clip_id = ctx.ids.new()
+        clip_id = ctx.ids.drawn_from(_clip_source(row["s_id"]))
         drawn_clips.append(DrawnClip(clip_id=clip_id, sample_id=row["s_id"]))
         items.append(ClipAdded(dataset_id=dataset_id, clip_id=clip_id, prompt=row["s_prompt"], audio=_audio(row, "s")))
     for row in selection.pairs:
-        pair_id = ctx.ids.new()
+        source = _pair_source(row["comparison_pair_id"], row["preference_id"])
+        pair_id = ctx.ids.drawn_from(source)
         drawn_pairs.append(DrawnPair(pair_id=pair_id, chosen_sample_id=row["chosen_id"],
                                      rejected_sample_id=row["rejected_id"], comparison_id=row["comparison_id"],
                                      comparison_pair_id=row["comparison_pair_id"], preference_id=row["preference_id"]))
         # DPO conditions both on one prompt: the chosen sample's (a comparison's two are the same)
         items.append(PreferencePairAdded(
             dataset_id=dataset_id, pair_id=pair_id, prompt=row["chosen_prompt"],
-            chosen_clip_id=ctx.ids.new(), chosen=_audio(row, "chosen"),
-            rejected_clip_id=ctx.ids.new(), rejected=_audio(row, "rejected")))
+            chosen_clip_id=ctx.ids.drawn_from(f"{source} chosen"), chosen=_audio(row, "chosen"),
+            rejected_clip_id=ctx.ids.drawn_from(f"{source} rejected"), rejected=_audio(row, "rejected")))
     events: list[Event] = [
         DatasetCreated(dataset_id=dataset_id, name=body.name, kind=body.kind, description=body.description),
-        DatasetDrawnFromFeedback(dataset_id=dataset_id, filter=snapshot, clips=drawn_clips, pairs=drawn_pairs),
+        first if first is not None else DatasetDrawnFromFeedback(dataset_id=dataset_id, filter=snapshot,
+                                                                 clips=drawn_clips, pairs=drawn_pairs),
         *items,
     ]
     await publish(ctx, *events)

@@ -9,13 +9,13 @@ from events import comparisons as comparison_life
 from events import generations as generation_life
 from events.base import ObjectRef
 from events.catalogue import (
-    ComparisonCreated, ComparisonSide, GenerationRequested, PreferenceRecorded, SampleFavorited, SampleRated,
-    SampleTagged, SampleUnfavorited, SampleUntagged,
+    ComparisonCreated, ComparisonSide, ComparisonVoted, GenerationCancelRequested, GenerationRequested,
+    PreferenceRecorded, SampleFavorited, SampleRated, SampleTagged, SampleUnfavorited, SampleUntagged,
 )
 from events.generations import GenerationStatus
 from model.training.config import TrainingConfig
 from services.api import queries, studio_queries
-from services.api.commands import publish
+from services.api.commands import publish, published_before
 from services.api.context import Context
 from services.api.errors import Conflict, NotFound, invalid
 from services.api.studio_schemas import (
@@ -65,11 +65,12 @@ async def request_generation(ctx: Context, body: GenerationCreate) -> Generation
 async def cancel_generation(ctx: Context, generation_id: str) -> Generation:
     """Queued: cancelled at once. Running: its worker is asked to stop. Finished: 409."""
     found = await studio_queries.generation(ctx.pool, generation_id)
-    try:
-        events = generation_life.cancel(generation_id, GenerationStatus(found.status))
-    except generation_life.GenerationAlreadyFinished as error:
-        raise Conflict(str(error)) from error
-    await publish(ctx, *events)
+    if not await published_before(ctx, GenerationCancelRequested(generation_id=generation_id)):
+        try:
+            events = generation_life.cancel(generation_id, GenerationStatus(found.status))
+        except generation_life.GenerationAlreadyFinished as error:
+            raise Conflict(str(error)) from error
+        await publish(ctx, *events)
     return await studio_queries.generation(ctx.pool, generation_id)
 
 
@@ -90,9 +91,11 @@ async def tag(ctx: Context, sample_id: str, body: TagCreate) -> Sample:
 
 async def untag(ctx: Context, sample_id: str, tag: str) -> Sample:
     found = await studio_queries.sample(ctx.pool, sample_id)
-    if tag not in found.tags:
-        raise NotFound(f"tag of sample '{sample_id}'", tag)
-    await publish(ctx, SampleUntagged(sample_id=sample_id, change_id=ctx.ids.new(), tag=tag))
+    untagged = SampleUntagged(sample_id=sample_id, change_id=ctx.ids.new(), tag=tag)
+    if not await published_before(ctx, untagged):
+        if tag not in found.tags:
+            raise NotFound(f"tag of sample '{sample_id}'", tag)
+        await publish(ctx, untagged)
     return await studio_queries.sample(ctx.pool, sample_id)
 
 
@@ -143,9 +146,14 @@ async def create_comparison(ctx: Context, body: ComparisonCreate) -> Comparison:
 
 async def vote(ctx: Context, comparison_id: str, body: VoteCreate) -> Comparison:
     pair = await studio_queries.pair_state(ctx.pool, comparison_id, body.pair_id)
-    try:
-        voted = comparison_life.vote(comparison_id, pair, body.choice)
-    except (comparison_life.PairNotReady, comparison_life.PairAlreadyVoted) as error:
-        raise Conflict(str(error)) from error
-    await publish(ctx, voted)
+    # Looked for before the pair's state is checked: a keyed vote on another pair than its first one
+    # is a 422 too, not a second vote under the same key.
+    this_vote = ComparisonVoted(comparison_id=comparison_id, pair_id=body.pair_id, choice=body.choice,
+                                outcome=comparison_life.outcome(pair.first, body.choice))
+    if not await published_before(ctx, this_vote):
+        try:
+            voted = comparison_life.vote(comparison_id, pair, body.choice)
+        except (comparison_life.PairNotReady, comparison_life.PairAlreadyVoted) as error:
+            raise Conflict(str(error)) from error
+        await publish(ctx, voted)
     return await studio_queries.comparison(ctx.pool, comparison_id)

@@ -9,7 +9,7 @@ from nats.js import api
 from nats.js.errors import APIError, NoStreamResponseError, ObjectNotFoundError
 
 from events.bus import DUPLICATE_WINDOW_SECONDS, Bus
-from events.catalogue import DatasetCreated, LossReported, RunRequested
+from events.catalogue import ClipRemoved, DatasetCreated, LossReported, RunRequested
 from events.base import ObjectRef
 
 V1_FIXTURE = Path(__file__).parent / "fixtures" / "run_requested_v1.json"
@@ -57,6 +57,20 @@ async def test_publish_many_keeps_order_and_drops_duplicates(bus: Bus):
 
     assert again == [8, 2_501, 4]
     assert await stored_messages(bus) == 2_501
+
+
+async def test_a_request_finds_what_it_published_under_later_messages_on_the_subject(bus: Bus):
+    removals = [ClipRemoved(dataset_id="d1", clip_id=f"c{index}") for index in range(3)]
+    [first] = await bus.publish_many(removals[:1], request="first")
+    await bus.publish_many(removals[1:2], request="second")
+    await bus.publish_many(removals[2:])
+    subject = removals[0].subject(bus.subject_root)
+
+    assert (await bus.request_message(subject, "first")).seq == first
+    assert (await bus.request_message(subject, "second")).headers["Nats-Msg-Id"] == removals[1].idempotency_key()
+    assert await bus.request_message(subject, "third") is None
+    assert await bus.request_message(f"{bus.subject_root}.dataset.d2.clip_removed", "first") is None
+    assert await bus.stored_seq(removals[0]) is None  # it looks at the subject's last message only
 
 
 async def test_a_publish_no_stream_accepts_raises(bus: Bus):
