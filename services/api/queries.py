@@ -51,7 +51,8 @@ async def dataset_detail(pool: asyncpg.Pool, dataset_id: str, after: str | None 
     found = await dataset(pool, dataset_id)
     if found.kind == "supervised":
         return DatasetDetail(**found.model_dump(), clips=await clips_of(pool, dataset_id, after, limit), pairs=[])
-    return DatasetDetail(**found.model_dump(), clips=[], pairs=await pairs_of(pool, dataset_id, after=after, limit=limit))
+    pairs = await pairs_of(pool, dataset_id, after=after, limit=limit)
+    return DatasetDetail(**found.model_dump(), clips=[], pairs=pairs)
 
 
 async def clip(pool: asyncpg.Pool, clip_id: str) -> Clip:
@@ -61,7 +62,8 @@ async def clip(pool: asyncpg.Pool, clip_id: str) -> Clip:
     return clip_from(row)
 
 
-async def clips_of(pool: asyncpg.Pool, dataset_id: str, after: str | None = None, limit: int | None = None) -> list[Clip]:
+async def clips_of(pool: asyncpg.Pool, dataset_id: str, after: str | None = None,
+                   limit: int | None = None) -> list[Clip]:
     """In the order they were added; `limit` of them after the clip `after` (removed since or not)."""
     end = await page_end(pool, "SELECT created_at, id FROM clips WHERE id = $1 AND dataset_id = $2", "clip", after,
                          dataset_id)

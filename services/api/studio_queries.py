@@ -164,7 +164,8 @@ async def comparisons(pool: asyncpg.Pool, after: str | None = None, limit: int |
     end = await page_end(pool, "SELECT created_at, id FROM comparisons WHERE id = $1", "comparison", after)
     # Descending time but ascending id, as queries.runs.
     ids = await pool.fetch(
-        "SELECT id FROM comparisons WHERE $1::timestamptz IS NULL OR (created_at <= $1 AND (created_at < $1 OR id > $2))"
+        "SELECT id FROM comparisons"
+        " WHERE $1::timestamptz IS NULL OR (created_at <= $1 AND (created_at < $1 OR id > $2))"
         " ORDER BY created_at DESC, id LIMIT $3",
         *end, limit,
     )
