@@ -8,6 +8,7 @@ from pydantic import TypeAdapter
 
 from services.api.answers import Answers
 from services.api.errors import NotFound
+from services.api.pages import page_end
 from services.api.schemas import (
     Adapter, BestRuns, Clip, Dataset, DatasetDetail, Experiment, LogLine, Metric, Pair, Run, RunSummary,
 )
@@ -44,11 +45,14 @@ async def dataset(pool: asyncpg.Pool, dataset_id: str) -> Dataset:
     return Dataset(**row)
 
 
-async def dataset_detail(pool: asyncpg.Pool, dataset_id: str) -> DatasetDetail:
+async def dataset_detail(pool: asyncpg.Pool, dataset_id: str, after: str | None = None,
+                         limit: int | None = None) -> DatasetDetail:
+    """The dataset with its clips or pairs, as its kind holds, `limit` of them after the one `after` names."""
     found = await dataset(pool, dataset_id)
     if found.kind == "supervised":
-        return DatasetDetail(**found.model_dump(), clips=await clips_of(pool, dataset_id), pairs=[])
-    return DatasetDetail(**found.model_dump(), clips=[], pairs=await pairs_of(pool, dataset_id))
+        return DatasetDetail(**found.model_dump(), clips=await clips_of(pool, dataset_id, after, limit), pairs=[])
+    pairs = await pairs_of(pool, dataset_id, after=after, limit=limit)
+    return DatasetDetail(**found.model_dump(), clips=[], pairs=pairs)
 
 
 async def clip(pool: asyncpg.Pool, clip_id: str) -> Clip:
@@ -58,13 +62,25 @@ async def clip(pool: asyncpg.Pool, clip_id: str) -> Clip:
     return clip_from(row)
 
 
-async def clips_of(pool: asyncpg.Pool, dataset_id: str) -> list[Clip]:
-    rows = await pool.fetch("SELECT * FROM clips WHERE dataset_id = $1 AND removed_at IS NULL ORDER BY created_at, id", dataset_id)
+async def clips_of(pool: asyncpg.Pool, dataset_id: str, after: str | None = None,
+                   limit: int | None = None) -> list[Clip]:
+    """In the order they were added; `limit` of them after the clip `after` (removed since or not)."""
+    end = await page_end(pool, "SELECT created_at, id FROM clips WHERE id = $1 AND dataset_id = $2", "clip", after,
+                         dataset_id)
+    rows = await pool.fetch(
+        "SELECT * FROM clips WHERE dataset_id = $1 AND removed_at IS NULL"
+        " AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) ORDER BY created_at, id LIMIT $4",
+        dataset_id, *end, limit,
+    )
     return [clip_from(row) for row in rows]
 
 
-async def pairs_of(pool: asyncpg.Pool, dataset_id: str, pair_id: str | None = None) -> list[Pair]:
-    """The dataset's pairs with their two clips (only `pair_id` when given)."""
+async def pairs_of(pool: asyncpg.Pool, dataset_id: str, pair_id: str | None = None, after: str | None = None,
+                   limit: int | None = None) -> list[Pair]:
+    """The dataset's pairs with their two clips (only `pair_id` when given), in the order they were
+    added; `limit` of them after the pair `after` (removed since or not)."""
+    end = await page_end(pool, "SELECT created_at, id FROM preference_pairs WHERE id = $1 AND dataset_id = $2", "pair",
+                         after, dataset_id)
     rows = await pool.fetch(
         """
         SELECT p.id, p.dataset_id, p.prompt, p.created_at,
@@ -73,10 +89,14 @@ async def pairs_of(pool: asyncpg.Pool, dataset_id: str, pair_id: str | None = No
         JOIN clips chosen ON chosen.id = p.chosen_clip_id
         JOIN clips rejected ON rejected.id = p.rejected_clip_id
         WHERE p.dataset_id = $1 AND p.removed_at IS NULL AND ($2::text IS NULL OR p.id = $2)
+          AND ($3::timestamptz IS NULL OR (p.created_at, p.id) > ($3, $4))
         ORDER BY p.created_at, p.id
+        LIMIT $5
         """,
         dataset_id,
         pair_id,
+        *end,
+        limit,
     )
     return [
         Pair(**{**row, "chosen": clip_from(row["chosen"]), "rejected": clip_from(row["rejected"])})
@@ -99,15 +119,20 @@ def export_rows(pairs_or_clips: list[Clip] | list[Pair]) -> Iterator[dict[str, s
             yield {"prompt": item.prompt, "audio_path": item.object_name}
 
 
-async def experiments(pool: asyncpg.Pool, experiment_id: str | None = None) -> list[Experiment]:
-    """Every experiment (or the one named) with a summary of its runs, newest run first."""
+async def experiments(pool: asyncpg.Pool, experiment_id: str | None = None, after: str | None = None,
+                      limit: int | None = None) -> list[Experiment]:
+    """Every experiment (or the one named) in the order they were created, each with a summary of
+    its runs, newest run first; `limit` of them after the experiment `after`."""
+    end = await page_end(pool, "SELECT created_at, id FROM experiments WHERE id = $1", "experiment", after)
     rows = await pool.fetch(
-        "SELECT * FROM experiments WHERE $1::text IS NULL OR id = $1 ORDER BY created_at, id", experiment_id
+        "SELECT * FROM experiments WHERE ($1::text IS NULL OR id = $1)"
+        " AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3)) ORDER BY created_at, id LIMIT $4",
+        experiment_id, *end, limit,
     )
     run_rows = await pool.fetch(
-        f"SELECT {RUN_SUMMARY_COLUMNS} FROM runs WHERE $1::text IS NULL OR experiment_id = $1"
+        f"SELECT {RUN_SUMMARY_COLUMNS} FROM runs WHERE experiment_id = ANY($1::text[])"
         " ORDER BY requested_at DESC, id",
-        experiment_id,
+        [row["id"] for row in rows],
     )
     runs: dict[str, list[RunSummary]] = {}
     for run in run_rows:
@@ -145,10 +170,17 @@ async def require_run(conn: asyncpg.Connection | asyncpg.Pool, run_id: str) -> N
         raise NotFound("run", run_id)
 
 
-async def runs(pool: asyncpg.Pool, experiment_id: str | None = None) -> list[Run]:
+async def runs(pool: asyncpg.Pool, experiment_id: str | None = None, after: str | None = None,
+               limit: int | None = None) -> list[Run]:
+    """Newest request first; `limit` of them after the run `after`."""
+    end = await page_end(pool, "SELECT requested_at, id FROM runs WHERE id = $1", "run", after)
+    # Descending time but ascending id: no row comparison says "after" here. The first condition
+    # bounds the index range, the second drops the page end's earlier ties.
     rows = await pool.fetch(
-        "SELECT * FROM runs WHERE $1::text IS NULL OR experiment_id = $1 ORDER BY requested_at DESC, id",
-        experiment_id,
+        "SELECT * FROM runs WHERE ($1::text IS NULL OR experiment_id = $1)"
+        " AND ($2::timestamptz IS NULL OR (requested_at <= $2 AND (requested_at < $2 OR id > $3)))"
+        " ORDER BY requested_at DESC, id LIMIT $4",
+        experiment_id, *end, limit,
     )
     return [Run(**row) for row in rows]
 
@@ -215,8 +247,14 @@ async def logs(pool: asyncpg.Pool, run_id: str, after: tuple[int, int, int] | No
     return [LogLine(**row) for row in rows]
 
 
-async def adapters(pool: asyncpg.Pool) -> list[Adapter]:
-    rows = await pool.fetch("SELECT * FROM adapters ORDER BY created_at, id")
+async def adapters(pool: asyncpg.Pool, after: str | None = None, limit: int | None = None) -> list[Adapter]:
+    """In the order they were registered; `limit` of them after the adapter `after`."""
+    end = await page_end(pool, "SELECT created_at, id FROM adapters WHERE id = $1", "adapter", after)
+    rows = await pool.fetch(
+        "SELECT * FROM adapters WHERE $1::timestamptz IS NULL OR (created_at, id) > ($1, $2)"
+        " ORDER BY created_at, id LIMIT $3",
+        *end, limit,
+    )
     return [adapter_from(row) for row in rows]
 
 

@@ -11,6 +11,7 @@ from events.comparisons import PairState
 from events.generations import ACTIVE
 from services.api import statistics
 from services.api.errors import NotFound
+from services.api.pages import page_end
 from services.api.studio_schemas import (
     Comparison, ComparisonGenerationStatus, ComparisonResults, Generation, NextPair, Preference, Sample,
 )
@@ -158,8 +159,16 @@ async def comparison(pool: asyncpg.Pool, comparison_id: str) -> Comparison:
     )
 
 
-async def comparisons(pool: asyncpg.Pool) -> list[Comparison]:
-    ids = await pool.fetch("SELECT id FROM comparisons ORDER BY created_at DESC, id")
+async def comparisons(pool: asyncpg.Pool, after: str | None = None, limit: int | None = None) -> list[Comparison]:
+    """Newest first; `limit` of them after the comparison `after`."""
+    end = await page_end(pool, "SELECT created_at, id FROM comparisons WHERE id = $1", "comparison", after)
+    # Descending time but ascending id, as queries.runs.
+    ids = await pool.fetch(
+        "SELECT id FROM comparisons"
+        " WHERE $1::timestamptz IS NULL OR (created_at <= $1 AND (created_at < $1 OR id > $2))"
+        " ORDER BY created_at DESC, id LIMIT $3",
+        *end, limit,
+    )
     return [await comparison(pool, row["id"]) for row in ids]
 
 

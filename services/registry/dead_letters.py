@@ -56,8 +56,13 @@ async def park(conn: asyncpg.Connection, seq: int, subject: str, type: str, erro
     )
 
 
-async def list_dead_letters(conn: asyncpg.Connection | asyncpg.Pool) -> list[DeadLetter]:
-    rows = await conn.fetch("SELECT seq, subject, type, error, parked_at FROM dead_letters ORDER BY seq")
+async def list_dead_letters(conn: asyncpg.Connection | asyncpg.Pool, after_seq: int = 0,
+                            limit: int | None = None) -> list[DeadLetter]:
+    """In stream order; `limit` of them after the stream sequence `after_seq`."""
+    rows = await conn.fetch(
+        "SELECT seq, subject, type, error, parked_at FROM dead_letters WHERE seq > $1 ORDER BY seq LIMIT $2",
+        after_seq, limit,
+    )
     return [DeadLetter(**dict(row)) for row in rows]
 
 

@@ -2,21 +2,33 @@
 from __future__ import annotations
 
 from pathlib import PurePosixPath
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from events.base import ObjectRef
 from services.api import queries
 from services.api.context import ContextDep
+from services.api.pages import NEXT_PAGE_HEADER, page
 from services.api.responses import download
+from services.api.routers.runs import DEFAULT_PAGE, MAX_PAGE
 from services.api.schemas import Adapter
+from services.api.validation import Text
 
 router = APIRouter(prefix="/api", tags=["adapters"])
 
 
-@router.get("/adapters")
-async def list_adapters(ctx: ContextDep) -> list[Adapter]:
-    return await queries.adapters(ctx.pool)
+@router.get("/adapters", responses=NEXT_PAGE_HEADER)
+async def list_adapters(
+    request: Request,
+    response: Response,
+    ctx: ContextDep,
+    after: Annotated[Text | None, Query(description="`id` of the last adapter read")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+) -> list[Adapter]:
+    """Oldest first (ties by `id`), `limit` at a time (1,000 unless asked): the `Link` header names
+    the next page (the last adapter's `id` as `after`), and is absent on the last page."""
+    return page(request, response, await queries.adapters(ctx.pool, after, limit + 1), limit)
 
 
 @router.get("/adapters/{adapter_id}")

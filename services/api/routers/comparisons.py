@@ -2,11 +2,16 @@
 voted pair by pair without knowing which side is which."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
 
 from services.api import studio_commands, studio_queries
 from services.api.context import ContextDep
+from services.api.pages import NEXT_PAGE_HEADER, page
+from services.api.routers.runs import DEFAULT_PAGE, MAX_PAGE
 from services.api.studio_schemas import Comparison, ComparisonCreate, ComparisonResults, NextPair, VoteCreate
+from services.api.validation import Text
 
 router = APIRouter(prefix="/api", tags=["comparisons"])
 
@@ -18,9 +23,17 @@ async def create_comparison(body: ComparisonCreate, ctx: ContextDep) -> Comparis
     return await studio_commands.create_comparison(ctx, body)
 
 
-@router.get("/comparisons")
-async def list_comparisons(ctx: ContextDep) -> list[Comparison]:
-    return await studio_queries.comparisons(ctx.pool)
+@router.get("/comparisons", responses=NEXT_PAGE_HEADER)
+async def list_comparisons(
+    request: Request,
+    response: Response,
+    ctx: ContextDep,
+    after: Annotated[Text | None, Query(description="`id` of the last comparison read")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+) -> list[Comparison]:
+    """Newest first (ties by `id`), `limit` at a time (1,000 unless asked): the `Link` header names
+    the next page (the last comparison's `id` as `after`), and is absent on the last page."""
+    return page(request, response, await studio_queries.comparisons(ctx.pool, after, limit + 1), limit)
 
 
 @router.get("/comparisons/{comparison_id}")

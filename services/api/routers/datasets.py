@@ -4,16 +4,18 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Response, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
 from pydantic import AfterValidator
 
 from events.base import ObjectRef
 from services.api import commands, feedback_datasets, queries
 from services.api.audio import content_type
 from services.api.context import ContextDep
+from services.api.pages import NEXT_PAGE_HEADER, page
 from services.api.responses import download
+from services.api.routers.runs import DEFAULT_PAGE, MAX_PAGE
 from services.api.schemas import Clip, Dataset, DatasetCreate, DatasetDetail, Pair
-from services.api.validation import storable_text
+from services.api.validation import Text, storable_text
 
 router = APIRouter(prefix="/api", tags=["datasets"])
 
@@ -37,9 +39,22 @@ async def list_datasets(ctx: ContextDep) -> list[Dataset]:
     return await queries.list_datasets(ctx.pool)
 
 
-@router.get("/datasets/{dataset_id}")
-async def get_dataset(dataset_id: str, ctx: ContextDep) -> DatasetDetail:
-    return await queries.dataset_detail(ctx.pool, dataset_id)
+@router.get("/datasets/{dataset_id}", responses=NEXT_PAGE_HEADER)
+async def get_dataset(
+    dataset_id: str,
+    request: Request,
+    response: Response,
+    ctx: ContextDep,
+    after: Annotated[Text | None, Query(description="`id` of the last clip or pair read")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+) -> DatasetDetail:
+    """The dataset with its clips (supervised) or pairs (preference) in the order they were added
+    (ties by `id`), `limit` of them at a time (1,000 unless asked): the `Link` header names the next
+    page (the last item's `id` as `after`), and is absent on the last page. `clip_count` and
+    `pair_count` count them all."""
+    detail = await queries.dataset_detail(ctx.pool, dataset_id, after, limit + 1)
+    return detail.model_copy(update={"clips": page(request, response, detail.clips, limit),
+                                     "pairs": page(request, response, detail.pairs, limit)})
 
 
 @router.get(

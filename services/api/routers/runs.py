@@ -3,14 +3,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from events.runs import RunStatus
 from services.api import commands, live, queries
 from services.api.answers import json_answer
 from services.api.context import ContextDep
+from services.api.pages import NEXT_PAGE_HEADER, page
 from services.api.schemas import LogLine, Metric, Run, RunCreate, RunEvent
+from services.api.validation import Text
 
 router = APIRouter(prefix="/api", tags=["runs"])
 
@@ -26,9 +28,18 @@ async def request_run(experiment_id: str, body: RunCreate, ctx: ContextDep) -> R
     return await commands.request_run(ctx, experiment_id, body)
 
 
-@router.get("/runs")
-async def list_runs(ctx: ContextDep, experiment_id: str | None = None) -> list[Run]:
-    return await queries.runs(ctx.pool, experiment_id)
+@router.get("/runs", responses=NEXT_PAGE_HEADER)
+async def list_runs(
+    request: Request,
+    response: Response,
+    ctx: ContextDep,
+    experiment_id: str | None = None,
+    after: Annotated[Text | None, Query(description="`id` of the last run read")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+) -> list[Run]:
+    """Newest request first (ties by `id`), `limit` at a time (1,000 unless asked): the `Link`
+    header names the next page (the last run's `id` as `after`), and is absent on the last page."""
+    return page(request, response, await queries.runs(ctx.pool, experiment_id, after, limit + 1), limit)
 
 
 @router.get("/runs/{run_id}")

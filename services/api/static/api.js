@@ -57,8 +57,36 @@ async function withToken(send) {
   }
 }
 
-const request = (method, path, body) => withToken(() => send(method, path, body));
+const request = (method, path, body) => withToken(async () => (await send(method, path, body)).payload);
 
+// The next page a list answer names in its `Link: <…>; rel="next"` header; null on the last page.
+const nextPage = (response) => (response.headers.get("Link") || "").match(/<([^>]*)>\s*;\s*rel="next"/)?.[1] ?? null;
+
+/** Every item of a paged list: its pages in turn, each one's `Link` followed until a page has none. */
+async function requestAll(path) {
+  const items = [];
+  for (let next = path; next;) {
+    const answer = await withToken(() => send("GET", next));
+    items.push(...answer.payload);
+    next = nextPage(answer.response);
+  }
+  return items;
+}
+
+/** A dataset with all its clips or pairs, gathered from its pages as `requestAll` does. */
+async function requestDataset(path) {
+  const first = await withToken(() => send("GET", path));
+  const dataset = first.payload;
+  for (let next = nextPage(first.response); next;) {
+    const answer = await withToken(() => send("GET", next));
+    dataset.clips.push(...answer.payload.clips);
+    dataset.pairs.push(...answer.payload.pairs);
+    next = nextPage(answer.response);
+  }
+  return dataset;
+}
+
+/** `{payload, response}`: the parsed JSON and the response it came in (for its headers). */
 async function send(method, path, body) {
   const init = { method, headers: { Accept: "application/json", ...authorization() } };
   if (body instanceof FormData) {
@@ -81,7 +109,7 @@ async function send(method, path, body) {
     payload = { detail: text };
   }
   if (!response.ok) throw new ApiError(response.status, payload && payload.detail);
-  return payload;
+  return { payload, response };
 }
 
 const id = encodeURIComponent;
@@ -139,7 +167,7 @@ export async function apiEnum(schemaName, property) {
 }
 
 export const listDatasets = () => request("GET", "/api/datasets");
-export const getDataset = (datasetId) => request("GET", `/api/datasets/${id(datasetId)}`);
+export const getDataset = (datasetId) => requestDataset(`/api/datasets/${id(datasetId)}`);
 export const createDataset = (body) => request("POST", "/api/datasets", body);
 export const addClip = (datasetId, form, onProgress = () => {}) =>
   upload(`/api/datasets/${id(datasetId)}/clips`, form, onProgress);
@@ -150,14 +178,14 @@ export const removePair = (datasetId, pairId) => request("DELETE", `/api/dataset
 export const exportUrl = (datasetId) => `/api/datasets/${id(datasetId)}/export`;
 export const clipAudioUrl = (clipId) => `/api/clips/${id(clipId)}/audio`;
 
-export const listExperiments = () => request("GET", "/api/experiments");
+export const listExperiments = () => requestAll("/api/experiments");
 export const getExperiment = (experimentId) => request("GET", `/api/experiments/${id(experimentId)}`);
 export const createExperiment = (body) => request("POST", "/api/experiments", body);
 export const updateExperiment = (experimentId, body) => request("PATCH", `/api/experiments/${id(experimentId)}`, body);
 export const requestRun = (experimentId, body) =>
   request("POST", `/api/experiments/${id(experimentId)}/runs`, body);
 
-export const listRuns = (params) => request("GET", "/api/runs" + query(params));
+export const listRuns = (params) => requestAll("/api/runs" + query(params));
 export const getRun = (runId) => request("GET", `/api/runs/${id(runId)}`);
 export const runMetrics = (runId) => request("GET", `/api/runs/${id(runId)}/metrics`);
 // The history comes a page at a time; a short page is the last.
@@ -174,7 +202,7 @@ export async function runHistory(runId) {
 export const runStreamUrl = (runId) => `/api/runs/${id(runId)}/stream`;
 export const cancelRun = (runId) => request("POST", `/api/runs/${id(runId)}/cancel`);
 
-export const listAdapters = () => request("GET", "/api/adapters");
+export const listAdapters = () => requestAll("/api/adapters");
 export const getAdapter = (adapterId) => request("GET", `/api/adapters/${id(adapterId)}`);
 export const adapterLineage = (adapterId) => request("GET", `/api/adapters/${id(adapterId)}/lineage`);
 export const adapterDownloadUrl = (adapterId) => `/api/adapters/${id(adapterId)}/download`;
@@ -195,7 +223,7 @@ export const favoriteSample = (sampleId, favorite) =>
   request(favorite ? "PUT" : "DELETE", `/api/samples/${id(sampleId)}/favorite`);
 export const addPreference = (body) => request("POST", "/api/preferences", body);
 
-export const listComparisons = () => request("GET", "/api/comparisons");
+export const listComparisons = () => requestAll("/api/comparisons");
 export const createComparison = (body) => request("POST", "/api/comparisons", body);
 export const getComparison = (comparisonId) => request("GET", `/api/comparisons/${id(comparisonId)}`);
 export const nextPair = (comparisonId) => request("GET", `/api/comparisons/${id(comparisonId)}/next`);
