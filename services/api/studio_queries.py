@@ -119,7 +119,7 @@ async def generation(pool: asyncpg.Pool, generation_id: str) -> Generation:
 # --- comparisons --------------------------------------------------------------------------------
 # Each pair with the two samples of its (prompt, index), one per side, where they exist.
 PAIRS_SQL = """
-    SELECT p.id, p.prompt_index, p.first, p.outcome,
+    SELECT p.id, p.comparison_id, p.prompt_index, p.first, p.outcome,
            sa.id AS a_sample_id, sb.id AS b_sample_id
     FROM comparison_pairs p
     JOIN comparison_generations ga ON ga.comparison_id = p.comparison_id AND ga.prompt_index = p.prompt_index
@@ -128,7 +128,7 @@ PAIRS_SQL = """
                                    AND gb.side = 'b'
     LEFT JOIN samples sa ON sa.generation_id = ga.generation_id AND sa.index = p.sample_index
     LEFT JOIN samples sb ON sb.generation_id = gb.generation_id AND sb.index = p.sample_index
-    WHERE p.comparison_id = $1
+    WHERE p.comparison_id = ANY($1::text[])
 """
 
 
@@ -140,13 +140,40 @@ async def _comparison_row(pool: asyncpg.Pool, comparison_id: str) -> asyncpg.Rec
 
 
 async def comparison(pool: asyncpg.Pool, comparison_id: str) -> Comparison:
-    row = await _comparison_row(pool, comparison_id)
-    pairs = await pool.fetch(PAIRS_SQL, comparison_id)
-    made = await pool.fetch(
-        "SELECT c.generation_id, c.side, c.prompt_index, g.status FROM comparison_generations c"
-        " JOIN generations g ON g.id = c.generation_id WHERE c.comparison_id = $1 ORDER BY c.prompt_index, c.side",
-        comparison_id,
+    [found] = await _with_progress(pool, [await _comparison_row(pool, comparison_id)])
+    return found
+
+
+async def comparisons(pool: asyncpg.Pool, after: str | None = None, limit: int | None = None) -> list[Comparison]:
+    """Newest first; `limit` of them after the comparison `after`."""
+    end = await page_end(pool, "SELECT created_at, id FROM comparisons WHERE id = $1", "comparison", after)
+    # Descending time but ascending id, as queries.runs.
+    rows = await pool.fetch(
+        "SELECT * FROM comparisons"
+        " WHERE $1::timestamptz IS NULL OR (created_at <= $1 AND (created_at < $1 OR id > $2))"
+        " ORDER BY created_at DESC, id LIMIT $3",
+        *end, limit,
     )
+    return await _with_progress(pool, rows)
+
+
+async def _with_progress(pool: asyncpg.Pool, rows: list[asyncpg.Record]) -> list[Comparison]:
+    """The comparisons of `rows` with how far their generations and votes have come, read for all
+    of them at once (two queries, whatever the number of comparisons)."""
+    ids = [row["id"] for row in rows]
+    pairs: dict[str, list[asyncpg.Record]] = {comparison_id: [] for comparison_id in ids}
+    made: dict[str, list[asyncpg.Record]] = {comparison_id: [] for comparison_id in ids}
+    for pair in await pool.fetch(PAIRS_SQL, ids):
+        pairs[pair["comparison_id"]].append(pair)
+    for generation in await pool.fetch(
+            "SELECT c.comparison_id, c.generation_id, c.side, c.prompt_index, g.status FROM comparison_generations c"
+            " JOIN generations g ON g.id = c.generation_id WHERE c.comparison_id = ANY($1::text[])"
+            " ORDER BY c.prompt_index, c.side", ids):
+        made[generation["comparison_id"]].append(generation)
+    return [_comparison(row, pairs[row["id"]], made[row["id"]]) for row in rows]
+
+
+def _comparison(row: asyncpg.Record, pairs: list[asyncpg.Record], made: list[asyncpg.Record]) -> Comparison:
     ready = [pair for pair in pairs if pair["a_sample_id"] and pair["b_sample_id"]]
     voted = [pair for pair in pairs if pair["outcome"] is not None]
     active = sum(1 for generation in made if generation["status"] in ACTIVE_STATUSES)
@@ -155,26 +182,16 @@ async def comparison(pool: asyncpg.Pool, comparison_id: str) -> Comparison:
         prompts=row["prompts"], samples_per_prompt=row["samples_per_prompt"], seed=row["seed"],
         status=comparison_life.status(active, len(ready), len(voted)),
         pairs_total=len(pairs), pairs_ready=len(ready), pairs_voted=len(voted),
-        generations=[ComparisonGenerationStatus(**generation) for generation in made], created_at=row["created_at"],
+        generations=[ComparisonGenerationStatus(generation_id=generation["generation_id"], side=generation["side"],
+                                                prompt_index=generation["prompt_index"], status=generation["status"])
+                     for generation in made],
+        created_at=row["created_at"],
     )
-
-
-async def comparisons(pool: asyncpg.Pool, after: str | None = None, limit: int | None = None) -> list[Comparison]:
-    """Newest first; `limit` of them after the comparison `after`."""
-    end = await page_end(pool, "SELECT created_at, id FROM comparisons WHERE id = $1", "comparison", after)
-    # Descending time but ascending id, as queries.runs.
-    ids = await pool.fetch(
-        "SELECT id FROM comparisons"
-        " WHERE $1::timestamptz IS NULL OR (created_at <= $1 AND (created_at < $1 OR id > $2))"
-        " ORDER BY created_at DESC, id LIMIT $3",
-        *end, limit,
-    )
-    return [await comparison(pool, row["id"]) for row in ids]
 
 
 async def pair_state(pool: asyncpg.Pool, comparison_id: str, pair_id: str) -> PairState:
     await _comparison_row(pool, comparison_id)
-    row = await pool.fetchrow(PAIRS_SQL + " AND p.id = $2", comparison_id, pair_id)
+    row = await pool.fetchrow(PAIRS_SQL + " AND p.id = $2", [comparison_id], pair_id)
     if row is None:
         raise NotFound("pair", pair_id)
     return PairState(pair_id=pair_id, first=row["first"], ready=bool(row["a_sample_id"] and row["b_sample_id"]),
@@ -187,7 +204,7 @@ async def next_pair(pool: asyncpg.Pool, comparison_id: str) -> NextPair | None:
     pair = await pool.fetchrow(
         PAIRS_SQL + " AND p.outcome IS NULL AND sa.id IS NOT NULL AND sb.id IS NOT NULL"
         " ORDER BY p.prompt_index, p.sample_index LIMIT 1",
-        comparison_id,
+        [comparison_id],
     )
     if pair is None:
         return None

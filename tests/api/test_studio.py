@@ -213,6 +213,13 @@ async def test_a_comparison_is_voted_blind_and_its_results_are_the_hand_computed
         "votes": 4, "a_wins": 3, "b_wins": 0, "ties": 1, "a_win_rate": 1.0, "p_value": 0.25}
     assert results["a_win_rate_ci"] == [pytest.approx(0.438503, abs=1e-6), 1.0]
 
+    # the list shows each comparison as its own page does, this one done, a newer one generating
+    newer = await compare(studio, client, adapter_id, ["slow strings"])
+    listed = (await client.get("/api/comparisons")).json()
+    assert [item["id"] for item in listed] == [newer["id"], comparison["id"]]
+    assert listed == [(await client.get(f"/api/comparisons/{item['id']}")).json() for item in listed]
+    assert [item["status"] for item in listed] == ["generating", "done"]
+
 
 async def test_datasets_drawn_from_feedback_hold_what_their_filter_selected_and_train_the_next_adapter(
         studio, client, observer_bus, api):
