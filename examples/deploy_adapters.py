@@ -1,8 +1,8 @@
 """What a deployment service does with Cadenza's events, using nothing but nats-py.
 
 It waits for `AdapterSaved` events (subject `<namespace>.run.*.adapter_saved`), downloads each adapter
-from the NATS object store, checks its sha256 against the event and saves it as `<out>/<adapter id>.zip`,
-printing one JSON line per adapter. A durable consumer remembers what was handled, so a restarted
+from its bucket (see `download`), checks its sha256 against the event and saves it as
+`<out>/<adapter id>.zip`, printing one JSON line per adapter. A durable consumer remembers what was handled, so a restarted
 deployer picks up where it left off and sees every adapter once.
 
     python examples/deploy_adapters.py --nats-url nats://127.0.0.1:4222 --out adapters/ [--count 1]
@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -27,8 +29,34 @@ import sys
 from pathlib import Path
 
 import nats
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 from nats.errors import TimeoutError as FetchTimeout
+
+
+async def download(js: JetStreamContext, ref: dict) -> bytes:
+    """The bytes an event's object reference names. Buckets have the NATS object-store layout, but
+    a name may hold more than one object: the reference's is the first metadata message on the
+    name with its size and digest, and its bytes are the first `size` bytes on its chunks' subject.
+    Raises NotFoundError when no such object is stored."""
+    bucket, stream = ref["bucket"], f"OBJ_{ref['bucket']}"
+    metadata = f"$O.{bucket}.M.{base64.urlsafe_b64encode(ref['name'].encode()).decode()}"
+    digest = "SHA-256=" + base64.urlsafe_b64encode(bytes.fromhex(ref["sha256"])).decode()
+    seq = 1
+    while True:  # the server answers NotFoundError past the last message
+        message = await js.get_msg(stream, seq=seq, subject=metadata, next=True, direct=True)
+        seq = message.seq + 1
+        with contextlib.suppress(ValueError, AttributeError):  # anything else published there
+            info = json.loads(message.data)
+            if (info.get("size"), info.get("digest")) == (ref["size"], digest) and not info.get("deleted"):
+                break
+    data, seq = bytearray(), 1
+    while len(data) < ref["size"]:
+        chunk = await js.get_msg(stream, seq=seq, subject=f"$O.{bucket}.C.{info['nuid']}", next=True, direct=True)
+        data += chunk.data
+        seq = chunk.seq + 1
+    return bytes(data)
 
 
 async def deploy(nats_url: str, inbox_prefix: str, namespace: str, out: Path, count: int, durable: str) -> None:
@@ -50,8 +78,13 @@ async def deploy(nats_url: str, inbox_prefix: str, namespace: str, out: Path, co
                 continue
             event = json.loads(message.data)["payload"]
             ref = event["adapter"]
-            store = await js.object_store(ref["bucket"])
-            data = (await store.get(ref["name"])).data
+            try:
+                data = await download(js, ref)
+            except NotFoundError:
+                print(f"adapter {event['adapter_id']}: {ref['bucket']}/{ref['name']} is not stored; not deployed",
+                      file=sys.stderr)
+                await message.term()
+                continue
             sha256 = hashlib.sha256(data).hexdigest()
             if sha256 != ref["sha256"]:
                 print(f"adapter {event['adapter_id']}: sha256 {sha256} differs from the event's {ref['sha256']}; "

@@ -263,6 +263,8 @@ async def test_a_subscriber_deploys_new_adapters_and_can_change_nothing(
                                 inbox_prefix=nats_users.inbox_prefix("trainer"))
     try:
         adapter = await trainer.put_object(trainer.adapters_bucket, "r1.zip", b"adapter bytes")
+        # other bytes stored under the name later: an object-store client would read these
+        await trainer.put_object(trainer.adapters_bucket, "r1.zip", b"newer bytes")
         saved = AdapterSaved(run_id="r1", adapter_id="a1", experiment_id="e1", name="ambient-night", adapter=adapter,
                              base_model="tiny", dataset_type="supervised", lora_config={}, final_loss=1.0)
         await trainer.publish(saved)
