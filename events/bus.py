@@ -42,6 +42,8 @@ DUPLICATE_WINDOW_SECONDS = 120.0
 PUBLISH_BATCH = 1_000
 REQUEST_TIMEOUT = 10.0
 STREAM_CONFIG_CONFLICT = 10058
+# How nats-py reports a request the server refused: 'nats: permissions violation for publish to "<subject>"'.
+PERMISSIONS_VIOLATION = "permissions violation for publish to"
 MSG_ID = "Nats-Msg-Id"
 # What a message published for an API request sent with an Idempotency-Key carries: the request's
 # id (see `ResourceIds`), which tells its retry what the first try stored.
@@ -64,6 +66,11 @@ class EventTooLarge(ValueError):
     """An event whose encoded size is over the server's message limit: it was not published."""
 
 
+class StreamSettingsDiffer(RuntimeError):
+    """A declared stream's settings are not this release's, and this connection's user may not
+    change them (on Cadenza's NATS, only `admin` may)."""
+
+
 class Bus:
     def __init__(self, nc: NATS, namespace: str) -> None:
         self.nc = nc
@@ -74,6 +81,10 @@ class Bus:
         self.adapters_bucket = f"{namespace}-adapters"
         self.checkpoints_bucket = f"{namespace}-checkpoints"
         self.samples_bucket = f"{namespace}-samples"
+        # Subjects (in lower case, as nats-py reports them) of requests awaiting either their reply or
+        # their refusal: the server answers a refused request with a permissions violation sent to the
+        # connection, never with a reply.
+        self._awaiting_refusal: dict[str, asyncio.Future[None]] = {}
 
     @classmethod
     async def connect(cls, nats_url: str, namespace: str, creds_file: Path | None = None,
@@ -85,10 +96,12 @@ class Bus:
         shown = redacted(nats_url)
         if creds_file:
             check_creds_file(creds_file)
-        nc, connecting = NATS(), True
+        nc, connecting, bus = NATS(), True, None
 
         async def on_error(error: Exception) -> None:
             log.warning("nats: %s", error)
+            if bus is not None:
+                bus._refused(str(error))
             # Raised here, it ends the first connection, which would otherwise retry forever. nats-py
             # reports a refusal while connecting as a plain error with the server's message.
             if connecting and "Authorization Violation" in str(error):
@@ -119,7 +132,8 @@ class Bus:
             await nc.close()
             raise
         connecting = False
-        return cls(nc, namespace)
+        bus = cls(nc, namespace)
+        return bus
 
     async def close(self) -> None:
         await self.nc.drain()
@@ -138,15 +152,41 @@ class Bus:
 
     async def ensure(self) -> None:
         """Declare the stream and the buckets; safe to call from every service at every start.
-        A declared stream whose settings differ is brought to these (which only an administrator
-        may do on a server with permissions)."""
+        A declared stream whose settings differ is brought to these, which only an administrator
+        may do on a server with permissions: for another user this raises `StreamSettingsDiffer`."""
         for config in (self.stream_config(), *(objects.stream_config(bucket) for bucket in self.buckets)):
             try:
                 await self.js.add_stream(config)
             except BadRequestError as error:
                 if error.err_code != STREAM_CONFIG_CONFLICT:
                     raise
-                await self.js.update_stream(config)
+                await self._update_stream(config)
+
+    async def _update_stream(self, config: api.StreamConfig) -> None:
+        # A refused update gets no reply: without watching for the refusal, it would end only in
+        # the request's timeout, saying nothing of why.
+        subject = f"{api.DEFAULT_PREFIX}.STREAM.UPDATE.{config.name}".lower()
+        refused = self._awaiting_refusal[subject] = asyncio.get_running_loop().create_future()
+        updating = asyncio.ensure_future(self.js.update_stream(config))
+        try:
+            await asyncio.wait([updating, refused], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            del self._awaiting_refusal[subject]
+            updating.cancel()  # refused, it would wait for its timeout
+        if refused.done():
+            raise StreamSettingsDiffer(
+                f"stream {config.name}'s settings differ from this release of Cadenza's, and this NATS user may "
+                f"not change them: an administrator must declare them (`cadenza declare` as the NATS user admin, "
+                f"or `cadenza up`, which does so itself)")
+        updating.result()
+
+    def _refused(self, error: str) -> None:
+        """Note a permissions violation the server reported, for whoever awaits its subject's refusal."""
+        error = error.lower()
+        if PERMISSIONS_VIOLATION in error:
+            subject = error.split(PERMISSIONS_VIOLATION, 1)[1].strip().strip('"')
+            if (refused := self._awaiting_refusal.get(subject)) and not refused.done():
+                refused.set_result(None)
 
     @property
     def buckets(self) -> tuple[str, ...]:

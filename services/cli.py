@@ -82,9 +82,14 @@ def _parser() -> argparse.ArgumentParser:
     events_parser.add_argument("--follow", action="store_true", help="keep printing new events")
     events_parser.set_defaults(handler=events)
 
+    commands.add_parser("declare", help="declare the stream and buckets with this release's settings, changing "
+                                        "those that differ (needs NATS_URL, as a user allowed to: on Cadenza's "
+                                        "NATS, admin)").set_defaults(handler=declare)
+
     config_parser = commands.add_parser(
         "nats-config", help="write a nats-server configuration with Cadenza's users into FOLDER, and each "
-                            "service's password into FOLDER/<service>/password (passwords kept once made)")
+                            "service's password and the admin's into FOLDER/<user>/password (passwords kept "
+                            "once made)")
     config_parser.add_argument("folder", type=Path)
     config_parser.set_defaults(handler=nats_config)
 
@@ -163,7 +168,6 @@ def _start_missing_servers(settings: Settings, servers: contextlib.ExitStack) ->
 
 
 async def _declare(settings: Settings) -> None:
-
     bus = await settings.connect_bus()
     try:
         await bus.ensure()
@@ -306,6 +310,22 @@ async def print_events(settings: Settings, aggregate: str | None, aggregate_id: 
         await bus.close()
 
 
+def declare(args: argparse.Namespace) -> int:
+    from nats import errors as nats_errors
+
+    settings = Settings.from_env()
+    if not settings.nats_url:
+        print("cadenza declare needs NATS_URL (`cadenza up` declares its private server's itself)", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_declare(settings))
+    except (OSError, ValueError, RuntimeError, nats_errors.Error) as error:  # say what failed, not a traceback
+        print(f"cadenza declare: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    print(f"the stream and buckets of namespace {settings.namespace!r} have this release's settings")
+    return 0
+
+
 def nats_config(args: argparse.Namespace) -> int:
     from services import nats_users
 
@@ -313,12 +333,12 @@ def nats_config(args: argparse.Namespace) -> int:
         args.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         users = nats_users.passwords(args.folder)
         config = nats_users.write_server_config(args.folder, Settings.from_env().namespace, users)
-        nats_users.write_service_passwords(args.folder, users)
+        nats_users.write_user_passwords(args.folder, users)
     except OSError as error:  # not a folder, not writable, the disk full: say which, not a traceback
         print(f"cadenza nats-config: cannot write into {args.folder}: {error.strerror or error}", file=sys.stderr)
         return 2
-    print(f"wrote {config}; users and passwords in {args.folder / 'users.json'}, each service's alone in "
-          f"{args.folder}/<service>/{nats_users.PASSWORD_FILE}")
+    print(f"wrote {config}; users and passwords in {args.folder / 'users.json'}, each service's and the admin's "
+          f"alone in {args.folder}/<user>/{nats_users.PASSWORD_FILE}")
     return 0
 
 

@@ -14,8 +14,8 @@ no service reads another's replies.
 
 Passwords are generated once and kept in `<data folder>/nats/users.json` (0600); the server's
 configuration is written next to it (0600) at every start, from this code. `cadenza nats-config`
-writes the same into a folder for compose.yaml's NATS, with each service's password also alone in
-`<folder>/<service>/password`.
+writes the same into a folder for compose.yaml's NATS, with each service's password, and the admin's,
+also alone in `<folder>/<user>/password`.
 """
 from __future__ import annotations
 
@@ -140,13 +140,13 @@ def write_server_config(store: Path, namespace: str, users: dict[str, str]) -> P
     return path
 
 
-def write_service_passwords(store: Path, users: dict[str, str]) -> None:
-    """Each service's password alone in `store/<service>/password` (0600), so that a container can
-    be given its own folder and no other password."""
-    for service in SERVICES:
-        folder = Path(store) / service
+def write_user_passwords(store: Path, users: dict[str, str]) -> None:
+    """Each service's password, and the admin's (who declares the streams), alone in
+    `store/<user>/password` (0600), so that a container can be given its own folder and no other password."""
+    for user in (ADMIN, *SERVICES):
+        folder = Path(store) / user
         folder.mkdir(mode=0o700, exist_ok=True)
-        write_private(folder / PASSWORD_FILE, users[service])
+        write_private(folder / PASSWORD_FILE, users[user])
 
 
 def user_url(url: str, user: str, password: str) -> str:

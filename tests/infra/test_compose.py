@@ -80,6 +80,38 @@ def test_each_service_connects_as_its_own_user_with_its_password_alone(
     assert written.read_text() == nats_users.passwords(tmp_path)[name]
 
 
+def test_the_streams_are_declared_as_admin_with_its_password_alone_before_the_services_start(
+        compose: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    services = compose["services"]
+    declaring = services["declare-streams"]
+    program, *arguments = declaring["command"]
+    assert program == "cadenza" and _parser().parse_args(arguments).command == "declare"
+    assert declaring["depends_on"] == {"nats": {"condition": "service_healthy"}}
+    assert declaring.get("restart", "no") == "no"  # a one-shot: done once it has declared
+    for name in SERVICES:
+        assert services[name]["depends_on"]["declare-streams"] == {"condition": "service_completed_successfully"}
+
+    environment = declaring["environment"]
+    nats_url = urlsplit(environment["NATS_URL"])
+    assert (nats_url.username, nats_url.password) == (nats_users.ADMIN, None)
+    assert (nats_url.scheme, nats_url.hostname, nats_url.port) == ("nats", "nats", 4222)
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
+    settings = Settings.from_env()
+    # the admin may subscribe anywhere, so nats' default inbox serves it
+    assert nats_users.permissions(nats_users.ADMIN, settings.namespace)["subscribe"]["allow"] == [">"]
+
+    password_file = environment["CADENZA_NATS_PASSWORD_FILE"]
+    assert settings.nats_password_file == Path(password_file)
+    volume = mount(declaring, password_file)
+    assert volume["source"] == services["nats-users"]["volumes"][0].split(":")[0]
+    assert volume["read_only"] and volume["subpath"] == nats_users.ADMIN  # its own folder, no other password
+    assert main(["nats-config", str(tmp_path)]) == 0
+    written = tmp_path / nats_users.ADMIN / PurePosixPath(password_file).relative_to(volume["target"])
+    assert written.read_text() == nats_users.passwords(tmp_path)[nats_users.ADMIN]
+    assert sorted(path.name for path in written.parent.iterdir()) == [nats_users.PASSWORD_FILE]
+
+
 def test_nats_keeps_jetstream_on_a_named_volume(compose: dict) -> None:
     nats = compose["services"]["nats"]
     command = nats["command"]
@@ -116,7 +148,7 @@ def test_each_service_runs_its_cadenza_command_against_the_compose_servers(compo
     assert (database_url.hostname, database_url.port) == ("postgres", 5432)
     assert (database_url.username, database_url.password, database_url.path) == (
         postgres_env["POSTGRES_USER"], postgres_env["POSTGRES_PASSWORD"], "/" + postgres_env["POSTGRES_DB"])
-    assert set(service["depends_on"]) == {"nats", "postgres"}
+    assert set(service["depends_on"]) == {"nats", "postgres", "declare-streams"}
 
 
 def test_the_api_is_published_on_loopback_unless_the_operator_chooses_and_takes_its_token(compose: dict) -> None:

@@ -33,9 +33,9 @@ def server_url(folder: Path, tmp_path: Path) -> Iterator[str]:
 
 def test_the_passwords_are_made_once_and_readable_by_their_owner_alone(folder: Path) -> None:
     users = json.loads((folder / "users.json").read_text())
-    for service in nats_users.SERVICES:
-        password_file = folder / service / nats_users.PASSWORD_FILE
-        assert password_file.read_text() == users[service]
+    for user in (nats_users.ADMIN, *nats_users.SERVICES):
+        password_file = folder / user / nats_users.PASSWORD_FILE
+        assert password_file.read_text() == users[user]
         assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
         assert stat.S_IMODE(password_file.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE((folder / "nats-server.conf").stat().st_mode) == 0o600
