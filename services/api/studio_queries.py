@@ -58,12 +58,16 @@ class SampleFilter:
 
 async def samples(pool: asyncpg.Pool, where: SampleFilter, after: str | None = None, limit: int | None = None) -> list[Sample]:
     """Newest generation first, each one's samples in order; `limit` of them after the sample
-    `after` (the last one of the previous page). `min_rating` is on the latest `overall` rating."""
+    `after` (the last one of the previous page). `min_rating` is on the latest `overall` rating.
+    `after` may name any sample, one the filter leaves out too: feedback given since the page before
+    was read can take that page's last sample out of the filter, and the next page still starts behind it."""
+    end = await page_end(pool, "SELECT g.requested_at, s.id FROM samples s JOIN generations g ON g.id = s.generation_id"
+                               " WHERE s.id = $1", "sample", after)
+    # Descending time but ascending (generation, index), as queries.runs: the first condition
+    # bounds the range, the second drops the page end's earlier ties.
     rows = await pool.fetch(
         SAMPLE_SQL + """
         JOIN generations g ON g.id = s.generation_id
-        LEFT JOIN (SELECT cg.requested_at, c.generation_id, c.index FROM samples c
-                   JOIN generations cg ON cg.id = c.generation_id WHERE c.id = $7) AS page_end ON true
         WHERE ($1::text IS NULL OR s.adapter_id = $1)
           AND ($2::text IS NULL OR s.base_model = $2)
           AND ($3::int IS NULL OR EXISTS (SELECT 1 FROM sample_ratings r WHERE r.sample_id = s.id
@@ -71,12 +75,12 @@ async def samples(pool: asyncpg.Pool, where: SampleFilter, after: str | None = N
           AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM sample_tags t WHERE t.sample_id = s.id AND t.tag = $4))
           AND ($5::boolean IS NULL OR s.favorite = $5)
           AND ($6::text IS NULL OR strpos(lower(s.prompt), lower($6)) > 0)
-          AND ($7::text IS NULL OR g.requested_at < page_end.requested_at
-               OR (g.requested_at = page_end.requested_at AND (s.generation_id, s.index) > (page_end.generation_id, page_end.index)))
+          AND ($7::timestamptz IS NULL OR (g.requested_at <= $7 AND (g.requested_at < $7 OR (s.generation_id, s.index)
+               > (SELECT c.generation_id, c.index FROM samples c WHERE c.id = $8))))
         ORDER BY g.requested_at DESC, s.generation_id, s.index
-        LIMIT $8
+        LIMIT $9
         """,
-        where.adapter_id, where.base_model, where.min_rating, where.tag, where.favorite, where.q, after, limit,
+        where.adapter_id, where.base_model, where.min_rating, where.tag, where.favorite, where.q, *end, limit,
     )
     return [sample_from(row) for row in rows]
 
@@ -90,14 +94,13 @@ async def generations(pool: asyncpg.Pool, generation_id: str | None = None, afte
                       limit: int | None = None) -> list[Generation]:
     """Every generation (or the one named), newest first, with its samples in order; `limit` of
     them after the generation `after` (the last one of the previous page)."""
+    end = await page_end(pool, "SELECT requested_at, id FROM generations WHERE id = $1", "generation", after)
+    # Descending time but ascending id, as queries.runs.
     rows = await pool.fetch(
-        "SELECT g.* FROM generations g"
-        " LEFT JOIN generations page_end ON page_end.id = $2"
-        " WHERE ($1::text IS NULL OR g.id = $1)"
-        "   AND ($2::text IS NULL OR g.requested_at < page_end.requested_at"
-        "        OR (g.requested_at = page_end.requested_at AND g.id > page_end.id))"
-        " ORDER BY g.requested_at DESC, g.id LIMIT $3",
-        generation_id, after, limit,
+        "SELECT * FROM generations WHERE ($1::text IS NULL OR id = $1)"
+        " AND ($2::timestamptz IS NULL OR (requested_at <= $2 AND (requested_at < $2 OR id > $3)))"
+        " ORDER BY requested_at DESC, id LIMIT $4",
+        generation_id, *end, limit,
     )
     sample_rows = await pool.fetch(
         SAMPLE_SQL + " WHERE s.generation_id = ANY($1::text[]) ORDER BY s.generation_id, s.index",

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
 from events.catalogue import AdapterSaved, DatasetCreated
 from services.registry.read_your_writes import wait_until_projected
+from tests.api.test_studio import studio  # noqa: F401 (a fixture)
 
 NEXT = re.compile(r'<([^>]+)>; rel="next"')
 # One moment given to several items, so that pages must order them by id.
@@ -113,6 +115,64 @@ async def test_comparisons_come_in_pages_newest_first(client, db):
         made, key=lambda id: (-at[id].timestamp(), id))
 
 
+async def generated(studio, sample_counts: list[int]) -> list[dict]:
+    """One finished generation per count, with that many samples, in the order requested."""
+    made = []
+    for n, count in enumerate(sample_counts):
+        generation = await studio.request(prompt=f"take {n}", num_samples=count)
+        await studio.generate(generation["id"])
+        made.append(generation)
+    return made
+
+
+async def test_generations_come_in_pages_newest_first_each_with_its_samples(studio, client, db):
+    made = [generation["id"] for generation in await generated(studio, [1, 2, 1, 1, 2])]
+    await tie(db, "generations", "requested_at", made[1:4])
+    at = await sort_keys(db, "generations", "requested_at")
+
+    pages = await walk(client, "/api/generations", limit=2)
+    assert [len(page.json()) for page in pages] == [2, 2, 1]
+    listed = [generation for page in pages for generation in page.json()]
+    assert [generation["id"] for generation in listed] == sorted(made, key=lambda id: (-at[id].timestamp(), id))
+    assert {generation["id"]: len(generation["samples"]) for generation in listed} == dict(zip(made, [1, 2, 1, 1, 2]))
+    assert "Link" not in pages[-1].headers
+    # one generation by its id is still answered whole
+    assert (await client.get(f"/api/generations/{made[1]}")).json() == next(
+        generation for generation in listed if generation["id"] == made[1])
+
+
+async def test_samples_come_in_pages_newest_generation_first_with_the_filters_kept(studio, client, db):
+    generations = await generated(studio, [2, 3, 1, 2])
+    await tie(db, "generations", "requested_at", [generation["id"] for generation in generations[:3]])
+    at = await sort_keys(db, "generations", "requested_at")
+    samples = {(sample["generation_id"], sample["index"]): sample["id"]
+               for sample in (await client.get("/api/samples")).json()}
+    in_order = [samples[key] for key in sorted(samples, key=lambda key: (-at[key[0]].timestamp(), *key))]
+
+    pages = await walk(client, "/api/samples", limit=3)
+    assert [len(page.json()) for page in pages] == [3, 3, 2]
+    assert [sample["id"] for page in pages for sample in page.json()] == in_order
+    assert "Link" not in pages[-1].headers
+
+    # the filters carry over to every next page
+    kept = in_order[1::2]
+    for sample in kept:
+        assert (await client.post(f"/api/samples/{sample}/tags", json={"tag": "keeper"})).status_code == 201
+        assert (await client.put(f"/api/samples/{sample}/favorite")).status_code == 200
+    pages = await walk(client, "/api/samples", tag="keeper", favorite=True, q="TAKE", limit=1)
+    assert [sample["id"] for page in pages for sample in page.json()] == kept
+    for page in pages[:-1]:
+        query = parse_qs(urlsplit(NEXT.fullmatch(page.headers["Link"]).group(1)).query)
+        assert query == {"tag": ["keeper"], "favorite": ["true"], "q": ["TAKE"], "limit": ["1"],
+                         "after": [page.json()[0]["id"]]}, query
+
+    # The sample a page ended with leaves the filter before the next page is read: that page still follows it.
+    first = await client.get("/api/samples", params={"favorite": True, "limit": 2})
+    assert (await client.delete(f"/api/samples/{kept[1]}/favorite")).status_code == 200
+    rest = await walk(client, NEXT.fullmatch(first.headers["Link"]).group(1))
+    assert [sample["id"] for page in rest for sample in page.json()] == kept[2:]
+
+
 async def test_dead_letters_come_in_pages_in_stream_order(client, observer_bus, db):
     parked = [(await observer_bus.js.publish(f"{observer_bus.subject_root}.dataset.d{n}.dataset_created",
                                              b"not an event", stream=observer_bus.stream)).seq for n in range(5)]
@@ -159,7 +219,8 @@ async def test_a_cursor_or_limit_that_names_no_page_is_refused_saying_why(api, c
     assert (await api.upload_clip(other["id"])).status_code == 201
     other_clip = (await client.get(f"/api/datasets/{other['id']}")).json()["clips"][0]["id"]
     for url, kind in (("/api/runs", "run"), ("/api/experiments", "experiment"), ("/api/adapters", "adapter"),
-                      ("/api/comparisons", "comparison"), (f"/api/datasets/{dataset['id']}", "clip")):
+                      ("/api/comparisons", "comparison"), (f"/api/datasets/{dataset['id']}", "clip"),
+                      ("/api/generations", "generation"), ("/api/samples", "sample")):
         status, errors = refusal(await client.get(url, params={"after": "nothing-has-this-id"}))
         assert status == 422 and [loc for loc, _ in errors] == [["query", "after"]], (url, errors)
         assert f"names no {kind} of this list" in errors[0][1], errors

@@ -1,14 +1,18 @@
-"""Lists come from the API a page at a time: the pages show every item, each `Link` followed."""
+"""Lists come from the API a page at a time: the pages show every item, each `Link` followed, at
+once or (samples, generations) a page more each time the user asks."""
 from __future__ import annotations
 
+import time
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from playwright.sync_api import expect
 
+from tests.ui.test_studio_loop import GENERATING
 from tests.ui.test_training_journey import wav
 
-# The lists these pages read, and the dataset page's clips
-LISTS = ("/api/experiments", "/api/runs", "/api/datasets/")
+# The lists these pages read (not their items' own paths), and a dataset page's clips
+LISTS = ("/api/experiments", "/api/runs", "/api/samples", "/api/generations")
+DATASET = "/api/datasets/"
 
 
 def one_at_a_time(page) -> list[str]:
@@ -24,7 +28,7 @@ def one_at_a_time(page) -> list[str]:
         requested.append(url)
         route.continue_(url=url)
 
-    page.route(lambda url: urlsplit(url).path.startswith(LISTS), paged)
+    page.route(lambda url: (path := urlsplit(url).path) in LISTS or path.startswith(DATASET), paged)
     return requested
 
 
@@ -48,3 +52,47 @@ def test_the_pages_show_every_item_of_a_list_read_a_page_at_a_time(page, stack) 
     for n in range(3):
         expect(page.get_by_text(f"paged clip {n}", exact=True)).to_be_visible()
     assert sum(f"/api/datasets/{dataset['id']}?" in url and "after=" in url for url in requested) == 2
+
+
+def generated(stack, prompt: str, num_samples: int) -> dict:
+    """A generation the stack's worker has finished (requested through the API)."""
+    with stack.api() as api:
+        generation = api.post("/api/generations", json={
+            "prompt": prompt, "base_model": str(stack.tiny_model), "duration_seconds": 0.2,
+            "num_samples": num_samples}).json()
+        deadline = time.monotonic() + GENERATING / 1000
+        while not generation["finished"] and time.monotonic() < deadline:
+            time.sleep(0.5)
+            generation = api.get(f"/api/generations/{generation['id']}").json()
+        assert generation["status"] == "completed", generation
+        return generation
+
+
+def test_the_samples_and_generations_pages_show_more_a_page_at_a_time(page, stack) -> None:
+    for n in range(2):
+        generated(stack, f"paged tune {n}", num_samples=2)
+    with stack.api() as api:
+        total = len(api.get("/api/generations").json())
+    requested = one_at_a_time(page)
+
+    page.goto("/#/samples?q=paged+tune")
+    prompts = page.locator("li.sample .prompt")
+    more = page.get_by_role("button", name="More samples")
+    for shown in range(1, 4):
+        expect(prompts).to_have_count(shown)
+        more.click()
+    expect(prompts).to_have_text(["paged tune 1", "paged tune 1", "paged tune 0", "paged tune 0"])
+    expect(more).to_have_count(0)  # the last page has no next
+    # each next page kept the filter
+    assert [parse_qs(urlsplit(url).query)["q"] for url in requested if "/api/samples?" in url] == [["paged tune"]] * 4
+
+    page.goto("/#/generate")
+    rows = page.locator("tbody tr")
+    older = page.get_by_role("button", name="Older generations")
+    for shown in range(1, total):
+        expect(rows).to_have_count(shown)
+        older.click()
+    expect(rows).to_have_count(total)
+    expect(older).to_have_count(0)
+    for n in range(2):
+        expect(page.get_by_role("link", name=f"paged tune {n}")).to_be_visible()

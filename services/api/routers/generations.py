@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from services.api import studio_commands, studio_queries
 from services.api.context import ContextDep
+from services.api.pages import NEXT_PAGE_HEADER, page
 from services.api.routers.runs import DEFAULT_PAGE, MAX_PAGE
 from services.api.studio_schemas import Generation, GenerationCreate
+from services.api.validation import Text
 
 router = APIRouter(prefix="/api", tags=["generations"])
 
@@ -19,15 +21,18 @@ async def request_generation(body: GenerationCreate, ctx: ContextDep) -> Generat
     return await studio_commands.request_generation(ctx, body)
 
 
-@router.get("/generations")
+@router.get("/generations", responses=NEXT_PAGE_HEADER)
 async def list_generations(
+    request: Request,
+    response: Response,
     ctx: ContextDep,
-    after: Annotated[str | None, Query(description="`id` of the last generation read")] = None,
+    after: Annotated[Text | None, Query(description="`id` of the last generation read")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
 ) -> list[Generation]:
-    """Newest first, each with its samples, `limit` at a time: pass the last generation's `id` as
-    `after` for the next page; a short page is the last."""
-    return await studio_queries.generations(ctx.pool, after=after, limit=limit)
+    """Newest first (ties by `id`), each with its samples, `limit` at a time (1,000 unless asked):
+    the `Link` header names the next page (the last generation's `id` as `after`), and is absent on
+    the last page."""
+    return page(request, response, await studio_queries.generations(ctx.pool, after=after, limit=limit + 1), limit)
 
 
 @router.get("/generations/{generation_id}")

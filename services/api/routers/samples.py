@@ -3,21 +3,25 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from services.api import studio_commands, studio_queries
 from services.api.audio import content_type
 from services.api.byte_ranges import ranged
 from services.api.context import ContextDep
+from services.api.pages import NEXT_PAGE_HEADER, page
 from services.api.routers.runs import DEFAULT_PAGE, MAX_PAGE
 from services.api.studio_queries import SampleFilter
 from services.api.studio_schemas import RatingCreate, Sample, TagCreate
+from services.api.validation import Text
 
 router = APIRouter(prefix="/api", tags=["samples"])
 
 
-@router.get("/samples")
+@router.get("/samples", responses=NEXT_PAGE_HEADER)
 async def list_samples(
+    request: Request,
+    response: Response,
     ctx: ContextDep,
     adapter_id: str | None = None,
     base_model: str | None = None,
@@ -25,14 +29,16 @@ async def list_samples(
     tag: str | None = None,
     favorite: bool | None = None,
     q: Annotated[str | None, Query(description="Text in the prompt, any case")] = None,
-    after: Annotated[str | None, Query(description="`id` of the last sample read")] = None,
+    after: Annotated[Text | None, Query(description="`id` of the last sample read, which may no longer pass "
+                                                    "the filters")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
 ) -> list[Sample]:
-    """Newest first, `limit` at a time: pass the last sample's `id` as `after` for the next page; a
-    short page is the last."""
+    """Newest generation first (ties by its `id`), each one's samples in order, `limit` at a time
+    (1,000 unless asked): the `Link` header names the next page (the last sample's `id` as `after`,
+    the filters kept), and is absent on the last page."""
     where = SampleFilter(adapter_id=adapter_id, base_model=base_model, min_rating=min_rating, tag=tag,
                          favorite=favorite, q=q)
-    return await studio_queries.samples(ctx.pool, where, after, limit)
+    return page(request, response, await studio_queries.samples(ctx.pool, where, after, limit + 1), limit)
 
 
 @router.get("/samples/{sample_id}")

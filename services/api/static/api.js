@@ -73,6 +73,13 @@ async function requestAll(path) {
   return items;
 }
 
+/** One page of a list as `{items, next}`: `next` is the path its `Link` names (null on the last
+ * page), for a page that shows a list a page at a time to read when asked for more. */
+export async function listPage(path) {
+  const answer = await withToken(() => send("GET", path));
+  return { items: answer.payload, next: nextPage(answer.response) };
+}
+
 /** A dataset with all its clips or pairs, gathered from its pages as `requestAll` does. */
 async function requestDataset(path) {
   const first = await withToken(() => send("GET", path));
@@ -208,12 +215,12 @@ export const adapterLineage = (adapterId) => request("GET", `/api/adapters/${id(
 export const adapterDownloadUrl = (adapterId) => `/api/adapters/${id(adapterId)}/download`;
 
 // The studio loop: generation, samples and their feedback, comparisons, datasets from feedback.
-export const listGenerations = () => request("GET", "/api/generations");
+export const listGenerations = () => listPage("/api/generations");
 export const getGeneration = (generationId) => request("GET", `/api/generations/${id(generationId)}`);
 export const requestGeneration = (body) => request("POST", "/api/generations", body);
 export const cancelGeneration = (generationId) => request("POST", `/api/generations/${id(generationId)}/cancel`);
 
-export const listSamples = (filter) => request("GET", "/api/samples" + query(filter));
+export const listSamples = (filter) => listPage("/api/samples" + query(filter));
 export const getSample = (sampleId) => request("GET", `/api/samples/${id(sampleId)}`);
 export const sampleAudioUrl = (sampleId) => `/api/samples/${id(sampleId)}/audio`;
 export const rateSample = (sampleId, body) => request("POST", `/api/samples/${id(sampleId)}/ratings`, body);

@@ -67,6 +67,33 @@ export function table(headers, rows) {
       h("tbody", {}, rows)));
 }
 
+/**
+ * Under a list shown a page at a time, a button that reads the page `next` names (`read(next)`
+ * answers `{items, next}`) and adds its items (`append(items)`); none when there is no next page,
+ * and it goes once the last page is in.
+ */
+export function moreButton(label, next, read, append) {
+  if (!next) return null;
+  const box = errorBox();
+  const button = h("button", { type: "button" }, label);
+  const more = h("div", { class: "actions" }, button, box);
+  button.addEventListener("click", async () => {
+    box.clear();
+    button.disabled = true;
+    try {
+      const page = await read(next);
+      append(page.items);
+      next = page.next;
+      if (!next) more.remove();
+    } catch (error) {
+      box.show(error);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return more;
+}
+
 /** A failed part of a page: the message, and (when the API was unreachable) a button to try again. */
 export function failure(error, retry) {
   return h("div", { class: "error", role: "alert" },

@@ -1,7 +1,7 @@
 // Generation: a form for a request (base model or an adapter), and a request's status with its
 // samples as they arrive.
 import * as api from "./api.js";
-import { errorBox, field, h, statusBadge, submitting, table, when } from "./dom.js";
+import { errorBox, field, h, moreButton, statusBadge, submitting, table, when } from "./dom.js";
 import { sampleCard, sampleContext } from "./samples.js";
 
 export function adapterOptions(adapters, selected) {
@@ -28,6 +28,12 @@ export async function generatePage() {
     [api.listAdapters(), api.listGenerations(), api.apiSchema("GenerationCreate")]);
   const defaults = Object.fromEntries(Object.entries(request.properties).map(([name, p]) => [name, p.default]));
   const names = Object.fromEntries(adapters.map((a) => [a.id, a.name]));
+  const rows = (page) => page.map((g) => h("tr", {},
+    h("td", {}, h("a", { href: `#/generations/${g.id}` }, g.prompt)),
+    h("td", {}, madeBy(g.adapter_id, g.base_model, names)),
+    h("td", {}, statusBadge(g.status)),
+    h("td", {}, when(g.requested_at))));
+  const listed = table(["Prompt", "Made by", "Status", "Requested"], rows(generations.items));
   const box = errorBox();
   const number = (name, attrs = {}) => h("input", { name, type: "number", step: "any", required: true, value: defaults[name], ...attrs });
   const form = submitting(
@@ -54,13 +60,9 @@ export async function generatePage() {
     h("h2", {}, "Generate"),
     form,
     h("h3", {}, "Recent generations"),
-    generations.length
-      ? table(["Prompt", "Made by", "Status", "Requested"], generations.map((g) => h("tr", {},
-          h("td", {}, h("a", { href: `#/generations/${g.id}` }, g.prompt)),
-          h("td", {}, madeBy(g.adapter_id, g.base_model, names)),
-          h("td", {}, statusBadge(g.status)),
-          h("td", {}, when(g.requested_at)))))
-      : h("p", { class: "empty" }, "Nothing generated yet."));
+    generations.items.length ? listed : h("p", { class: "empty" }, "Nothing generated yet."),
+    moreButton("Older generations", generations.next, api.listPage,
+      (page) => listed.querySelector("tbody").append(...rows(page))));
 }
 
 /** One generation request, refreshed until it finishes; its samples, with players and feedback,

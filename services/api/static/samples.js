@@ -1,6 +1,6 @@
 // Samples: every generated clip, filtered, each with its player, rating, tags and favourite.
 import * as api from "./api.js";
-import { errorBox, field, h } from "./dom.js";
+import { errorBox, field, h, moreButton } from "./dom.js";
 import { madeBy } from "./generate.js";
 import { waveform } from "./waveform.js";
 
@@ -63,7 +63,9 @@ export function sampleCard(sample, { names, criteria }) {
 export async function samplesPage() {
   const params = new URLSearchParams(location.hash.split("?")[1] || "");
   const filter = Object.fromEntries(["q", "tag", "min_rating", "favorite", "adapter_id"].map((k) => [k, params.get(k) || ""]));
-  const [samples, context] = await Promise.all([api.listSamples(filter), sampleContext()]);
+  const [first, context] = await Promise.all([api.listSamples(filter), sampleContext()]);
+  const cards = (samples) => samples.map((sample) => sampleCard(sample, context));
+  const list = h("ul", { class: "items" }, cards(first.items));
   const form = h("form", { class: "inline filters" },
     field("Prompt contains", h("input", { name: "q", value: filter.q })),
     field("Tag", h("input", { name: "tag", value: filter.tag })),
@@ -81,6 +83,6 @@ export async function samplesPage() {
     h("p", { class: "crumbs" }, h("a", { href: "#/" }, "Home"), " / samples"),
     h("h2", {}, "Samples"),
     form,
-    samples.length ? h("ul", { class: "items" }, samples.map((sample) => sampleCard(sample, context)))
-      : h("p", { class: "empty" }, "No sample matches."));
+    first.items.length ? list : h("p", { class: "empty" }, "No sample matches."),
+    moreButton("More samples", first.next, api.listPage, (samples) => list.append(...cards(samples))));
 }
