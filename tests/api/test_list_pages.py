@@ -229,6 +229,10 @@ async def test_a_cursor_or_limit_that_names_no_page_is_refused_saying_why(api, c
         for limit in ("0", "10001", "ten"):
             status, errors = refusal(await client.get(url, params={"limit": limit}))
             assert (status, [loc for loc, _ in errors]) == (422, [["query", "limit"]]), (url, limit)
+    for url, name in (("/api/runs", "experiment_id"), *(("/api/samples", name) for name in
+                                                        ("adapter_id", "base_model", "tag", "q"))):
+        status, errors = refusal(await client.get(url, params={name: "a\x00b"}))  # a filter no stored text matches
+        assert (status, errors[0][0]) == (422, ["query", name]) and "NUL" in errors[0][1], (url, errors)
     # a clip of another dataset is no place in this dataset's list
     status, errors = refusal(await client.get(f"/api/datasets/{dataset['id']}", params={"after": other_clip}))
     assert (status, "names no clip" in errors[0][1]) == (422, True)

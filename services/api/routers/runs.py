@@ -33,7 +33,7 @@ async def list_runs(
     request: Request,
     response: Response,
     ctx: ContextDep,
-    experiment_id: str | None = None,
+    experiment_id: Text | None = None,
     after: Annotated[Text | None, Query(description="`id` of the last run read")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
 ) -> list[Run]:
