@@ -26,6 +26,7 @@ import asyncpg
 import nats
 import pytest
 
+import events.bus
 from events.bus import Bus
 from fault_injection import RestartablePostgres
 from services.registry.projector import run_projector
@@ -144,7 +145,10 @@ class RestartableNats:
 
 
 @pytest.fixture
-def restartable_nats(tmp_path: Path) -> Iterator[RestartableNats]:
+def restartable_nats(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RestartableNats]:
+    """With a short wait for each publish's ack and NATS request (buses connected during the test),
+    so that an outage outlasting it costs the test seconds."""
+    monkeypatch.setattr(events.bus, "REQUEST_TIMEOUT", 2.0)
     server = RestartableNats(tmp_path / "nats")
     server.start()
     yield server
