@@ -50,7 +50,7 @@ def short_worker_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     """Shorter waits for the workers in the tests' loop. Every test stops its trainers and
     generation workers, and an idle one stops once its pending fetch runs out (2 s in service);
     a failed fetch or handler is retried after 5 s, and a cancel missed while cut off is found in
-    the stream within 2 s. What each wait is for stays tested; only its length is not the point."""
+    the stream within 2 s. What each wait is for is still tested here; how long it is, is not."""
     monkeypatch.setattr(services.workqueue, "FETCH_TIMEOUT", 0.5)
     monkeypatch.setattr(services.workqueue, "RETRY_DELAY", 1.0)
     monkeypatch.setattr(services.cancels, "LOOK_INTERVAL", 0.5)
