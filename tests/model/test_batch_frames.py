@@ -4,6 +4,7 @@ within the budget, every window is trained on once an epoch, and a run resumes e
 
 import json
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -175,12 +176,14 @@ def test_sigterm_and_resume_with_batch_frames_give_the_same_losses(tmp_path, run
                                   "condition_dropout": 0.3, "precision": "fp32"}))
     args = ["--dataset", supervised_jsonl, "--type", "supervised", "--name", "frames", "--base-model", tiny_model,
             "--config", config]
-    reference = run_cli(*args, "--output", tmp_path / "reference")
+    # The reference run and the run that is stopped are independent: side by side.
+    with ThreadPoolExecutor(1) as pool:
+        running_reference = pool.submit(run_cli, *args, "--output", tmp_path / "reference")
+        returncode, stopped = stopped_after_its_first_step(*args, "--output", tmp_path / "a", cache_dir=cache_dir,
+                                                           stderr=tmp_path / "stderr.txt")
+        reference = running_reference.result()
     assert reference.returncode == 0, reference.stderr
     assert len(reference.of_type("step")) == reference.events[0]["total_steps"] == 12
-
-    returncode, stopped = stopped_after_its_first_step(*args, "--output", tmp_path / "a", cache_dir=cache_dir,
-                                                       stderr=tmp_path / "stderr.txt")
     assert returncode == 3
     checkpoint = stopped[-1]
     first_epoch = [s for s in reference.of_type("step") if s["epoch"] == 1]

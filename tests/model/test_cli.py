@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -104,7 +105,7 @@ def test_preference_run_starts_at_log_2_and_separates_the_pair(tmp_path, run_cli
 
 
 def test_bad_inputs_exit_2_naming_the_problem(tmp_path, run_cli, tiny_model, clips):
-    common = ["--type", "supervised", "--output", tmp_path / "out", "--name", "bad", "--base-model", tiny_model]
+    common = ["--type", "supervised", "--name", "bad", "--base-model", tiny_model]
 
     bad_row = write_jsonl(tmp_path / "rows.jsonl", [{"prompt": "ok", "audio_path": str(clips / "clip0.wav")}])
     bad_row.write_text(bad_row.read_text() + '{"prompt": "no audio"}\n')
@@ -116,8 +117,12 @@ def test_bad_inputs_exit_2_naming_the_problem(tmp_path, run_cli, tiny_model, cli
         (["--dataset", bad_row], f"{bad_row}, line 2: missing field 'audio_path'"),
         (["--dataset", silent_rows], f"{silent}: audio is silent"),
     ]
-    for args, message in cases:
-        run = run_cli(*common, *args)
+    # Independent runs, each mostly starting up on one core: side by side.
+    with ThreadPoolExecutor(len(cases)) as pool:
+        started = [pool.submit(run_cli, *common, "--output", tmp_path / f"out-{number}", *args)
+                   for number, (args, _) in enumerate(cases)]
+    for future, (_, message) in zip(started, cases):
+        run = future.result()
         assert run.returncode == EXIT_BAD_INPUT, run.stderr
         assert run.events[-1]["type"] == "failed" and message in run.events[-1]["error"]
 

@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 import soundfile
 
-import events.bus
+import services.cancels
+import services.workqueue
 from events import generations, runs
 from events.bus import Bus
 from events.reader import StoredEvent
@@ -42,6 +43,17 @@ def tone(frequency: float = 440.0, seconds: float = 1.0, format: str = "WAV") ->
     buffer = io.BytesIO()
     soundfile.write(buffer, (0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32), SAMPLE_RATE, format=format)
     return buffer.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def short_worker_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shorter waits for the workers in the tests' loop. Every test stops its trainers and
+    generation workers, and an idle one stops once its pending fetch runs out (2 s in service);
+    a failed fetch or handler is retried after 5 s, and a cancel missed while cut off is found in
+    the stream within 2 s. What each wait is for is still tested here; how long it is, is not."""
+    monkeypatch.setattr(services.workqueue, "FETCH_TIMEOUT", 0.5)
+    monkeypatch.setattr(services.workqueue, "RETRY_DELAY", 1.0)
+    monkeypatch.setattr(services.cancels, "LOOK_INTERVAL", 0.5)
 
 
 @pytest.fixture
@@ -180,11 +192,9 @@ async def cadenza_on_restartable_postgres(fault_settings: Settings) -> AsyncIter
 
 
 @pytest.fixture
-async def cadenza_on_restartable_nats(settings: Settings, restartable_nats,
-                                      monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cadenza]:
-    """The stack on `restartable_nats`, for a test to stop, hang and start, with a short wait for
-    each publish's ack and NATS request, so that an outage outlasting it costs the test seconds."""
-    monkeypatch.setattr(events.bus, "REQUEST_TIMEOUT", 2.0)
+async def cadenza_on_restartable_nats(settings: Settings, restartable_nats) -> AsyncIterator[Cadenza]:
+    """The stack on `restartable_nats`, for a test to stop, hang and start (publishes wait for their
+    ack as briefly as that fixture says)."""
     async with running(replace(settings, nats_url=restartable_nats.url)) as system:
         yield system
 

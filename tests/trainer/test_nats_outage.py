@@ -7,7 +7,8 @@ import asyncio
 
 import pytest
 
-from events.bus import REQUEST_TIMEOUT, Bus
+import events.bus
+from events.bus import Bus
 from events.catalogue import LossReported
 from services.trainer.outbox import RunOutbox
 
@@ -28,7 +29,7 @@ async def test_the_outbox_keeps_flushing_across_a_nats_outage(settings, restarta
             away()
             for step in range(10, 20):  # reported while the server is away, longer than an ack wait
                 outbox.add_loss(LossReported(run_id="r", attempt=1, step=step, epoch=0, loss=1.0))
-                await asyncio.sleep((REQUEST_TIMEOUT + 2) / 10)
+                await asyncio.sleep((events.bus.REQUEST_TIMEOUT + 2) / 10)
             back()
             for step in range(20, 30):
                 outbox.add_loss(LossReported(run_id="r", attempt=1, step=step, epoch=0, loss=1.0))
