@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 
@@ -88,6 +89,10 @@ class EventReader:
                    start_seq: int, headers_only: bool = False) -> EventReader:
         """A reader from `start_seq`; with `headers_only`, one for `headers_before` alone."""
         config = api.ConsumerConfig(
+            # Named, so that it is created on the subject that names it (the one that names it in
+            # the request's body alone is refused by Cadenza's NATS permissions), and at random:
+            # whoever knows a consumer's name may fetch from it.
+            name=secrets.token_hex(16),
             deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=max(start_seq, 1),
             ack_policy=api.AckPolicy.NONE,

@@ -1,0 +1,96 @@
+"""What one service's password lets a client do to the others' consumers and events on `cadenza up`'s
+private nats-server: every user may read the stream through consumers of its own, and publish its
+own events, but neither may reach what another service consumes or publishes."""
+from __future__ import annotations
+
+import json
+
+from nats.js import api
+
+from events.bus import Bus
+from events.catalogue import RunCancelRequested, RunRequested, RunStarted
+from services import nats_users
+from services.trainer.settings import DURABLE_NAME as TRAINER_QUEUE
+from tests.infra.test_nats_users import NAMESPACE, admin_bus, connect, server  # noqa: F401 (fixtures)
+
+DEPLOYER = "deploy-adapters"  # the deployment example's durable consumer (examples/deploy_adapters.py)
+
+
+async def test_no_other_user_changes_a_work_queue_through_a_create_without_its_name(admin_bus: Bus, connect) -> None:
+    """The name of a consumer created on `$JS.API.CONSUMER.CREATE.<stream>` is only in the request's
+    body, where permissions do not look: with that subject allowed, any user could rewrite the
+    trainers' queue (here, to deliver nothing)."""
+    queue = await admin_bus.js.add_consumer(admin_bus.stream, durable_name=TRAINER_QUEUE, ack_policy="explicit",
+                                            filter_subject=f"{NAMESPACE}.run.*.run_requested")
+    config = {**queue.config.as_dict(), "name": TRAINER_QUEUE, "filter_subject": f"{NAMESPACE}.nothing.>"}
+    del config["durable_name"]
+    for user in ("api", "registry", "generator", nats_users.SUBSCRIBER):
+        connection = await connect(user)
+        request = json.dumps({"stream_name": admin_bus.stream, "config": config}).encode()
+        await connection.refused(connection.nc.request(f"$JS.API.CONSUMER.CREATE.{admin_bus.stream}", request, timeout=10),
+                                 f"$JS.API.CONSUMER.CREATE.{admin_bus.stream}")
+    assert (await admin_bus.js.consumer_info(admin_bus.stream, TRAINER_QUEUE)).config.filter_subject == \
+        f"{NAMESPACE}.run.*.run_requested"
+
+
+async def test_no_user_learns_the_names_of_other_readers(admin_bus: Bus, connect) -> None:
+    """Anyone may fetch from a consumer whose name it knows (readers' names are random), and take the
+    events it would deliver: the projector would fold past them."""
+    registry = await connect("registry")
+    reader = await Bus(registry.nc, NAMESPACE).reader()
+    try:
+        for user in (*nats_users.SERVICES, nats_users.SUBSCRIBER):
+            connection = await connect(user)
+            js = connection.nc.jetstream(timeout=10)
+            await connection.refused(js._jsm._api_request(f"$JS.API.CONSUMER.NAMES.{admin_bus.stream}", b"{}"),
+                                     "$JS.API.CONSUMER.NAMES")
+            await connection.refused(js._jsm._api_request(f"$JS.API.CONSUMER.LIST.{admin_bus.stream}", b"{}"),
+                                     "$JS.API.CONSUMER.LIST")
+        assert len(reader._consumer) >= 16  # as unguessable as an inbox
+    finally:
+        await reader.close()
+
+
+async def test_only_the_subscriber_changes_or_fetches_from_the_deployers_consumer(admin_bus: Bus, connect) -> None:
+    subscriber = await connect(nats_users.SUBSCRIBER)
+    await subscriber.nc.jetstream(timeout=10).pull_subscribe(
+        f"{NAMESPACE}.run.*.adapter_saved", durable=DEPLOYER, stream=admin_bus.stream,
+        config=api.ConsumerConfig(ack_policy=api.AckPolicy.EXPLICIT, ack_wait=60))
+    config = (await admin_bus.js.consumer_info(admin_bus.stream, DEPLOYER)).config
+    changed = json.dumps({"stream_name": admin_bus.stream,
+                          "config": {**config.as_dict(), "max_deliver": 1, "filter_subject": f"{NAMESPACE}.x.>"}})
+    for user in nats_users.SERVICES:
+        connection = await connect(user)
+        await connection.refused(connection.nc.request(f"$JS.API.CONSUMER.CREATE.{admin_bus.stream}.{DEPLOYER}",
+                                                       changed.encode(), timeout=10), "$JS.API.CONSUMER.CREATE")
+        await connection.refused(connection.nc.request(f"$JS.API.CONSUMER.MSG.NEXT.{admin_bus.stream}.{DEPLOYER}",
+                                                       b'{"batch": 1}', timeout=10), "$JS.API.CONSUMER.MSG.NEXT")
+    assert (await admin_bus.js.consumer_info(admin_bus.stream, DEPLOYER)).config.filter_subject == \
+        f"{NAMESPACE}.run.*.adapter_saved"
+
+
+async def test_an_event_is_stored_though_another_service_published_its_id_first(
+        server: tuple[str, dict[str, str]], admin_bus: Bus, connect) -> None:
+    """JetStream drops a message whose Nats-Msg-Id it has seen within the duplicate window on any
+    subject, and event ids are foreseeable: the API could keep a trainer's events off the stream,
+    or a trainer the API's cancel requests, by publishing their ids first on its own subjects."""
+    url, users = server
+    started, cancel = RunStarted(run_id="r1", attempt=1, trainer_id="t1"), RunCancelRequested(run_id="r1")
+    created = f"{NAMESPACE}.dataset.d1.dataset_created"
+    await (await connect("api")).nc.jetstream().publish(created, b"{}", headers={"Nats-Msg-Id": started.idempotency_key()})
+    await (await connect("trainer")).nc.jetstream().publish(f"{NAMESPACE}.run.r1.run_logged", b"{}",
+                                                             headers={"Nats-Msg-Id": cancel.idempotency_key()})
+    trainer, api_bus = [await Bus.connect(nats_users.user_url(url, user, users[user]), NAMESPACE,
+                                          inbox_prefix=nats_users.inbox_prefix(user)) for user in ("trainer", "api")]
+    try:
+        stored = await trainer.publish(started)
+        assert (await admin_bus.js.get_msg(admin_bus.stream, stored)).subject == started.subject(NAMESPACE)
+        assert await trainer.stored_seq(started) == stored
+        assert await trainer.publish(started) == stored  # a retry is still a duplicate
+        requested = RunRequested(run_id="r1", experiment_id="e1", dataset_id="d1", name="run", config={})
+        [_, stored] = await api_bus.publish_many([requested, cancel])
+        assert (await admin_bus.js.get_msg(admin_bus.stream, stored)).subject == cancel.subject(NAMESPACE)
+        assert await api_bus.publish_many([cancel]) == [stored]
+    finally:
+        for bus in (trainer, api_bus):
+            await bus.close()
