@@ -90,7 +90,7 @@ async def read(js: JetStreamContext, ref: ObjectRef, write: Callable[[bytes], ob
     size, digest = 0, hashlib.sha256()
     while size < ref.size:
         try:
-            message = await js.get_msg(_stream(ref.bucket), seq=seq, subject=subject, next=True, direct=True)
+            message = await js.get_msg(_stream(ref.bucket), seq=seq, subject=subject, next=True)
         except NotFoundError:
             break
         write(message.data)
@@ -126,7 +126,7 @@ async def _all_metadata(js: JetStreamContext, bucket: str, name: str) -> AsyncIt
     subject, seq = _metadata_subject(bucket, name), 1
     while True:
         try:
-            message = await js.get_msg(_stream(bucket), seq=seq, subject=subject, next=True, direct=True)
+            message = await js.get_msg(_stream(bucket), seq=seq, subject=subject, next=True)
         except NotFoundError:
             return
         seq = message.seq + 1

@@ -96,9 +96,12 @@ def permissions(user: str, namespace: str) -> dict[str, dict[str, list[str]]]:
     ]
     if user == SUBSCRIBER:  # its durable consumers remember what it has handled (others' are denied below)
         publish.append(f"$JS.ACK.{stream}.>")
-    for bucket in (*READS.get(user, ()), *WRITES.get(user, ())):  # Cadenza reads objects message by message
-        name = f"OBJ_{namespace}-{bucket}"
-        publish += [f"$JS.API.STREAM.MSG.GET.{name}", f"$JS.API.DIRECT.GET.{name}", f"$JS.API.DIRECT.GET.{name}.>"]
+    # Cadenza reads objects message by message. Not by direct gets: the server sends an answer to
+    # whatever reply subject a request names, unchecked, and streams store it; a direct get's answer
+    # is the message's bytes alone, so a service could have the bytes it stored in its bucket
+    # answered onto another's event subject. A message get answers in JSON no event parses as.
+    publish += [f"$JS.API.STREAM.MSG.GET.OBJ_{namespace}-{bucket}" for bucket in (*READS.get(user, ()),
+                                                                                *WRITES.get(user, ()))]
     if user == SUBSCRIBER:  # nats object stores (nats-py, the nats CLI) read an object through a consumer
         for bucket in READS[user]:
             name = f"OBJ_{namespace}-{bucket}"

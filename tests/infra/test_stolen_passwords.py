@@ -8,7 +8,9 @@ import json
 from nats.js import api
 
 from events.bus import Bus
-from events.catalogue import RunCancelRequested, RunRequested, RunStarted
+from events.base import Envelope
+from events.catalogue import RunCancelRequested, RunCompleted, RunRequested, RunStarted
+from events.codec import encode
 from services import nats_users
 from services.trainer.settings import DURABLE_NAME as TRAINER_QUEUE
 from tests.infra.test_nats_users import NAMESPACE, admin_bus, connect, server  # noqa: F401 (fixtures)
@@ -94,3 +96,28 @@ async def test_an_event_is_stored_though_another_service_published_its_id_first(
     finally:
         for bus in (trainer, api_bus):
             await bus.close()
+
+
+async def test_no_service_stores_its_bytes_as_another_services_event(
+        server: tuple[str, dict[str, str]], admin_bus: Bus, connect) -> None:
+    """The server sends a JetStream API answer to whatever reply subject the request names, which
+    permissions do not check, and a stream stores it like any message on its subjects. A direct get
+    answers with a stored message's bytes alone, so the API could store a clip holding a trainer's
+    event and have it answered onto the trainer's subject. The answers left are JSON documents that
+    no event envelope parses as."""
+    url, users = server
+    completed = RunCompleted(run_id="r1", attempt=1, final_loss=0.1, steps=1, seconds=1.0, adapter_id="a1")
+    api_bus = await Bus.connect(nats_users.user_url(url, "api", users["api"]), NAMESPACE,
+                                inbox_prefix=nats_users.inbox_prefix("api"))
+    try:
+        await api_bus.put_object(api_bus.clips_bucket, "forged.wav", encode(Envelope.wrap(completed)))
+    finally:
+        await api_bus.close()
+    before = await admin_bus.last_seq()
+    for user, bucket in (("api", admin_bus.clips_bucket), ("trainer", admin_bus.checkpoints_bucket),
+                         ("generator", admin_bus.adapters_bucket), (nats_users.SUBSCRIBER, admin_bus.samples_bucket)):
+        connection = await connect(user)
+        for subject in (f"$JS.API.DIRECT.GET.OBJ_{bucket}", f"$JS.API.DIRECT.GET.OBJ_{bucket}.$O.{bucket}.C.x"):
+            await connection.refused(connection.nc.publish(subject, json.dumps({"seq": 1, "no_hdr": True}).encode(),
+                                                           reply=completed.subject(NAMESPACE)), "$JS.API.DIRECT.GET")
+    assert await admin_bus.last_seq() == before
