@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from nats.js import api
 
 from events.bus import Bus
+from events import objects
 from events.base import Envelope
 from events.catalogue import RunCancelRequested, RunCompleted, RunRequested, RunStarted
 from events.codec import encode
@@ -121,3 +123,25 @@ async def test_no_service_stores_its_bytes_as_another_services_event(
             await connection.refused(connection.nc.publish(subject, json.dumps({"seq": 1, "no_hdr": True}).encode(),
                                                            reply=completed.subject(NAMESPACE)), "$JS.API.DIRECT.GET")
     assert await admin_bus.last_seq() == before
+
+
+async def test_a_message_among_an_uploads_chunks_makes_it_upload_again(
+        server: tuple[str, dict[str, str]], admin_bus: Bus, connect, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any user (here the subscriber, who may write nothing) can have an API answer stored on an
+    in-flight upload's chunk subject, which it can learn from the bucket's stream info; the object's
+    reference would then read a corrupted object."""
+    url, users = server
+    names = iter(["foreseen", "f" * 22])
+    monkeypatch.setattr(objects, "_new_nuid", lambda: next(names))
+    subscriber = await connect(nats_users.SUBSCRIBER)
+    await subscriber.nc.publish(f"$JS.API.STREAM.INFO.{admin_bus.stream}", b"",
+                                reply=f"$O.{admin_bus.adapters_bucket}.C.foreseen")
+    await subscriber.nc.flush()
+    trainer = await Bus.connect(nats_users.user_url(url, "trainer", users["trainer"]), NAMESPACE,
+                                inbox_prefix=nats_users.inbox_prefix("trainer"))
+    try:
+        adapter = await trainer.put_object(trainer.adapters_bucket, "r1.zip", b"adapter bytes")
+    finally:
+        await trainer.close()
+    assert await admin_bus.get_object(adapter) == b"adapter bytes"
+    assert subscriber.errors.empty()
