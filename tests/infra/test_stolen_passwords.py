@@ -1,6 +1,7 @@
-"""What one service's password lets a client do to the others' consumers and events on `cadenza up`'s
-private nats-server: every user may read the stream through consumers of its own, and publish its
-own events, but neither may reach what another service consumes or publishes."""
+"""What one service's password lets a client do to the others on `cadenza up`'s private nats-server:
+every user may read the stream through consumers of its own, publish its own events and write its
+own buckets, but may neither reach what another consumes nor keep off, forge or corrupt what
+another publishes or stores."""
 from __future__ import annotations
 
 import json
@@ -8,9 +9,9 @@ import json
 import pytest
 from nats.js import api
 
-from events.bus import Bus
 from events import objects
 from events.base import Envelope
+from events.bus import Bus
 from events.catalogue import RunCancelRequested, RunCompleted, RunRequested, RunStarted
 from events.codec import encode
 from services import nats_users
@@ -30,9 +31,9 @@ async def test_no_other_user_changes_a_work_queue_through_a_create_without_its_n
     del config["durable_name"]
     for user in ("api", "registry", "generator", nats_users.SUBSCRIBER):
         connection = await connect(user)
+        subject = f"$JS.API.CONSUMER.CREATE.{admin_bus.stream}"
         request = json.dumps({"stream_name": admin_bus.stream, "config": config}).encode()
-        await connection.refused(connection.nc.request(f"$JS.API.CONSUMER.CREATE.{admin_bus.stream}", request, timeout=10),
-                                 f"$JS.API.CONSUMER.CREATE.{admin_bus.stream}")
+        await connection.refused(connection.nc.request(subject, request, timeout=10), subject)
     assert (await admin_bus.js.consumer_info(admin_bus.stream, TRAINER_QUEUE)).config.filter_subject == \
         f"{NAMESPACE}.run.*.run_requested"
 
@@ -80,8 +81,8 @@ async def test_an_event_is_stored_though_another_service_published_its_id_first(
     or a trainer the API's cancel requests, by publishing their ids first on its own subjects."""
     url, users = server
     started, cancel = RunStarted(run_id="r1", attempt=1, trainer_id="t1"), RunCancelRequested(run_id="r1")
-    created = f"{NAMESPACE}.dataset.d1.dataset_created"
-    await (await connect("api")).nc.jetstream().publish(created, b"{}", headers={"Nats-Msg-Id": started.idempotency_key()})
+    await (await connect("api")).nc.jetstream().publish(f"{NAMESPACE}.dataset.d1.dataset_created", b"{}",
+                                                         headers={"Nats-Msg-Id": started.idempotency_key()})
     await (await connect("trainer")).nc.jetstream().publish(f"{NAMESPACE}.run.r1.run_logged", b"{}",
                                                              headers={"Nats-Msg-Id": cancel.idempotency_key()})
     trainer, api_bus = [await Bus.connect(nats_users.user_url(url, user, users[user]), NAMESPACE,
