@@ -241,14 +241,6 @@ class Bus:
         headers[MSG_ID] += TAKEN_ID_SEPARATOR + secrets.token_hex(16)
         return self._checked(await self.js.publish(subject, data, stream=self.stream, headers=headers), event)
 
-    async def holds(self, subject: str) -> bool:
-        """Whether the stream holds a message on `subject` (one subject, no wildcards)."""
-        try:
-            await self.js.get_last_msg(self.stream, subject)
-        except NotFoundError:
-            return False
-        return True
-
     async def stored_seq(self, event: Event) -> int | None:
         """The stream sequence of `event` if the last message on its subject is `event` (carries
         its idempotency key), whenever it was published; else None. Only the last one is looked

@@ -4,6 +4,7 @@ own buckets, but may neither reach what another consumes nor keep off, forge or 
 another publishes or stores."""
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -14,7 +15,7 @@ from events.base import Envelope
 from events.bus import Bus
 from events.catalogue import RunCancelRequested, RunCompleted, RunRequested, RunStarted
 from events.codec import encode
-from services import nats_users
+from services import cancels, nats_users
 from services.trainer.settings import DURABLE_NAME as TRAINER_QUEUE
 from tests.infra.test_nats_users import NAMESPACE, admin_bus, connect, server  # noqa: F401 (fixtures)
 
@@ -146,3 +147,33 @@ async def test_a_message_among_an_uploads_chunks_makes_it_upload_again(
         await trainer.close()
     assert await admin_bus.get_object(adapter) == b"adapter bytes"
     assert subscriber.errors.empty()
+
+
+async def test_an_answer_sent_to_a_cancel_subject_cancels_nothing(
+        server: tuple[str, dict[str, str]], admin_bus: Bus, connect, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any user (here the subscriber, who may publish nothing) can have an API answer stored on, and
+    sent to, the subject a worker hears cancels on; only an event there is one."""
+    url, users = server
+    monkeypatch.setattr(cancels, "LOOK_INTERVAL", 0.1)
+    cancel = RunCancelRequested(run_id="r1")
+    subscriber = await connect(nats_users.SUBSCRIBER)
+    trainer = await Bus.connect(nats_users.user_url(url, "trainer", users["trainer"]), NAMESPACE,
+                                inbox_prefix=nats_users.inbox_prefix("trainer"))
+    try:
+        for watched in ("before", "while"):
+            cancelled = asyncio.Event()
+            async with cancels.watching(trainer, [cancel.subject(NAMESPACE)], cancelled):
+                if watched == "while":
+                    await subscriber.nc.publish("$JS.API.INFO", b"", reply=cancel.subject(NAMESPACE))
+                await asyncio.sleep(0.5)  # a few looks in the stream
+                assert not cancelled.is_set()
+                if watched == "before":
+                    await subscriber.nc.publish("$JS.API.INFO", b"", reply=cancel.subject(NAMESPACE))
+                    await subscriber.nc.flush()
+        assert await admin_bus.last_seq() == 2  # both answers are stored
+        cancelled = asyncio.Event()
+        async with cancels.watching(trainer, [cancel.subject(NAMESPACE)], cancelled):
+            await admin_bus.publish(cancel)
+            await asyncio.wait_for(cancelled.wait(), timeout=20)
+    finally:
+        await trainer.close()
