@@ -11,9 +11,9 @@ import pytest
 from nats.js import api
 
 from events import objects
-from events.base import Envelope
+from events.base import AudioFile, Envelope
 from events.bus import Bus
-from events.catalogue import RunCancelRequested, RunCompleted, RunRequested, RunStarted
+from events.catalogue import ClipAdded, RunCancelRequested, RunCompleted, RunRequested, RunStarted
 from events.codec import encode
 from services import cancels, nats_users
 from services.trainer.settings import DURABLE_NAME as TRAINER_QUEUE
@@ -177,3 +177,19 @@ async def test_an_answer_sent_to_a_cancel_subject_cancels_nothing(
             await asyncio.wait_for(cancelled.wait(), timeout=20)
     finally:
         await trainer.close()
+
+
+async def test_an_answer_sent_to_a_datasets_subject_does_not_make_it_unreadable(admin_bus: Bus, connect) -> None:
+    """A trainer refuses to export a dataset with an event it cannot read; an API answer any user
+    can have stored on the dataset's subjects is no event, and leaves the dataset as it was."""
+    added = ClipAdded(dataset_id="d1", clip_id="c1", prompt="a tone",
+                      audio=AudioFile(bucket=admin_bus.clips_bucket, name="c1.wav", sha256="a" * 64, size=1,
+                                      filename="c1.wav", format="wav", duration_seconds=1.0, sample_rate=32000,
+                                      channels=1))
+    await admin_bus.publish(added)
+    subscriber = await connect(nats_users.SUBSCRIBER)
+    await subscriber.nc.publish("$JS.API.INFO", b"", reply=added.subject(NAMESPACE))
+    await subscriber.nc.flush()
+    history = await admin_bus.history("dataset", "d1", needed=(ClipAdded.event_name(),))
+    assert [stored.event for stored in history] == [added]
+    assert await admin_bus.last_seq() == 2  # the answer is stored, and passed over
