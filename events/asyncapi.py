@@ -104,7 +104,9 @@ def build_document() -> dict[str, Any]:
         "properties": {
             "Nats-Msg-Id": {
                 "type": "string",
-                "description": "Deterministic idempotency key: `<aggregate>:<id>:<event_name>[:field=value…]`.",
+                "description": "Deterministic idempotency key: `<aggregate>:<id>:<event_name>[:field=value…]`; "
+                               "followed by a space and a random suffix on an event stored after a message on "
+                               "another subject had taken its key (JetStream deduplicates ids across subjects).",
             },
             REQUEST_HEADER: {
                 "type": "string",

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import os
+import secrets
 import ssl
 import tempfile
 from collections.abc import AsyncIterator, Collection, Iterable
@@ -45,6 +46,11 @@ STREAM_CONFIG_CONFLICT = 10058
 # How nats-py reports a request the server refused: 'nats: permissions violation for publish to "<subject>"'.
 PERMISSIONS_VIOLATION = "permissions violation for publish to"
 MSG_ID = "Nats-Msg-Id"
+# JetStream matches a Nats-Msg-Id against the whole stream, not the subject, and any publisher may send
+# any id: a service could keep another's event off the stream by publishing its (foreseeable) id
+# first on a subject of its own. An event whose id was taken is stored under its id, this separator
+# and a random suffix.
+TAKEN_ID_SEPARATOR = " "
 # What a message published for an API request sent with an Idempotency-Key carries: the request's
 # id (see `ResourceIds`), which tells its retry what the first try stored.
 REQUEST_HEADER = "Cadenza-Request"
@@ -218,22 +224,30 @@ class Bus:
         """Store one event; return its stream sequence (the original's, if it is a duplicate)."""
         subject, data, headers = self._message(event)
         ack = await self.js.publish(subject, data, stream=self.stream, headers=headers)
-        return self._checked(ack, event)
+        return await self._stored(ack, event)
 
-    async def holds(self, subject: str) -> bool:
-        """Whether the stream holds a message on `subject` (one subject, no wildcards)."""
-        try:
-            await self.js.get_last_msg(self.stream, subject)
-        except NotFoundError:
-            return False
-        return True
+    async def _stored(self, ack: api.PubAck, event: Event, request: str | None = None) -> int:
+        """The sequence of `event`, which the server answered with `ack`: the message a duplicate
+        matched, if on the event's subject; else the event's, stored under an id no one can foresee
+        unless its subject's last message already is the event stored that way (a retry)."""
+        seq = self._checked(ack, event)
+        if not ack.duplicate or (await self.js.get_msg(self.stream, seq)).subject == event.subject(self.subject_root):
+            return seq
+        log.warning("%s's id %r was taken by message %d on another subject", event.event_type(),
+                    event.idempotency_key(), seq)
+        if (stored := await self.stored_seq(event)) is not None:
+            return stored
+        subject, data, headers = self._message(event, request)
+        headers[MSG_ID] += TAKEN_ID_SEPARATOR + secrets.token_hex(16)
+        return self._checked(await self.js.publish(subject, data, stream=self.stream, headers=headers), event)
 
     async def stored_seq(self, event: Event) -> int | None:
         """The stream sequence of `event` if the last message on its subject is `event` (carries
         its idempotency key), whenever it was published; else None. Only the last one is looked
         at: it costs one request, where `request_message` may read the whole subject."""
         last = await self._last_message(event.subject(self.subject_root))
-        if last is not None and (last.headers or {}).get(MSG_ID) == event.idempotency_key():
+        key, msg_id = event.idempotency_key(), (last.headers or {}).get(MSG_ID, "") if last else ""
+        if last is not None and (msg_id == key or msg_id.startswith(key + TAKEN_ID_SEPARATOR)):
             return last.seq
         return None
 
@@ -296,7 +310,7 @@ class Bus:
                 replies[int(reply.subject.rsplit(".", 1)[1])] = reply
         finally:
             await acks.unsubscribe()
-        return [self._checked(_pub_ack(replies[index]), event) for index, event in enumerate(batch)]
+        return [await self._stored(_pub_ack(replies[index]), event, request) for index, event in enumerate(batch)]
 
     # --- reading ---------------------------------------------------------------------------------
     async def reader(self, start_seq: int = 1, subject_filter: str | None = None) -> EventReader:

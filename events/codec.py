@@ -7,6 +7,8 @@ alike.
 """
 from __future__ import annotations
 
+import json
+
 from pydantic import ValidationError
 
 from events.base import Envelope, Event
@@ -22,6 +24,13 @@ class UnknownEventType(UndecodableEvent):
     pass
 
 
+class NotAnEvent(UndecodableEvent):
+    """A stored message that does not even claim to be an event (it names no event type of the
+    catalogue), which no Cadenza service publishes: anyone who may send the server a JetStream API
+    request can have its answer stored on any subject (the request's reply subject, which
+    permissions do not check)."""
+
+
 def encode(envelope: Envelope) -> bytes:
     return envelope.model_dump_json().encode()
 
@@ -33,7 +42,8 @@ def decode(data: bytes) -> tuple[Envelope, Event]:
     try:
         envelope = Envelope.model_validate_json(data)
     except ValidationError as error:
-        raise UndecodableEvent(f"not an event envelope: {_first_errors(error)}") from None
+        kind = UndecodableEvent if _claims_an_event(data) else NotAnEvent
+        raise kind(f"not an event envelope: {_first_errors(error)}") from None
     event_class = CATALOGUE.get(envelope.type)
     if event_class is None:
         raise UnknownEventType(
@@ -50,6 +60,15 @@ def decode(data: bytes) -> tuple[Envelope, Event]:
     except (ValidationError, KeyError, TypeError) as error:  # an upcaster may meet a payload it cannot lift
         reason = _first_errors(error) if isinstance(error, ValidationError) else f"{type(error).__name__}: {error}"
         raise UndecodableEvent(f"{envelope.type} v{envelope.version} (event {envelope.event_id}): {reason}") from None
+
+
+def _claims_an_event(data: bytes) -> bool:
+    """Whether `data` is a JSON object naming an event type of the catalogue, as an envelope does."""
+    try:
+        claimed = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(claimed, dict) and isinstance(claimed.get("type"), str) and claimed["type"] in CATALOGUE
 
 
 def _first_errors(error: ValidationError, limit: int = 3) -> str:

@@ -12,6 +12,11 @@ name, size and sha256: the first metadata message on the name with that size and
 chunks from the start of their subject up to that size. What is published after them on those
 subjects (other metadata, more chunks) does not change what a reference reads. Removing messages
 takes the stream's purge request, which permissions give only to those who may delete.
+
+A message *among* an object's chunks would corrupt it, and any user of the server can have one
+stored on a subject of its choosing: the server sends its answer to a JetStream API request to the
+request's reply subject, whatever it is, and streams store it. So chunks go to a subject no one can
+foresee, and an upload whose subject holds more messages than it sent is made again under another.
 """
 from __future__ import annotations
 
@@ -21,13 +26,13 @@ import contextlib
 import hashlib
 import io
 import json
+import secrets
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timezone
 from typing import BinaryIO
 
 from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError, ObjectNotFoundError
-from nats.nuid import NUID
 
 from events.base import ObjectRef
 
@@ -35,7 +40,7 @@ from events.base import ObjectRef
 # message limit (a server with a lower limit gets chunks of its limit).
 CHUNK_SIZE = 512 * 1024
 DIGEST_PREFIX = "SHA-256="
-_nuids = NUID()  # what a NATS object store names each object's chunks by
+UPLOAD_ATTEMPTS = 3  # uploads of one object before `put` gives up on messages coming between its chunks
 
 
 class ObjectCorrupted(RuntimeError):
@@ -66,12 +71,15 @@ async def put(js: JetStreamContext, bucket: str, name: str, file: BinaryIO, max_
     with contextlib.suppress(ObjectNotFoundError):
         await _metadata(js, ref)
         return ref
-    nuid = _nuids.next().decode()
-    file.seek(0)
-    chunks = 0
-    while chunk := file.read(min(CHUNK_SIZE, max_payload)):
-        await js.publish(_chunks_subject(bucket, nuid), chunk)
-        chunks += 1
+    for _ in range(UPLOAD_ATTEMPTS):
+        nuid, chunks = await _upload(js, bucket, file, max_payload)
+        subject = _chunks_subject(bucket, nuid)
+        stored = (await js.stream_info(_stream(bucket), subjects_filter=subject)).state.subjects or {}
+        if stored.get(subject, 0) == chunks:
+            break
+    else:
+        raise ObjectCorrupted(f"object {bucket}/{name}: other messages came between its chunks in each of "
+                              f"{UPLOAD_ATTEMPTS} uploads")
     info = api.ObjectInfo(
         name=name, bucket=bucket, nuid=nuid, size=size, chunks=chunks,
         mtime=datetime.now(timezone.utc).isoformat(),
@@ -82,6 +90,23 @@ async def put(js: JetStreamContext, bucket: str, name: str, file: BinaryIO, max_
     return ref
 
 
+async def _upload(js: JetStreamContext, bucket: str, file: BinaryIO, max_payload: int) -> tuple[str, int]:
+    """Publish the bytes of `file` in chunks on a new subject; return its nuid and the number of chunks."""
+    nuid = _new_nuid()
+    file.seek(0)
+    chunks = 0
+    while chunk := file.read(min(CHUNK_SIZE, max_payload)):
+        await js.publish(_chunks_subject(bucket, nuid), chunk)
+        chunks += 1
+    return nuid, chunks
+
+
+def _new_nuid() -> str:
+    """What an object's chunks are named by, as a NATS object store's nuid (22 characters), but
+    random throughout: a nuid's sequence would tell the next upload's from this one's."""
+    return secrets.token_hex(11)
+
+
 async def read(js: JetStreamContext, ref: ObjectRef, write: Callable[[bytes], object]) -> None:
     """Pass the object's bytes to `write`, chunk by chunk; raise ObjectCorrupted (after writing)
     when they are not the size and sha256 the reference carries."""
@@ -90,7 +115,7 @@ async def read(js: JetStreamContext, ref: ObjectRef, write: Callable[[bytes], ob
     size, digest = 0, hashlib.sha256()
     while size < ref.size:
         try:
-            message = await js.get_msg(_stream(ref.bucket), seq=seq, subject=subject, next=True, direct=True)
+            message = await js.get_msg(_stream(ref.bucket), seq=seq, subject=subject, next=True)
         except NotFoundError:
             break
         write(message.data)
@@ -126,7 +151,7 @@ async def _all_metadata(js: JetStreamContext, bucket: str, name: str) -> AsyncIt
     subject, seq = _metadata_subject(bucket, name), 1
     while True:
         try:
-            message = await js.get_msg(_stream(bucket), seq=seq, subject=subject, next=True, direct=True)
+            message = await js.get_msg(_stream(bucket), seq=seq, subject=subject, next=True)
         except NotFoundError:
             return
         seq = message.seq + 1

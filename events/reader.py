@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import APIError
 
 from events.base import Envelope, Event
-from events.codec import UndecodableEvent, decode
+from events.codec import NotAnEvent, UndecodableEvent, decode
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class UnreadableEvent:
     subject: str
     type: str
     error: str
+    claims_event: bool = True  # False: not even a claim to be an event (`NotAnEvent`)
 
 
 def _claimed_type(subject: str) -> str:
@@ -88,6 +90,10 @@ class EventReader:
                    start_seq: int, headers_only: bool = False) -> EventReader:
         """A reader from `start_seq`; with `headers_only`, one for `headers_before` alone."""
         config = api.ConsumerConfig(
+            # Named, so that it is created on the subject that names it (the one that names it in
+            # the request's body alone is refused by Cadenza's NATS permissions), and at random:
+            # whoever knows a consumer's name may fetch from it.
+            name=secrets.token_hex(16),
             deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
             opt_start_seq=max(start_seq, 1),
             ack_policy=api.AckPolicy.NONE,
@@ -112,10 +118,11 @@ class EventReader:
         none arrived within `wait` seconds (or all that arrived were unreadable). Messages `decode`
         refuses are skipped with a warning: one event this code cannot read must not stop a reader
         of the history. Only one whose event name (the subject's last token) is in `needed`
-        raises `UndecodableEvent`, naming it."""
+        raises `UndecodableEvent`, naming it, unless it does not even claim to be an event, which
+        no service publishes (see `NotAnEvent`)."""
         batch = []
         for item, pending in await self._fetch(max_events, wait):
-            if isinstance(item, UnreadableEvent) and item.type in needed:
+            if isinstance(item, UnreadableEvent) and item.type in needed and item.claims_event:
                 raise UndecodableEvent(f"event {item.seq} on {item.subject} cannot be read: {item.error}")
             if isinstance(item, UnreadableEvent):
                 log.warning("skipping unreadable event at sequence %d on %s: %s", item.seq, item.subject, item.error)
@@ -210,7 +217,8 @@ def _read(message: Msg) -> tuple[StoredEvent | UnreadableEvent, int]:
     try:
         envelope, event = decode(message.data)
     except UndecodableEvent as error:
-        return UnreadableEvent(seq=seq, subject=message.subject, type=_claimed_type(message.subject), error=str(error)), pending
+        return UnreadableEvent(seq=seq, subject=message.subject, type=_claimed_type(message.subject), error=str(error),
+                               claims_event=not isinstance(error, NotAnEvent)), pending
     return StoredEvent(seq=seq, subject=message.subject, envelope=envelope, event=event), pending
 
 

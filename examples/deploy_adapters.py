@@ -45,7 +45,7 @@ async def download(js: JetStreamContext, ref: dict) -> bytes:
     digest = "SHA-256=" + base64.urlsafe_b64encode(bytes.fromhex(ref["sha256"])).decode()
     seq = 1
     while True:  # the server answers NotFoundError past the last message
-        message = await js.get_msg(stream, seq=seq, subject=metadata, next=True, direct=True)
+        message = await js.get_msg(stream, seq=seq, subject=metadata, next=True)
         seq = message.seq + 1
         with contextlib.suppress(ValueError, AttributeError):  # anything else published there
             info = json.loads(message.data)
@@ -53,7 +53,7 @@ async def download(js: JetStreamContext, ref: dict) -> bytes:
                 break
     data, seq = bytearray(), 1
     while len(data) < ref["size"]:
-        chunk = await js.get_msg(stream, seq=seq, subject=f"$O.{bucket}.C.{info['nuid']}", next=True, direct=True)
+        chunk = await js.get_msg(stream, seq=seq, subject=f"$O.{bucket}.C.{info['nuid']}", next=True)
         data += chunk.data
         seq = chunk.seq + 1
     return bytes(data)

@@ -8,7 +8,10 @@ reconfiguring a stream and deleting a consumer are JetStream API requests (`$JS.
 and so on) that only `admin` may send, but for the trainers' purges of their own checkpoints.
 Services may *create* Cadenza's streams, which JetStream answers as a no-op for an existing stream
 with the same configuration and refuses for another. A work queue's durable consumer may be bound,
-changed and fetched from only by its own service. Each user subscribes only under its own inbox
+changed and fetched from only by its own service, and the deployment example's only by `subscriber`.
+Any other consumer is reachable by whoever knows its name, so no user but `admin` may list consumers
+(readers name theirs at random), nor create one on the subject that names it in the request's body
+alone, out of the permissions' sight. Each user subscribes only under its own inbox
 prefix (`_INBOX_<user>`, where its connections receive request replies and consumer deliveries), so
 no service reads another's replies.
 
@@ -61,6 +64,9 @@ WATCHES: dict[str, tuple[type[Event], ...]] = {
 }
 # The durable consumer each worker service shares as its work queue.
 WORK_QUEUES = {"trainer": "trainer", "generator": "generator"}
+# Durable consumers of well-known names that only their user may create, change, fetch from and ack:
+# the work queues, and the one the deployment example (examples/deploy_adapters.py) follows adapters with.
+DURABLES = {**WORK_QUEUES, SUBSCRIBER: "deploy-adapters"}
 # Buckets (by their suffix after `<namespace>-`) each service writes and reads.
 WRITES = {"api": ("clips",), "trainer": ("checkpoints", "adapters"), "generator": ("samples",)}
 READS = {"api": ("clips", "adapters", "samples"), "trainer": ("clips", "checkpoints"), "generator": ("adapters",),
@@ -81,18 +87,21 @@ def permissions(user: str, namespace: str) -> dict[str, dict[str, list[str]]]:
     publish = [
         # reading what exists, and declaring it (see the module's docstring)
         "$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST", "$JS.API.STREAM.INFO.*",
-        "$JS.API.CONSUMER.INFO.*.*", "$JS.API.CONSUMER.NAMES.*", "$JS.API.CONSUMER.LIST.*",
+        "$JS.API.CONSUMER.INFO.*.*",
         *(f"$JS.API.STREAM.CREATE.{name}" for name in (stream, *buckets)),
         # reading the event stream through consumers of its own, and its last message on a subject
-        f"$JS.API.CONSUMER.CREATE.{stream}", f"$JS.API.CONSUMER.CREATE.{stream}.>",
+        f"$JS.API.CONSUMER.CREATE.{stream}.>",
         f"$JS.API.CONSUMER.MSG.NEXT.{stream}.*", f"$JS.API.STREAM.MSG.GET.{stream}",
         *(f"{namespace}.{event.aggregate}.*.{event.event_name()}" for event in PUBLISHES.get(user, ())),
     ]
-    if user == SUBSCRIBER:  # its durable consumers remember what it has handled (the work queues' are denied below)
+    if user == SUBSCRIBER:  # its durable consumers remember what it has handled (others' are denied below)
         publish.append(f"$JS.ACK.{stream}.>")
-    for bucket in (*READS.get(user, ()), *WRITES.get(user, ())):  # Cadenza reads objects message by message
-        name = f"OBJ_{namespace}-{bucket}"
-        publish += [f"$JS.API.STREAM.MSG.GET.{name}", f"$JS.API.DIRECT.GET.{name}", f"$JS.API.DIRECT.GET.{name}.>"]
+    # Cadenza reads objects message by message. Not by direct gets: the server sends an answer to
+    # whatever reply subject a request names, unchecked, and streams store it; a direct get's answer
+    # is the message's bytes alone, so a service could have the bytes it stored in its bucket
+    # answered onto another's event subject. A message get answers in JSON no event parses as.
+    publish += [f"$JS.API.STREAM.MSG.GET.OBJ_{namespace}-{bucket}" for bucket in (*READS.get(user, ()),
+                                                                                *WRITES.get(user, ()))]
     if user == SUBSCRIBER:  # nats object stores (nats-py, the nats CLI) read an object through a consumer
         for bucket in READS[user]:
             name = f"OBJ_{namespace}-{bucket}"
@@ -100,7 +109,7 @@ def permissions(user: str, namespace: str) -> dict[str, dict[str, list[str]]]:
     publish += [f"$O.{namespace}-{bucket}.{part}.>" for bucket in WRITES.get(user, ()) for part in ("C", "M")]
     publish += [f"$JS.API.STREAM.PURGE.OBJ_{namespace}-{bucket}" for bucket in DELETES.get(user, ())]
     deny = []
-    for owner, durable in WORK_QUEUES.items():
+    for owner, durable in DURABLES.items():
         queue = [f"$JS.API.CONSUMER.CREATE.{stream}.{durable}", f"$JS.API.CONSUMER.CREATE.{stream}.{durable}.>",
                  f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.{durable}", f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}",
                  f"$JS.ACK.{stream}.{durable}.>"]
