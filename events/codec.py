@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from events.base import Envelope, Event
 from events.catalogue import CATALOGUE
+from events.subjects import parse_subject
 from events.upcast import UnknownEventVersion, upcast
 
 
@@ -35,10 +36,26 @@ def encode(envelope: Envelope) -> bytes:
     return envelope.model_dump_json().encode()
 
 
-def decode(data: bytes) -> tuple[Envelope, Event]:
-    """Parse a stored envelope, upcast its payload to the catalogue's current version and validate
-    it. The returned envelope carries the current version and the upcast payload as validated (with
-    the defaults of fields the stored version did not have)."""
+def decode(data: bytes, subject: str) -> tuple[Envelope, Event]:
+    """Parse an envelope stored on `subject`, upcast its payload to the catalogue's current version
+    and validate it. The returned envelope carries the current version and the upcast payload as
+    validated (with the defaults of fields the stored version did not have).
+
+    The event must be on its own subject: NATS permissions say who may publish on which subject,
+    not what, so a service could otherwise say another's events (an `AdapterSaved` on a subject of
+    the API's, say)."""
+    envelope, event = _decode(data)
+    try:
+        root = parse_subject(subject).root
+    except ValueError:
+        root = None
+    if root is None or event.subject(root) != subject:
+        raise UndecodableEvent(f"{envelope.type} (event {envelope.event_id}) stored on {subject}, which is not "
+                               "its subject: not an event its publisher may say")
+    return envelope, event
+
+
+def _decode(data: bytes) -> tuple[Envelope, Event]:
     try:
         envelope = Envelope.model_validate_json(data)
     except ValidationError as error:

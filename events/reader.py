@@ -215,7 +215,7 @@ class EventReader:
 def _read(message: Msg) -> tuple[StoredEvent | UnreadableEvent, int]:
     seq, pending = stream_position(message.reply)
     try:
-        envelope, event = decode(message.data)
+        envelope, event = decode(message.data, message.subject)
     except UndecodableEvent as error:
         return UnreadableEvent(seq=seq, subject=message.subject, type=_claimed_type(message.subject), error=str(error),
                                claims_event=not isinstance(error, NotAnEvent)), pending

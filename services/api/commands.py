@@ -68,7 +68,7 @@ async def published_before(ctx: Context, event: Event) -> bool:
     stored = await ctx.bus.request_message(event.subject(ctx.bus.subject_root), ctx.ids.request)
     if stored is None:
         return False
-    _, first = decode(stored.data)
+    _, first = decode(stored.data, stored.subject)
     if first != event:
         raise invalid(("header", "Idempotency-Key"), "was sent before with another request to this path: use a new "
                       "key for a new request", "idempotency_key_reused")

@@ -142,7 +142,7 @@ async def first_drawing(ctx: Context, dataset_id: str) -> DatasetDrawnFromFeedba
         return None
     subject = event_subject(ctx.bus.subject_root, "dataset", dataset_id, DatasetDrawnFromFeedback.event_name())
     stored = await ctx.bus.request_message(subject, ctx.ids.request)
-    return None if stored is None else decode(stored.data)[1]
+    return None if stored is None else decode(stored.data, stored.subject)[1]
 
 
 def as_drawn(selection: Selection, drawn: DatasetDrawnFromFeedback) -> Selection:

@@ -15,7 +15,7 @@ from nats.aio.msg import Msg
 
 from events.bus import Bus
 from events.catalogue import AdapterSaved, GenerationFailed, GenerationHandedBack, GenerationRequested
-from events.codec import decode
+from events.codec import NotAnEvent, decode
 from events.subjects import parse_subject, subject_filter
 from services.generator.settings import DURABLE_NAME, GeneratorSettings
 from services.generator.generation import GenerationAttempt, Outcome
@@ -42,7 +42,11 @@ def work_queue(bus: Bus, generator: GeneratorSettings) -> WorkQueue:
 async def handle_request(bus: Bus, generator: GeneratorSettings, models: BaseModels, adapters: AdapterFolders,
                          server_folders: ServerFolders, stop: asyncio.Event, message: Msg) -> None:
     try:
-        _, request = decode(message.data)
+        _, request = decode(message.data, message.subject)
+    except NotAnEvent as error:  # no request at all, which any user can have stored there (see NotAnEvent)
+        log.warning("not a generation request on %s, dropped: %s", message.subject, error)
+        await message.term()
+        return
     except ValueError as error:  # pydantic's ValidationError and UnknownEventType are ValueErrors
         # No delivery will read it any better: fail the generation it names and drop the request.
         generation_id = parse_subject(message.subject).aggregate_id
@@ -84,7 +88,7 @@ async def warm_new_adapters(bus: Bus, models: BaseModels, adapters: AdapterFolde
 
     async def on_saved(message: Msg) -> None:
         try:
-            _, event = decode(message.data)
+            _, event = decode(message.data, message.subject)
         except ValueError as error:
             log.warning("unreadable AdapterSaved on %s: %s", message.subject, error)
             return

@@ -77,7 +77,7 @@ async def replay(conn: asyncpg.Connection, bus: Bus, seq: int) -> DeadLetter:
             raise ReplayFailed(f"no dead letter at sequence {seq}")
         message = await bus.js.get_msg(bus.stream, seq)
         try:
-            envelope, event = decode(message.data or b"")
+            envelope, event = decode(message.data or b"", message.subject)
             await handlers.apply(conn, envelope, event)
         except APPLY_ERRORS as error:  # decode's UndecodableEvent is a ValueError
             raise ReplayFailed(f"event {seq} still cannot be applied: {type(error).__name__}: {error}") from None

@@ -16,7 +16,7 @@ from pathlib import Path
 from nats.aio.msg import Msg
 
 from events.bus import Bus
-from events.codec import decode
+from events.codec import NotAnEvent, decode
 from events.catalogue import RunFailed, RunHandedBack, RunRequested
 from events.subjects import parse_subject, subject_filter
 from services.settings import Settings
@@ -42,7 +42,11 @@ def work_queue(bus: Bus, trainer: TrainerSettings) -> WorkQueue:
 async def handle_request(bus: Bus, trainer: TrainerSettings, cache_root: Path, stop: asyncio.Event,
                          message: Msg) -> None:
     try:
-        _, request = decode(message.data)
+        _, request = decode(message.data, message.subject)
+    except NotAnEvent as error:  # no request at all, which any user can have stored there (see NotAnEvent)
+        log.warning("not a run request on %s, dropped: %s", message.subject, error)
+        await message.term()
+        return
     except ValueError as error:  # pydantic's ValidationError and UnknownEventType are ValueErrors
         # No delivery will read it any better: fail the run it names and drop the request.
         run_id = parse_subject(message.subject).aggregate_id

@@ -70,7 +70,7 @@ async def test_a_reader_whose_consumer_is_gone_fails_instead_of_waiting(bus: Bus
 
 
 async def test_a_fault_while_decoding_reaches_the_caller(bus: Bus, monkeypatch):
-    def broken_decode(data: bytes):
+    def broken_decode(data: bytes, subject: str):
         raise RuntimeError("a bug in decoding")
 
     await bus.publish(loss(0))

@@ -14,7 +14,7 @@ from events import objects
 from events.base import AudioFile, Envelope
 from events.bus import Bus
 from events.catalogue import ClipAdded, RunCancelRequested, RunCompleted, RunRequested, RunStarted
-from events.codec import encode
+from events.codec import UndecodableEvent, encode
 from services import cancels, nats_users
 from services.trainer.settings import DURABLE_NAME as TRAINER_QUEUE
 from tests.infra.test_nats_users import NAMESPACE, admin_bus, connect, server  # noqa: F401 (fixtures)
@@ -193,3 +193,15 @@ async def test_an_answer_sent_to_a_datasets_subject_does_not_make_it_unreadable(
     history = await admin_bus.history("dataset", "d1", needed=(ClipAdded.event_name(),))
     assert [stored.event for stored in history] == [added]
     assert await admin_bus.last_seq() == 2  # the answer is stored, and passed over
+
+
+async def test_no_service_says_another_services_event_on_a_subject_of_its_own(admin_bus: Bus, connect) -> None:
+    """Permissions say who may publish on which subject, not what: the API may publish on a run's
+    request subject, and an envelope there saying the run completed is no event."""
+    completed = RunCompleted(run_id="r1", attempt=1, final_loss=0.1, steps=1, seconds=1.0, adapter_id="a1")
+    api = await connect("api")
+    await api.nc.jetstream().publish(f"{NAMESPACE}.run.r1.run_requested", encode(Envelope.wrap(completed)))
+
+    assert await admin_bus.history("run", "r1") == []
+    with pytest.raises(UndecodableEvent, match="which is not its subject"):
+        await admin_bus.history("run", "r1", needed=("run_requested",))

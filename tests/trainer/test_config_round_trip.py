@@ -19,7 +19,7 @@ def test_event_config_file_checkpoint_and_adapter_manifest_hold_the_same_config(
                             lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"], window_seconds=1.0,
                             checkpoint_every=1, learning_rate=0.003, seed=7, precision="fp32", device="cpu")
     request = RunRequested(run_id="r1", experiment_id="e1", dataset_id="d1", name="round trip", config=config)
-    _, read_back = decode(encode(Envelope.wrap(request)))
+    _, read_back = decode(encode(Envelope.wrap(request)), request.subject("cadenza"))
     assert read_back.config == config
 
     rows = [{"prompt": PROMPTS[i], "audio_path": write_clip(tmp_path / f"clip{i}.wav", 1.0, 220 * (i + 1), seed=i).name}

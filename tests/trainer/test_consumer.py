@@ -43,16 +43,21 @@ def _bounded(queue):
     return config
 
 
-async def test_an_unreadable_run_request_fails_its_run_and_is_not_redelivered(settings):
+async def test_an_unreadable_run_request_fails_its_run_and_is_not_redelivered_and_what_is_no_request_is_dropped(
+        settings):
     # No projector or history reads here: they cannot decode the garbled message either.
     bus = await Bus.connect(settings.nats_url, settings.namespace)
     await bus.ensure()
     failures: asyncio.Queue = asyncio.Queue()
 
     async def on_failed(message) -> None:
-        failures.put_nowait(decode(message.data)[1])
+        failures.put_nowait(decode(message.data, message.subject)[1])
 
-    await bus.nc.subscribe(subject_filter(bus.subject_root, "run", "garbled", "run_failed"), cb=on_failed)
+    await bus.nc.subscribe(subject_filter(bus.subject_root, "run", event_name="run_failed"), cb=on_failed)
+    # What any user can have stored there (a JetStream API answer sent to it): not a request at all,
+    # so no run to fail; only dropped.
+    await bus.js.publish(event_subject(bus.subject_root, "run", "queued", "run_requested"),
+                         b'{"type": "io.nats.jetstream.api.v1.account_info_response"}', stream=bus.stream)
     await bus.js.publish(event_subject(bus.subject_root, "run", "garbled", "run_requested"),
                          b'{"type": "RunRequested", "version": 2, "payload": {}}', stream=bus.stream)
     stop = asyncio.Event()
@@ -79,7 +84,7 @@ async def test_a_request_that_arrives_while_a_trainer_stops_is_handed_back_not_c
     handed_back: asyncio.Queue = asyncio.Queue()
 
     async def on_handed_back(message) -> None:
-        handed_back.put_nowait(decode(message.data)[1])
+        handed_back.put_nowait(decode(message.data, message.subject)[1])
 
     await bus.nc.subscribe(subject_filter(bus.subject_root, "run", "late", RunHandedBack.event_name()), cb=on_handed_back)
     stop = asyncio.Event()
