@@ -32,7 +32,9 @@ in one kind of event filters by its name, e.g. `cadenza.run.*.adapter_saved`.
 Every message is a JSON envelope (`event_id`, `type`, `version`, `occurred_at`, `aggregate`,
 `aggregate_id`, `payload`) published with a `Nats-Msg-Id` header holding the event's deterministic
 idempotency key, so a retried publish is stored once. Readers should ignore unknown fields and
-upcast by `type` + `version`.
+upcast by `type` + `version`. A message is an event only on its own subject (the one its payload's
+aggregate, id and event name make): NATS permissions say who may publish on a subject, not what, so
+Cadenza's readers pass over anything else, as they do over messages that are no envelope.
 
 Audio clips, checkpoints, adapters and generated samples are not in the events: events carry an
 object reference (`bucket`, `name`, `sha256`, `size`) into the buckets `{root}-clips`,
