@@ -154,6 +154,7 @@ def _start_missing_servers(settings: Settings, servers: contextlib.ExitStack) ->
         store.mkdir(mode=0o700, parents=True, exist_ok=True)
         users = nats_users.passwords(store)
         config = nats_users.write_server_config(store, settings.namespace, users)
+        nats_users.move_streams_into_their_account(store)
     nats_url, database_url = embedded.start_missing(
         settings.nats_url, settings.database_url, settings.data_dir, servers, nats_config=config)
     if users:

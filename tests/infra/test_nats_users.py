@@ -105,6 +105,32 @@ def test_passwords_and_configuration_are_readable_by_their_owner_alone(
     assert json.loads((tmp_path / "nats" / "users.json").read_text()) == users
 
 
+async def test_the_streams_an_earlier_release_stored_are_kept(tmp_path: Path) -> None:
+    """An earlier release kept every user, and so the streams, in the server's default account."""
+    earlier = embedded.start_nats(tmp_path)  # no users: the default account, as that release's were
+    try:
+        bus = await Bus.connect(earlier.url, NAMESPACE)
+        await bus.ensure()
+        await bus.publish(RunStarted(run_id="r1", attempt=1, trainer_id="t1"))
+        clip = await bus.put_object(bus.clips_bucket, "clip.wav", b"RIFF audio")
+        await bus.close()
+    finally:
+        earlier.stop()
+    store = tmp_path / "nats"
+    users = nats_users.passwords(store)
+    config = nats_users.write_server_config(store, NAMESPACE, users)
+    nats_users.move_streams_into_their_account(store)
+    nats_users.move_streams_into_their_account(store)  # at every start: once moved, left alone
+    server = embedded.start_nats(tmp_path, config)
+    try:
+        bus = await Bus.connect(nats_users.user_url(server.url, "admin", users["admin"]), NAMESPACE)
+        assert [type(stored.event) for stored in await bus.history("run", "r1")] == [RunStarted]
+        assert await bus.get_object(clip) == b"RIFF audio"
+        await bus.close()
+    finally:
+        server.stop()
+
+
 async def test_anonymous_clients_and_wrong_passwords_are_refused(server: tuple[str, dict[str, str]]) -> None:
     url, _ = server
     for attempt in (url, nats_users.user_url(url, "api", "not-the-password")):
