@@ -24,7 +24,7 @@ from events.catalogue import (
 )
 from events.subjects import subject_filter
 from services import embedded, nats_users
-from services.cli import print_events
+from services.cli import main, print_events
 from services.generator.settings import DURABLE_NAME as GENERATOR_QUEUE
 from services.settings import Settings
 from services.trainer.settings import DURABLE_NAME as TRAINER_QUEUE
@@ -117,11 +117,10 @@ async def test_the_streams_an_earlier_release_stored_are_kept(tmp_path: Path) ->
     finally:
         earlier.stop()
     store = tmp_path / "nats"
+    assert main(["nats-config", str(store), "--store", str(store)]) == 0  # as compose's one-shot service does
+    nats_users.move_streams_into_their_account(store)  # as `cadenza up` does at every start: moved, left alone
     users = nats_users.passwords(store)
-    config = nats_users.write_server_config(store, NAMESPACE, users)
-    nats_users.move_streams_into_their_account(store)
-    nats_users.move_streams_into_their_account(store)  # at every start: once moved, left alone
-    server = embedded.start_nats(tmp_path, config)
+    server = embedded.start_nats(tmp_path, store / "nats-server.conf")
     try:
         bus = await Bus.connect(nats_users.user_url(server.url, "admin", users["admin"]), NAMESPACE)
         assert [type(stored.event) for stored in await bus.history("run", "r1")] == [RunStarted]
