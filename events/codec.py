@@ -27,9 +27,9 @@ class UnknownEventType(UndecodableEvent):
 
 class NotAnEvent(UndecodableEvent):
     """A stored message that does not even claim to be an event (it names no event type of the
-    catalogue), which no Cadenza service publishes: anyone who may send the server a JetStream API
-    request can have its answer stored on any subject (the request's reply subject, which
-    permissions do not check)."""
+    catalogue), which no Cadenza service publishes. On a server where users share the streams'
+    account (one not set up by Cadenza), anyone who may send a JetStream API request can have its
+    answer stored on any subject: the request's reply subject, which permissions do not check."""
 
 
 def encode(envelope: Envelope) -> bytes:

@@ -13,10 +13,11 @@ chunks from the start of their subject up to that size. What is published after 
 subjects (other metadata, more chunks) does not change what a reference reads. Removing messages
 takes the stream's purge request, which permissions give only to those who may delete.
 
-A message *among* an object's chunks would corrupt it, and any user of the server can have one
-stored on a subject of its choosing: the server sends its answer to a JetStream API request to the
-request's reply subject, whatever it is, and streams store it. So chunks go to a subject no one can
-foresee, and an upload whose subject holds more messages than it sent is made again under another.
+A message *among* an object's chunks would corrupt it, and on a server where users share the
+streams' account (one not set up by Cadenza) any user can have one stored on a subject of its
+choosing: the server sends its answer to a JetStream API request to the request's reply subject,
+whatever it is, and streams store it. So chunks go to a subject no one can foresee, and an upload
+whose subject holds more messages than it sent is made again under another.
 """
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """How a worker hears that the user cancelled what it is working on.
 
-Only an event on a cancel subject is a cancel: anyone who may send the server a JetStream API
-request can have its answer stored on, and sent to, any subject (the request's reply subject, which
-permissions do not check), but no answer is an event envelope.
+Only an event on a cancel subject is a cancel: on a server where users share the streams' account
+(one not set up by Cadenza), anyone who may send a JetStream API request can have its answer stored
+on, and sent to, any subject (the request's reply subject, which permissions do not check), but no
+answer is an event envelope.
 """
 from __future__ import annotations
 

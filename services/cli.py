@@ -91,6 +91,10 @@ def _parser() -> argparse.ArgumentParser:
                             "service's password and the admin's into FOLDER/<user>/password (passwords kept "
                             "once made)")
     config_parser.add_argument("folder", type=Path)
+    config_parser.add_argument("--store", type=Path, metavar="FOLDER",
+                               help="the server's storage folder (its -sd): streams an earlier release kept in "
+                                    "the default account are moved into JetStream's own, where the server now "
+                                    "looks for them")
     config_parser.set_defaults(handler=nats_config)
 
     commands.add_parser("train", add_help=False, help="train an adapter: `python -m model.training.cli train …`"
@@ -154,6 +158,7 @@ def _start_missing_servers(settings: Settings, servers: contextlib.ExitStack) ->
         store.mkdir(mode=0o700, parents=True, exist_ok=True)
         users = nats_users.passwords(store)
         config = nats_users.write_server_config(store, settings.namespace, users)
+        nats_users.move_streams_into_their_account(store)
     nats_url, database_url = embedded.start_missing(
         settings.nats_url, settings.database_url, settings.data_dir, servers, nats_config=config)
     if users:
@@ -334,8 +339,11 @@ def nats_config(args: argparse.Namespace) -> int:
         users = nats_users.passwords(args.folder)
         config = nats_users.write_server_config(args.folder, Settings.from_env().namespace, users)
         nats_users.write_user_passwords(args.folder, users)
+        if args.store:
+            nats_users.move_streams_into_their_account(args.store)
     except OSError as error:  # not a folder, not writable, the disk full: say which, not a traceback
-        print(f"cadenza nats-config: cannot write into {args.folder}: {error.strerror or error}", file=sys.stderr)
+        print(f"cadenza nats-config: cannot write into {error.filename or args.folder}: {error.strerror or error}",
+              file=sys.stderr)
         return 2
     print(f"wrote {config}; users and passwords in {args.folder / 'users.json'}, each service's and the admin's "
           f"alone in {args.folder}/<user>/{nats_users.PASSWORD_FILE}")

@@ -15,6 +15,12 @@ alone, out of the permissions' sight. Each user subscribes only under its own in
 prefix (`_INBOX_<user>`, where its connections receive request replies and consumer deliveries), so
 no service reads another's replies.
 
+JetStream, its streams and `admin` are in one account; every other user is alone in an account of its
+own, which imports from JetStream's, as services, the API requests, acks and subjects it may publish
+on (so each answer, a PubAck too, comes back as the response), and as streams the events it watches.
+The server sends a JetStream API answer to whatever reply subject the request names, unchecked; in
+its own account that subject is the requester's alone, and no stream stores what is sent there.
+
 Passwords are generated once and kept in `<data folder>/nats/users.json` (0600); the server's
 configuration is written next to it (0600) at every start, from this code. `cadenza nats-config`
 writes the same into a folder for compose.yaml's NATS, with each service's password, and the admin's,
@@ -76,6 +82,8 @@ READS = {"api": ("clips", "adapters", "samples"), "trainer": ("clips", "checkpoi
 DELETES = {"trainer": ("checkpoints",)}
 BUCKETS = ("clips", "adapters", "checkpoints", "samples")
 PASSWORD_FILE = "password"
+# The account that holds JetStream (its streams and consumers) and the admin.
+JETSTREAM_ACCOUNT = "JETSTREAM"
 
 
 def permissions(user: str, namespace: str) -> dict[str, dict[str, list[str]]]:
@@ -97,9 +105,10 @@ def permissions(user: str, namespace: str) -> dict[str, dict[str, list[str]]]:
     if user == SUBSCRIBER:  # its durable consumers remember what it has handled (others' are denied below)
         publish.append(f"$JS.ACK.{stream}.>")
     # Cadenza reads objects message by message. Not by direct gets: the server sends an answer to
-    # whatever reply subject a request names, unchecked, and streams store it; a direct get's answer
-    # is the message's bytes alone, so a service could have the bytes it stored in its bucket
-    # answered onto another's event subject. A message get answers in JSON no event parses as.
+    # whatever reply subject a request names, unchecked, and where users share JetStream's account
+    # streams store it; a direct get's answer is the message's bytes alone, so a service could have
+    # the bytes it stored in its bucket answered onto another's event subject. A message get answers
+    # in JSON no event parses as.
     publish += [f"$JS.API.STREAM.MSG.GET.OBJ_{namespace}-{bucket}" for bucket in (*READS.get(user, ()),
                                                                                 *WRITES.get(user, ()))]
     if user == SUBSCRIBER:  # nats object stores (nats-py, the nats CLI) read an object through a consumer
@@ -139,14 +148,86 @@ def passwords(store: Path) -> dict[str, str]:
 
 
 def write_server_config(store: Path, namespace: str, users: dict[str, str]) -> Path:
-    """Write the nats-server configuration (users, passwords, permissions) into `store`; the
-    listening address, JetStream and the storage folder are given on the server's command line."""
-    config = {"authorization": {"users": [
-        {"user": user, "password": users[user], "permissions": permissions(user, namespace)} for user in USERS
-    ]}}
+    """Write the nats-server configuration (accounts, users, passwords, permissions) into `store`;
+    the listening address, JetStream and the storage folder are given on the server's command line."""
     path = Path(store) / "nats-server.conf"
-    write_private(path, json.dumps(config, indent=2))  # nats-server reads JSON as its config format
+    # nats-server reads JSON as its config format
+    write_private(path, json.dumps({"accounts": accounts(namespace, users)}, indent=2))
     return path
+
+
+def accounts(namespace: str, users: dict[str, str]) -> dict[str, dict]:
+    """The server's accounts: JetStream and `admin` in one, every other user alone in its own,
+    importing what its permissions let it use. JetStream then answers a request into the
+    requester's account, never onto the streams' subjects."""
+    account = {user: JETSTREAM_ACCOUNT if user == ADMIN else user for user in USERS}
+    exports: dict[str, dict[tuple[str, str], list[str]]] = {name: {} for name in account.values()}
+    configured = {}
+    for user in USERS:
+        rights = permissions(user, namespace)
+        configured[user] = {"users": [{"user": user, "password": users[user], "permissions": rights}]}
+        if user == ADMIN:
+            continue
+        imports = [(JETSTREAM_ACCOUNT, "service", subject) for subject in _outermost(rights["publish"]["allow"])]
+        imports += [(source, "stream", subject) for source, subject in _heard(user, namespace)]
+        for source, kind, subject in imports:
+            exports[source].setdefault((kind, subject), []).append(user)
+        configured[user]["imports"] = [{kind: {"account": source, "subject": subject}}
+                                       for source, kind, subject in imports]
+    configured[ADMIN]["jetstream"] = "enabled"
+    for user, name in account.items():
+        configured[user]["exports"] = [
+            {kind: subject, "accounts": importers, **({"response_type": "stream"} if _streamed(subject) else {})}
+            for (kind, subject), importers in exports[name].items()]
+    return {account[user]: entry for user, entry in configured.items()}
+
+
+def _heard(user: str, namespace: str) -> list[tuple[str, str]]:
+    """What `user` hears other than answers, as (the account it comes from, the subject): each event
+    it watches, from every other service that publishes it (the server passes nothing that came into
+    JetStream's account through a service import on to another account) and from JetStream's, where
+    the admin publishes; and the push consumers' deliveries to the subscriber's inboxes (object-store
+    clients read through those)."""
+    heard = []
+    for event in WATCHES.get(user, ()):
+        subject = f"{namespace}.{event.aggregate}.*.{event.event_name()}"
+        publishers = [service for service in SERVICES if service != user and event in PUBLISHES[service]]
+        heard += [(source, subject) for source in (*publishers, JETSTREAM_ACCOUNT)]
+    if user == SUBSCRIBER:
+        heard.append((JETSTREAM_ACCOUNT, f"{inbox_prefix(user)}.>"))
+    return heard
+
+
+def _streamed(subject: str) -> bool:
+    """Whether a request on `subject` is answered by many messages: a pull request's deliveries."""
+    return subject.startswith("$JS.API.CONSUMER.MSG.NEXT.")
+
+
+def _outermost(subjects: list[str]) -> list[str]:
+    """`subjects` less those another of them covers: a message matching two imports of one account
+    would be forwarded twice."""
+    unique = list(dict.fromkeys(subjects))
+    return [subject for subject in unique if not any(other != subject and _covers(other, subject) for other in unique)]
+
+
+def _covers(pattern: str, subject: str) -> bool:
+    """Whether every subject `subject` matches also matches `pattern` (both may have wildcards)."""
+    wanted, given = pattern.split("."), subject.split(".")
+    for index, token in enumerate(wanted):
+        if token == ">":
+            return len(given) > index
+        if index >= len(given) or (token != "*" and token != given[index]) or (token == "*" and given[index] == ">"):
+            return False
+    return len(given) == len(wanted)
+
+
+def move_streams_into_their_account(store: Path) -> None:
+    """Move what JetStream stored under `store` (its `-sd` folder) in the server's default account,
+    where an earlier release kept the streams, to JetStream's own account, where the server now
+    looks for them (it keeps each account's streams in `jetstream/<account>`)."""
+    default, own = Path(store) / "jetstream" / "$G", Path(store) / "jetstream" / JETSTREAM_ACCOUNT
+    if default.is_dir() and not own.exists():
+        default.rename(own)
 
 
 def write_user_passwords(store: Path, users: dict[str, str]) -> None:

@@ -43,7 +43,7 @@ async def handle_request(bus: Bus, generator: GeneratorSettings, models: BaseMod
                          server_folders: ServerFolders, stop: asyncio.Event, message: Msg) -> None:
     try:
         _, request = decode(message.data, message.subject)
-    except NotAnEvent as error:  # no request at all, which any user can have stored there (see NotAnEvent)
+    except NotAnEvent as error:  # no request at all (see NotAnEvent)
         log.warning("not a generation request on %s, dropped: %s", message.subject, error)
         await message.term()
         return

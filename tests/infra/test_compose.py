@@ -57,6 +57,11 @@ def test_nats_runs_with_the_users_written_before_it_starts(compose: dict, tmp_pa
     assert main(["nats-config", str(tmp_path)]) == 0  # what the one-shot service writes
     assert (tmp_path / PurePosixPath(config).relative_to(written["target"])).exists()
 
+    # it moves the streams an earlier release stored into JetStream's account, in the folder NATS stores in
+    store = _parser().parse_args(arguments).store
+    assert store == PurePosixPath(command[command.index("-sd") + 1])
+    assert named_volume(writer, str(store), compose) == named_volume(nats, str(store), compose)
+
 
 @pytest.mark.parametrize("name", SERVICES)
 def test_each_service_connects_as_its_own_user_with_its_password_alone(

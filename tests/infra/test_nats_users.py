@@ -24,7 +24,7 @@ from events.catalogue import (
 )
 from events.subjects import subject_filter
 from services import embedded, nats_users
-from services.cli import print_events
+from services.cli import main, print_events
 from services.generator.settings import DURABLE_NAME as GENERATOR_QUEUE
 from services.settings import Settings
 from services.trainer.settings import DURABLE_NAME as TRAINER_QUEUE
@@ -103,6 +103,31 @@ def test_passwords_and_configuration_are_readable_by_their_owner_alone(
     assert set(users) == {"admin", "api", "registry", "trainer", "generator", "subscriber"}
     assert nats_users.passwords(tmp_path / "nats") == users  # kept, not generated again
     assert json.loads((tmp_path / "nats" / "users.json").read_text()) == users
+
+
+async def test_the_streams_an_earlier_release_stored_are_kept(tmp_path: Path) -> None:
+    """An earlier release kept every user, and so the streams, in the server's default account."""
+    earlier = embedded.start_nats(tmp_path)  # no users: the default account, as that release's were
+    try:
+        bus = await Bus.connect(earlier.url, NAMESPACE)
+        await bus.ensure()
+        await bus.publish(RunStarted(run_id="r1", attempt=1, trainer_id="t1"))
+        clip = await bus.put_object(bus.clips_bucket, "clip.wav", b"RIFF audio")
+        await bus.close()
+    finally:
+        earlier.stop()
+    store = tmp_path / "nats"
+    assert main(["nats-config", str(store), "--store", str(store)]) == 0  # as compose's one-shot service does
+    nats_users.move_streams_into_their_account(store)  # as `cadenza up` does at every start: moved, left alone
+    users = nats_users.passwords(store)
+    server = embedded.start_nats(tmp_path, store / "nats-server.conf")
+    try:
+        bus = await Bus.connect(nats_users.user_url(server.url, "admin", users["admin"]), NAMESPACE)
+        assert [type(stored.event) for stored in await bus.history("run", "r1")] == [RunStarted]
+        assert await bus.get_object(clip) == b"RIFF audio"
+        await bus.close()
+    finally:
+        server.stop()
 
 
 async def test_anonymous_clients_and_wrong_passwords_are_refused(server: tuple[str, dict[str, str]]) -> None:

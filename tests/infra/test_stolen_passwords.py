@@ -127,18 +127,38 @@ async def test_no_service_stores_its_bytes_as_another_services_event(
     assert await admin_bus.last_seq() == before
 
 
+async def test_no_user_has_an_api_answer_stored(admin_bus: Bus, connect) -> None:
+    """The server sends a JetStream API answer to whatever reply subject the request names, which
+    permissions do not check. Each user but the admin is in an account of its own, so the answer
+    goes to that subject in the requester's account, where no stream stores it: not even on a
+    subject the user may publish on (the trainer's run_completed)."""
+    streams = [admin_bus.stream, *(f"OBJ_{bucket}" for bucket in (admin_bus.clips_bucket, admin_bus.adapters_bucket,
+                                                                   admin_bus.checkpoints_bucket, admin_bus.samples_bucket))]
+    replies = [f"{NAMESPACE}.run.r1.run_completed", f"{NAMESPACE}.run.r1.run_requested",
+               *(f"$O.{bucket}.C.x" for bucket in (admin_bus.clips_bucket, admin_bus.adapters_bucket,
+                                                    admin_bus.checkpoints_bucket, admin_bus.samples_bucket))]
+    for user in (*nats_users.SERVICES, nats_users.SUBSCRIBER):
+        connection = await connect(user)
+        for reply in replies:
+            for request in ("$JS.API.INFO", f"$JS.API.STREAM.INFO.{admin_bus.stream}"):
+                await connection.nc.publish(request, b"", reply=reply)
+        await connection.nc.jetstream().account_info()  # answered after those above, which had time to be stored
+        assert connection.errors.empty()
+    for stream in streams:
+        assert (await admin_bus.js.stream_info(stream)).state.last_seq == 0, stream
+
+
 async def test_a_message_among_an_uploads_chunks_makes_it_upload_again(
-        server: tuple[str, dict[str, str]], admin_bus: Bus, connect, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any user (here the subscriber, who may write nothing) can have an API answer stored on an
-    in-flight upload's chunk subject, which it can learn from the bucket's stream info; the object's
-    reference would then read a corrupted object."""
+        server: tuple[str, dict[str, str]], admin_bus: Bus, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An API answer can be stored on an in-flight upload's chunk subject, which can be learnt from
+    the bucket's stream info: by any user of a server where all share JetStream's account, here by the
+    admin; the object's reference would then read a corrupted object."""
     url, users = server
     names = iter(["foreseen", "f" * 22])
     monkeypatch.setattr(objects, "_new_nuid", lambda: next(names))
-    subscriber = await connect(nats_users.SUBSCRIBER)
-    await subscriber.nc.publish(f"$JS.API.STREAM.INFO.{admin_bus.stream}", b"",
-                                reply=f"$O.{admin_bus.adapters_bucket}.C.foreseen")
-    await subscriber.nc.flush()
+    await admin_bus.nc.publish(f"$JS.API.STREAM.INFO.{admin_bus.stream}", b"",
+                               reply=f"$O.{admin_bus.adapters_bucket}.C.foreseen")
+    await admin_bus.nc.flush()
     trainer = await Bus.connect(nats_users.user_url(url, "trainer", users["trainer"]), NAMESPACE,
                                 inbox_prefix=nats_users.inbox_prefix("trainer"))
     try:
@@ -146,17 +166,15 @@ async def test_a_message_among_an_uploads_chunks_makes_it_upload_again(
     finally:
         await trainer.close()
     assert await admin_bus.get_object(adapter) == b"adapter bytes"
-    assert subscriber.errors.empty()
 
 
 async def test_an_answer_sent_to_a_cancel_subject_cancels_nothing(
-        server: tuple[str, dict[str, str]], admin_bus: Bus, connect, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any user (here the subscriber, who may publish nothing) can have an API answer stored on, and
-    sent to, the subject a worker hears cancels on; only an event there is one."""
+        server: tuple[str, dict[str, str]], admin_bus: Bus, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An API answer can be stored on, and sent to, the subject a worker hears cancels on: by any
+    user of a server where all share JetStream's account, here by the admin; only an event there is one."""
     url, users = server
     monkeypatch.setattr(cancels, "LOOK_INTERVAL", 0.1)
     cancel = RunCancelRequested(run_id="r1")
-    subscriber = await connect(nats_users.SUBSCRIBER)
     trainer = await Bus.connect(nats_users.user_url(url, "trainer", users["trainer"]), NAMESPACE,
                                 inbox_prefix=nats_users.inbox_prefix("trainer"))
     try:
@@ -164,12 +182,12 @@ async def test_an_answer_sent_to_a_cancel_subject_cancels_nothing(
             cancelled = asyncio.Event()
             async with cancels.watching(trainer, [cancel.subject(NAMESPACE)], cancelled):
                 if watched == "while":
-                    await subscriber.nc.publish("$JS.API.INFO", b"", reply=cancel.subject(NAMESPACE))
+                    await admin_bus.nc.publish("$JS.API.INFO", b"", reply=cancel.subject(NAMESPACE))
                 await asyncio.sleep(0.5)  # a few looks in the stream
                 assert not cancelled.is_set()
                 if watched == "before":
-                    await subscriber.nc.publish("$JS.API.INFO", b"", reply=cancel.subject(NAMESPACE))
-                    await subscriber.nc.flush()
+                    await admin_bus.nc.publish("$JS.API.INFO", b"", reply=cancel.subject(NAMESPACE))
+                    await admin_bus.nc.flush()
         assert await admin_bus.last_seq() == 2  # both answers are stored
         cancelled = asyncio.Event()
         async with cancels.watching(trainer, [cancel.subject(NAMESPACE)], cancelled):
@@ -179,17 +197,17 @@ async def test_an_answer_sent_to_a_cancel_subject_cancels_nothing(
         await trainer.close()
 
 
-async def test_an_answer_sent_to_a_datasets_subject_does_not_make_it_unreadable(admin_bus: Bus, connect) -> None:
-    """A trainer refuses to export a dataset with an event it cannot read; an API answer any user
-    can have stored on the dataset's subjects is no event, and leaves the dataset as it was."""
+async def test_an_answer_sent_to_a_datasets_subject_does_not_make_it_unreadable(admin_bus: Bus) -> None:
+    """A trainer refuses to export a dataset with an event it cannot read; an API answer stored on
+    the dataset's subjects (by any user of a server where all share JetStream's account, here by the
+    admin) is no event, and leaves the dataset as it was."""
     added = ClipAdded(dataset_id="d1", clip_id="c1", prompt="a tone",
                       audio=AudioFile(bucket=admin_bus.clips_bucket, name="c1.wav", sha256="a" * 64, size=1,
                                       filename="c1.wav", format="wav", duration_seconds=1.0, sample_rate=32000,
                                       channels=1))
     await admin_bus.publish(added)
-    subscriber = await connect(nats_users.SUBSCRIBER)
-    await subscriber.nc.publish("$JS.API.INFO", b"", reply=added.subject(NAMESPACE))
-    await subscriber.nc.flush()
+    await admin_bus.nc.publish("$JS.API.INFO", b"", reply=added.subject(NAMESPACE))
+    await admin_bus.nc.flush()
     history = await admin_bus.history("dataset", "d1", needed=(ClipAdded.event_name(),))
     assert [stored.event for stored in history] == [added]
     assert await admin_bus.last_seq() == 2  # the answer is stored, and passed over
