@@ -6,6 +6,7 @@ duplicate, not a second event), and `event_id` is a UUID derived from the key.
 """
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from datetime import datetime, timezone
@@ -18,6 +19,7 @@ from events.subjects import event_subject
 EVENT_ID_NAMESPACE = uuid.UUID("5f0c6a43-8a4e-4b8e-9c1d-2f1f3c6a9e10")
 
 
+@functools.cache  # a handful of class names, asked for each event read or published
 def snake_case(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 

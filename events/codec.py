@@ -46,10 +46,10 @@ def decode(data: bytes, subject: str) -> tuple[Envelope, Event]:
     the API's, say)."""
     envelope, event = _decode(data)
     try:
-        root = parse_subject(subject).root
+        stored_on = parse_subject(subject)[1:]
     except ValueError:
-        root = None
-    if root is None or event.subject(root) != subject:
+        stored_on = None
+    if stored_on != (event.aggregate, event.aggregate_id, event.event_name()):
         raise UndecodableEvent(f"{envelope.type} (event {envelope.event_id}) stored on {subject}, which is not "
                                "its subject: not an event its publisher may say")
     return envelope, event
