@@ -19,6 +19,7 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
+from events.urls import redacted
 from services import embedded
 from services.private_files import write_private
 from services.settings import Settings
@@ -82,9 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     events_parser.add_argument("--follow", action="store_true", help="keep printing new events")
     events_parser.set_defaults(handler=events)
 
-    commands.add_parser("declare", help="declare the stream and buckets with this release's settings, changing "
-                                        "those that differ (needs NATS_URL, as a user allowed to: on Cadenza's "
-                                        "NATS, admin)").set_defaults(handler=declare)
+    declare_parser = commands.add_parser(
+        "declare", help="declare the stream and buckets with this release's settings, changing those that differ "
+                        "(needs NATS_URL, as a user allowed to: on Cadenza's NATS, admin)")
+    declare_parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                                help="give up when NATS has not answered by then (default 60)")
+    declare_parser.set_defaults(handler=declare)
 
     config_parser = commands.add_parser(
         "nats-config", help="write a nats-server configuration with Cadenza's users into FOLDER, and each "
@@ -323,7 +327,12 @@ def declare(args: argparse.Namespace) -> int:
         print("cadenza declare needs NATS_URL (`cadenza up` declares its private server's itself)", file=sys.stderr)
         return 2
     try:
-        asyncio.run(_declare(settings))
+        # The connection retries an unreachable server for ever, as services outlive NATS restarts.
+        asyncio.run(asyncio.wait_for(_declare(settings), args.timeout))
+    except TimeoutError:
+        print(f"cadenza declare: no answer from NATS at {redacted(settings.nats_url)} within {args.timeout:g} s",
+              file=sys.stderr)
+        return 1
     except (OSError, ValueError, RuntimeError, nats_errors.Error) as error:  # say what failed, not a traceback
         print(f"cadenza declare: {type(error).__name__}: {error}", file=sys.stderr)
         return 1

@@ -13,8 +13,10 @@ from nats.aio.msg import Msg
 
 from events import objects
 from events.bus import REQUEST_TIMEOUT, Bus, StreamSettingsDiffer
+from events.urls import redacted
 from services import nats_users
 from tests.infra.test_commands import cadenza
+from tests.serving import free_port
 from tests.infra.test_nats_users import NAMESPACE, server  # noqa: F401 (a fixture)
 
 
@@ -96,6 +98,8 @@ async def test_declare_says_in_one_line_why_it_failed(
         cadenza, "declare", NATS_URL=nats_users.user_url(url, nats_users.ADMIN, "not-the-password"),
         CADENZA_NAMESPACE=NAMESPACE)
     nowhere = await asyncio.to_thread(cadenza, "declare")
+    unreachable = f"nats://admin:{users[nats_users.ADMIN]}@127.0.0.1:{free_port()}"  # nothing listens there
+    no_answer = await asyncio.to_thread(cadenza, "declare", "--timeout", "1", NATS_URL=unreachable)
 
     assert as_a_service.returncode == 1
     assert as_a_service.stderr.splitlines()[-1].startswith(
@@ -105,7 +109,9 @@ async def test_declare_says_in_one_line_why_it_failed(
     assert "refused the credentials" in wrong_password.stderr.splitlines()[-1]
     assert (nowhere.returncode, nowhere.stderr.splitlines()[-1]) == (
         2, "cadenza declare needs NATS_URL (`cadenza up` declares its private server's itself)")
-    for result in (as_a_service, wrong_password):
+    assert (no_answer.returncode, no_answer.stderr.splitlines()[-1]) == (
+        1, f"cadenza declare: no answer from NATS at {redacted(unreachable)} within 1 s")
+    for result in (as_a_service, wrong_password, no_answer):
         assert "Traceback" not in result.stderr
         assert users[nats_users.ADMIN] not in result.stderr
     assert await buckets_allowing_rollups(url, users) == list(buckets)
