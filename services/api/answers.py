@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
+from typing import TypeVar, cast
 
 from fastapi import Response
 
@@ -18,6 +19,9 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 # What an answer is counted beyond its body (its key, its version, the bookkeeping): so that many
 # tiny answers (empty pages of any `after_seq`) are bounded too.
 ENTRY_BYTES = 1024
+
+# An answer may be a subclass of bytes that carries more than its body (what its headers say).
+Body = TypeVar("Body", bound=bytes)
 
 
 class Answers:
@@ -30,14 +34,15 @@ class Answers:
         self._bytes = 0
         self._building: dict[tuple[Hashable, Hashable], asyncio.Task[bytes]] = {}
 
-    async def get_or_build(self, key: Hashable, version: Hashable, build: Callable[[], Awaitable[bytes]]) -> bytes:
+    async def get_or_build(self, key: Hashable, version: Hashable, build: Callable[[], Awaitable[Body]]) -> Body:
         """The answer kept for `key` at `version`, else the one `build` makes. Requests that ask
         while it is being built wait for that one build: after a change, a burst of them would
         otherwise each build the same answer."""
         kept = self._kept.get(key)
         if kept is not None and kept[0] == version:
             self._kept.move_to_end(key)
-            return kept[1]
+            # A key is always built by the same kind of `build`: what is kept for it is its `Body`.
+            return cast(Body, kept[1])
         building = self._building.get((key, version))
         if building is None:
             building = asyncio.create_task(self._build(key, version, build))
@@ -45,7 +50,7 @@ class Answers:
             building.add_done_callback(lambda task: task.cancelled() or task.exception())
             self._building[(key, version)] = building
         # Shielded: one waiting request that goes away must not cancel the build for the others.
-        return await asyncio.shield(building)
+        return cast(Body, await asyncio.shield(building))
 
     async def _build(self, key: Hashable, version: Hashable, build: Callable[[], Awaitable[bytes]]) -> bytes:
         try:

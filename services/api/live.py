@@ -46,14 +46,28 @@ async def run_history(ctx: Context, run_id: str, after_seq: int, limit: int) -> 
     return history
 
 
-async def run_history_json(ctx: Context, run_id: str, after_seq: int, limit: int) -> bytes:
-    """`run_history` of a run the read models hold (else `NotFound`), as JSON; kept in
-    `ctx.answers` until the stream grows. A kept answer's run was in the read models, and a run
+class HistoryPage(bytes):
+    """A page of a run's history as JSON, kept with the `seq` the next page starts after (None on
+    the last page): a kept answer names its next page as rightly as a fresh one."""
+
+    next_after_seq: int | None
+
+    def __new__(cls, body: bytes, next_after_seq: int | None) -> HistoryPage:
+        page = super().__new__(cls, body)
+        page.next_after_seq = next_after_seq
+        return page
+
+
+async def run_history_json(ctx: Context, run_id: str, after_seq: int, limit: int) -> HistoryPage:
+    """`run_history` of a run the read models hold (else `NotFound`), as JSON with where its next
+    page starts; kept in `ctx.answers` until the stream grows. A kept answer's run was in the read models, and a run
     is never removed from them."""
 
-    async def build() -> bytes:
+    async def build() -> HistoryPage:
         await queries.require_run(ctx.pool, run_id)
-        return RUN_EVENTS.dump_json(await run_history(ctx, run_id, after_seq, limit))
+        # One event more than the page holds: whether another page follows.
+        events = await run_history(ctx, run_id, after_seq, limit + 1)
+        return HistoryPage(RUN_EVENTS.dump_json(events[:limit]), events[limit - 1].seq if len(events) > limit else None)
 
     # Read before the history: a history read past this end is only fresher than need be.
     stream_end = await ctx.bus.last_seq()

@@ -43,7 +43,13 @@ def page(request: Request, response: Response, items: Sequence[Item], limit: int
     the request's URL with `limit` and the `cursor` query parameters of the page's last item: its
     filters carry over to the next page."""
     if len(items) > limit:
-        url = request.url.include_query_params(**cursor(items[limit - 1]), limit=limit)
-        # A relative reference: still right behind a proxy that rewrote the host or the scheme.
-        response.headers["Link"] = f'<{url.path}?{url.query}>; rel="next"'
+        response.headers["Link"] = next_link(request, cursor(items[limit - 1]), limit)
     return list(items[:limit])
+
+
+def next_link(request: Request, cursor: dict[str, Any], limit: int) -> str:
+    """The `Link` header naming the page after the one `cursor` ends: the request's URL with
+    `limit` and the `cursor` query parameters."""
+    url = request.url.include_query_params(**cursor, limit=limit)
+    # A relative reference: still right behind a proxy that rewrote the host or the scheme.
+    return f'<{url.path}?{url.query}>; rel="next"'

@@ -1,4 +1,5 @@
-"""A run's metrics are downsampled keeping the curve's shape; its events and logs come in pages."""
+"""A run's metrics are downsampled keeping the curve's shape; its events and logs come in keyset
+pages, each page's `Link` header naming the next and the last page having none."""
 from __future__ import annotations
 
 import math
@@ -8,6 +9,7 @@ import asyncpg
 
 from events.catalogue import LossReported, RunLogged
 from services.registry.read_your_writes import wait_until_projected
+from tests.api.test_list_pages import NEXT, walk
 
 
 def curve(run_id: str) -> tuple[list[LossReported], set[int]]:
@@ -85,22 +87,43 @@ async def test_events_and_logs_come_in_pages(api, client, observer_bus, settings
     all_events = (await client.get(f"/api/runs/{run['id']}/events")).json()
     assert [event["type"] for event in all_events] == ["RunRequested"] + ["RunLogged"] * 3
 
-    pages, after_seq = [], 0
-    while True:
-        page = (await client.get(f"/api/runs/{run['id']}/events", params={"after_seq": after_seq, "limit": 3})).json()
-        pages.append(page)
-        if len(page) < 3:
-            break
-        after_seq = page[-1]["seq"]
-    assert [len(page) for page in pages] == [3, 1]
-    assert [event for page in pages for event in page] == all_events  # each with the run's state as it was
+    async def walked(url: str, limit: int) -> list[list[dict]]:
+        pages = await walk(client, url, limit=limit)
+        assert "Link" not in pages[-1].headers
+        return [page.json() for page in pages]
+
+    events_url = f"/api/runs/{run['id']}/events"
+    for _ in range(2):  # the second walk is served the kept answers: their `Link` headers too
+        pages = await walked(events_url, 3)
+        assert [len(page) for page in pages] == [3, 1]
+        assert [event for page in pages for event in page] == all_events  # each with the run's state as it was
+        first = await client.get(events_url, params={"limit": 3})
+        assert NEXT.fullmatch(first.headers["Link"]).group(1) == f"{events_url}?after_seq={all_events[2]['seq']}&limit=3"
+    # a page exactly full is the last one when nothing follows it, until the run has another event
+    assert [len(page) for page in await walked(events_url, 2)] == [2, 2]
+    assert [len(page) for page in await walked(events_url, 4)] == [4]
+    seq = await observer_bus.publish(RunLogged(run_id=run["id"], attempt=2, chunk=0, lines=["3a"]))
+    pages = await walked(events_url, 2)
+    assert [event["seq"] for page in pages for event in page] == [event["seq"] for event in all_events] + [seq]
+    assert [len(page) for page in pages] == [2, 2, 1]
+    async with asyncpg.create_pool(settings.database_url, min_size=1, max_size=1) as pool:
+        await wait_until_projected(pool, seq)
+
+    logs_url = f"/api/runs/{run['id']}/logs"
+    pages = await walked(logs_url, 4)
+    assert [[line["line"] for line in page] for page in pages] == [["0a", "0b", "1a", "1b"], ["2a", "2b", "3a"]]
+    first = await client.get(logs_url, params={"limit": 4})
+    assert NEXT.fullmatch(first.headers["Link"]).group(1) == f"{logs_url}?after=1.1.1&limit=4"
+    assert [[line["line"] for line in page] for page in await walked(logs_url, 7)] == [
+        ["0a", "0b", "1a", "1b", "2a", "2b", "3a"]]
+    assert [len(page) for page in await walked(logs_url, 1)] == [1] * 7
 
     async def logs(**params) -> list[str]:
         return [line["line"] for line in (await client.get(f"/api/runs/{run['id']}/logs", params=params)).json()]
 
-    assert await logs() == ["0a", "0b", "1a", "1b", "2a", "2b"]
+    assert await logs() == ["0a", "0b", "1a", "1b", "2a", "2b", "3a"]
     assert await logs(limit=4) == ["0a", "0b", "1a", "1b"]
-    assert await logs(after="1.1.0", limit=4) == ["1b", "2a", "2b"]
+    assert await logs(after="1.1.0", limit=4) == ["1b", "2a", "2b", "3a"]
     for bad in ({"after": "1.1"}, {"after": "x"}, {"limit": 0}):
         assert (await client.get(f"/api/runs/{run['id']}/logs", params=bad)).status_code == 422
     assert (await client.get(f"/api/runs/{run['id']}/events", params={"after_seq": -1})).status_code == 422

@@ -1,5 +1,5 @@
 """Lists come from the API a page at a time: the pages show every item, each `Link` followed, at
-once or (samples, generations) a page more each time the user asks."""
+once (a run's history too) or (samples, generations) a page more each time the user asks."""
 from __future__ import annotations
 
 import time
@@ -8,11 +8,12 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from playwright.sync_api import expect
 
 from tests.ui.test_studio_loop import GENERATING
-from tests.ui.test_training_journey import wav
+from tests.ui.test_training_journey import TRAINING, experiment_on_one_clip, wav
 
-# The lists these pages read (not their items' own paths), and a dataset page's clips
+# The lists these pages read (not their items' own paths), a dataset page's clips and a run's history
 LISTS = ("/api/experiments", "/api/runs", "/api/samples", "/api/generations")
 DATASET = "/api/datasets/"
+HISTORY = "/events"
 
 
 def one_at_a_time(page) -> list[str]:
@@ -28,7 +29,8 @@ def one_at_a_time(page) -> list[str]:
         requested.append(url)
         route.continue_(url=url)
 
-    page.route(lambda url: (path := urlsplit(url).path) in LISTS or path.startswith(DATASET), paged)
+    page.route(lambda url: (path := urlsplit(url).path) in LISTS or path.startswith(DATASET) or path.endswith(HISTORY),
+               paged)
     return requested
 
 
@@ -52,6 +54,28 @@ def test_the_pages_show_every_item_of_a_list_read_a_page_at_a_time(page, stack) 
     for n in range(3):
         expect(page.get_by_text(f"paged clip {n}", exact=True)).to_be_visible()
     assert sum(f"/api/datasets/{dataset['id']}?" in url and "after=" in url for url in requested) == 2
+
+
+
+def test_the_run_page_shows_its_whole_history_read_a_page_at_a_time(page, stack) -> None:
+    experiment = experiment_on_one_clip(stack, "paged history", stack.training_config(max_steps=2))
+    with stack.api() as api:
+        run = api.post(f"/api/experiments/{experiment['id']}/runs", json={"name": "paged run"}).json()
+        deadline = time.monotonic() + TRAINING / 1000
+        while not run["finished"] and time.monotonic() < deadline:
+            time.sleep(0.5)
+            run = api.get(f"/api/runs/{run['id']}").json()
+        assert run["status"] == "completed", run
+        history = [event["type"] for event in api.get(f"/api/runs/{run['id']}/events").json()]
+    requested = one_at_a_time(page)
+
+    page.goto(f"/#/runs/{run['id']}")
+    expect(page.locator(".summary .status")).to_have_text("completed")
+    # every event the timeline tells of, the last (the run's completion) included
+    told = ("RunRequested", "RunStarted", "DatasetExported", "CheckpointSaved", "AdapterSaved", "RunCompleted")
+    expect(page.locator(".timeline li")).to_have_count(sum(kind in told for kind in history))
+    expect(page.locator(".timeline li").last).to_contain_text("completed after 2 steps")
+    assert sum(HISTORY + "?" in url and "after_seq=" in url for url in requested) == len(history) - 1
 
 
 def generated(stack, prompt: str, num_samples: int) -> dict:

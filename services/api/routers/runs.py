@@ -10,7 +10,7 @@ from events.runs import RunStatus
 from services.api import commands, live, queries
 from services.api.answers import json_answer
 from services.api.context import ContextDep
-from services.api.pages import NEXT_PAGE_HEADER, page
+from services.api.pages import NEXT_PAGE_HEADER, next_link, page
 from services.api.schemas import LogLine, Metric, Run, RunCreate, RunEvent
 from services.api.validation import Text
 
@@ -59,18 +59,22 @@ async def run_metrics(
     return json_answer(await queries.metrics_json(ctx.pool, ctx.answers, run_id, max_points))
 
 
-@router.get("/runs/{run_id}/logs")
+@router.get("/runs/{run_id}/logs", responses=NEXT_PAGE_HEADER)
 async def run_logs(
+    request: Request,
+    response: Response,
     run_id: str,
     ctx: ContextDep,
     after: Annotated[str | None, Query(pattern=r"^\d{1,9}\.\d{1,9}\.\d{1,9}$",
                                        description="`attempt.chunk.line_no` of the last line read")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
 ) -> list[LogLine]:
-    """The run's log lines in order, `limit` at a time: pass the last line's
-    `attempt.chunk.line_no` as `after` for the next page; a short page is the last."""
+    """The run's log lines in order, `limit` at a time (1,000 unless asked): the `Link` header
+    names the next page (the last line's `attempt.chunk.line_no` as `after`), and is absent on the
+    last page; a short page is the last too."""
     position = tuple(int(part) for part in after.split(".")) if after is not None else None
-    return await queries.logs(ctx.pool, run_id, position, limit)
+    lines = await queries.logs(ctx.pool, run_id, position, limit + 1)
+    return page(request, response, lines, limit, lambda line: {"after": f"{line.attempt}.{line.chunk}.{line.line_no}"})
 
 
 @router.post(
@@ -86,16 +90,22 @@ async def cancel_run(run_id: str, ctx: ContextDep, response: Response) -> Run:
     return run
 
 
-@router.get("/runs/{run_id}/events", response_model=list[RunEvent])
+@router.get("/runs/{run_id}/events", response_model=list[RunEvent], responses=NEXT_PAGE_HEADER)
 async def run_history(
+    request: Request,
     run_id: str,
     ctx: ContextDep,
     after_seq: Annotated[int, Query(ge=0, le=2**63 - 1, description="Stream sequence of the last event read")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
 ) -> Response:
-    """The run's history as stored on the stream (the audit view), `limit` events at a time: pass
-    the last event's `seq` as `after_seq` for the next page; a short page is the last."""
-    return json_answer(await live.run_history_json(ctx, run_id, after_seq, limit))
+    """The run's history as stored on the stream (the audit view), `limit` events at a time (1,000
+    unless asked): the `Link` header names the next page (the last event's `seq` as `after_seq`),
+    and is absent on the last page; a short page is the last too."""
+    history = await live.run_history_json(ctx, run_id, after_seq, limit)
+    answer = json_answer(history)
+    if history.next_after_seq is not None:
+        answer.headers["Link"] = next_link(request, {"after_seq": history.next_after_seq}, limit)
+    return answer
 
 
 @router.get(

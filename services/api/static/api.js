@@ -195,17 +195,8 @@ export const requestRun = (experimentId, body) =>
 export const listRuns = (params) => requestAll("/api/runs" + query(params));
 export const getRun = (runId) => request("GET", `/api/runs/${id(runId)}`);
 export const runMetrics = (runId) => request("GET", `/api/runs/${id(runId)}/metrics`);
-// The history comes a page at a time; a short page is the last.
-export async function runHistory(runId) {
-  const limit = 1000;
-  const events = [];
-  for (let afterSeq = 0; ;) {
-    const page = await request("GET", `/api/runs/${id(runId)}/events` + query({ after_seq: afterSeq, limit }));
-    events.push(...page);
-    if (page.length < limit) return events;
-    afterSeq = page[page.length - 1].seq;
-  }
-}
+// The history comes a page at a time, each one's `Link` naming the next.
+export const runHistory = (runId) => requestAll(`/api/runs/${id(runId)}/events`);
 export const runStreamUrl = (runId) => `/api/runs/${id(runId)}/stream`;
 export const cancelRun = (runId) => request("POST", `/api/runs/${id(runId)}/cancel`);
 
