@@ -59,6 +59,9 @@ class Settings:
     # Seconds any one database command or connection attempt may take: a stopped or hung
     # PostgreSQL then costs a bounded wait, never a hang.
     database_timeout: float = 10.0
+    # Seconds an API command waits for the registry to fold its events before answering 503: the
+    # command is stored by then, and a retry with its Idempotency-Key finds it.
+    projection_timeout: float = 10.0
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -88,6 +91,7 @@ class Settings:
             model_dirs=tuple(Path(folder).absolute() for folder in
                              (env.get("CADENZA_MODEL_DIRS") or str(data_dir / "models")).split(os.pathsep) if folder),
             database_timeout=float(env.get("CADENZA_DATABASE_TIMEOUT", cls.database_timeout)),
+            projection_timeout=float(env.get("CADENZA_PROJECTION_TIMEOUT", cls.projection_timeout)),
         )
         return replace(settings, **overrides)
 

@@ -42,7 +42,7 @@ from events.bus import Bus
 
 log = logging.getLogger(__name__)
 
-FETCH_TIMEOUT = 2.0  # seconds a free slot's fetch waits for a request before asking again; bounds an idle stop
+FETCH_TIMEOUT = 2.0  # the default of WorkQueue.fetch_timeout
 RETRY_DELAY = 5.0  # after a handler's unexpected error, or a failed fetch, seconds before trying again
 
 Handler = Callable[[Msg], Awaitable[None]]
@@ -59,6 +59,9 @@ class WorkQueue:
     durable_name: str
     filter_subject: str
     ack_wait: float
+    # Seconds a free slot's fetch waits for a request before asking again: how long an idle worker
+    # takes to stop, since a stopping worker lets its fetch run out (see the module's docstring).
+    fetch_timeout: float = FETCH_TIMEOUT
 
     @property
     def heartbeat_seconds(self) -> float:
@@ -161,7 +164,7 @@ async def _next_request(bus: Bus, queue: WorkQueue, subscription: JetStreamConte
     fetches are simply asked again: a server restart drops them, and the subscription itself is
     resubscribed by nats-py on reconnect."""
     try:
-        return (await subscription.fetch(1, timeout=FETCH_TIMEOUT))[0]
+        return (await subscription.fetch(1, timeout=queue.fetch_timeout))[0]
     except nats.errors.TimeoutError:  # no request queued
         return None
     except Exception as error:  # the server is restarting, or lost the consumer

@@ -55,7 +55,7 @@ async def publish(ctx: Context, *events: Event) -> None:
     without a change, its ids being the first's; the answer is the first resource either way."""
     stored = await ctx.bus.stored_seq(events[-1]) if ctx.ids.keyed else None
     sequences = [stored] if stored is not None else await ctx.bus.publish_many(list(events), ctx.ids.request)
-    await wait_until_projected(ctx.pool, max(sequences))
+    await wait_until_projected(ctx.pool, max(sequences), ctx.settings.projection_timeout)
 
 
 async def published_before(ctx: Context, event: Event) -> bool:
@@ -72,7 +72,7 @@ async def published_before(ctx: Context, event: Event) -> bool:
     if first != event:
         raise invalid(("header", "Idempotency-Key"), "was sent before with another request to this path: use a new "
                       "key for a new request", "idempotency_key_reused")
-    await wait_until_projected(ctx.pool, stored.seq)
+    await wait_until_projected(ctx.pool, stored.seq, ctx.settings.projection_timeout)
     return True
 
 

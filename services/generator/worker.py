@@ -36,6 +36,7 @@ def work_queue(bus: Bus, generator: GeneratorSettings) -> WorkQueue:
         durable_name=DURABLE_NAME,
         filter_subject=subject_filter(bus.subject_root, "generation", event_name=GenerationRequested.event_name()),
         ack_wait=generator.ack_wait,
+        fetch_timeout=generator.fetch_timeout,
     )
 
 

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from services.workqueue import default_worker_id
+from services.workqueue import FETCH_TIMEOUT, default_worker_id
 
 # Every trainer binds the same durable consumer: together they form one work queue.
 DURABLE_NAME = "trainer"
@@ -22,7 +22,8 @@ class TrainerSettings:
     and fails the run once they reach the limit; the consumer itself redelivers without limit.
     `ack_wait` is how long JetStream waits without an ack or heartbeat before it redelivers the
     request to another trainer, i.e. how soon a crashed trainer's run is resumed; heartbeats are
-    sent every `ack_wait / 4` while a run is in hand.
+    sent every `ack_wait / 4` while a run is in hand. An idle trainer asks for a request every
+    `fetch_timeout` seconds, and takes up to that long to stop.
     `gpus` above 1 trains each run data-parallel in that many processes under torchrun, one per GPU
     (gloo processes on a CPU).
     """
@@ -34,6 +35,7 @@ class TrainerSettings:
     cache_dir: Path | None = None  # None: the shared Settings.cache_dir
     max_attempts: int = 3
     ack_wait: float = 60.0
+    fetch_timeout: float = FETCH_TIMEOUT
     gpus: int = 1
 
     def __post_init__(self) -> None:
@@ -45,6 +47,8 @@ class TrainerSettings:
             raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
         if self.ack_wait < 1:
             raise ValueError(f"ack_wait must be at least 1 second, got {self.ack_wait}")
+        if self.fetch_timeout <= 0:
+            raise ValueError(f"fetch_timeout must be above 0 seconds, got {self.fetch_timeout}")
 
     @classmethod
     def from_env(cls, **overrides: object) -> "TrainerSettings":
@@ -58,6 +62,7 @@ class TrainerSettings:
             cache_dir=Path(env["CADENZA_TRAINER_CACHE_DIR"]) if env.get("CADENZA_TRAINER_CACHE_DIR") else None,
             max_attempts=int(env.get("CADENZA_TRAINER_MAX_ATTEMPTS", 3)),
             ack_wait=float(env.get("CADENZA_TRAINER_ACK_WAIT", 60.0)),
+            fetch_timeout=float(env.get("CADENZA_TRAINER_FETCH_TIMEOUT", FETCH_TIMEOUT)),
             gpus=int(env.get("CADENZA_TRAINER_GPUS", 1)),
         )
         config = replace(config, **{name: value for name, value in overrides.items() if value is not None})
@@ -77,6 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", type=Path, help="audio cache and run folders (default: <data dir>/cache)")
     parser.add_argument("--max-attempts", type=int, help="trainings of one run before it is failed (default 3)")
     parser.add_argument("--ack-wait", type=float, help="seconds before a silent trainer's run is redelivered (default 60)")
+    parser.add_argument("--fetch-timeout", type=float,
+                        help=f"seconds an idle trainer waits for a request before asking again, so also the "
+                             f"longest it takes to stop when idle (default {FETCH_TIMEOUT:g})")
     parser.add_argument("--gpus", type=int,
                         help="processes that train each run together under torchrun, one per GPU (default 1)")
 
@@ -90,5 +98,6 @@ def from_arguments(arguments: argparse.Namespace) -> TrainerSettings:
         cache_dir=arguments.cache_dir,
         max_attempts=arguments.max_attempts,
         ack_wait=arguments.ack_wait,
+        fetch_timeout=arguments.fetch_timeout,
         gpus=arguments.gpus,
     )

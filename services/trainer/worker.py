@@ -36,6 +36,7 @@ def work_queue(bus: Bus, trainer: TrainerSettings) -> WorkQueue:
         durable_name=DURABLE_NAME,
         filter_subject=subject_filter(bus.subject_root, "run", event_name=RunRequested.event_name()),
         ack_wait=trainer.ack_wait,
+        fetch_timeout=trainer.fetch_timeout,
     )
 
 

@@ -152,7 +152,8 @@ async def test_commands_answer_503_while_nats_is_hung_reads_go_on_and_everything
 
 
 async def test_writes_waiting_for_a_stopped_registry_do_not_starve_reads(fault_settings):
-    async with api(fault_settings) as client:
+    # The writes below wait out this timeout: seconds longer than the read needs, and shorter than the 10 s default.
+    async with api(replace(fault_settings, projection_timeout=4.0)) as client:
         async with projector(fault_settings):
             assert (await client.post("/api/datasets", json={"name": "first", "kind": "supervised"})).status_code == 201
         # the registry is stopped: 25 writes wait for their projection, more than the pool's connections
@@ -165,6 +166,7 @@ async def test_writes_waiting_for_a_stopped_registry_do_not_starve_reads(fault_s
             "a read must be answered while the writes still wait"
         for response in await asyncio.gather(*writes):
             assert_unavailable(response)
+            assert "after 4.0 s" in response.json()["detail"]
 
         async with projector(fault_settings):
             retried = await asyncio.gather(*(

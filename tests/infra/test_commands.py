@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import asyncpg
@@ -20,27 +21,34 @@ def cadenza(*arguments: str, **variables: str) -> subprocess.CompletedProcess[st
                           capture_output=True, text=True, timeout=60)
 
 
+def side_by_side(*calls: tuple[tuple[str, ...], dict[str, str]]) -> list[subprocess.CompletedProcess[str]]:
+    """`cadenza(*arguments, **variables)` for each call, all at once: each spends most of its time
+    starting Python."""
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(lambda call: cadenza(*call[0], **call[1]), calls))
+
+
 def test_a_single_service_says_which_server_addresses_it_needs() -> None:
-    result = cadenza("registry")
-    assert result.returncode == 2
-    assert "NATS_URL and DATABASE_URL" in result.stderr
+    registry, api, trainer, generator = side_by_side(
+        (("registry",), {}), (("api",), {"NATS_URL": "nats://127.0.0.1:4222"}), (("trainer",), {}), (("generator",), {}))
+    assert registry.returncode == 2
+    assert "NATS_URL and DATABASE_URL" in registry.stderr
 
-    result = cadenza("api", NATS_URL="nats://127.0.0.1:4222")
-    assert result.returncode == 2
-    assert "needs DATABASE_URL" in result.stderr
+    assert api.returncode == 2
+    assert "needs DATABASE_URL" in api.stderr
 
-    for worker in ("trainer", "generator"):
-        result = cadenza(worker)
+    for worker, result in (("trainer", trainer), ("generator", generator)):
         assert (result.returncode, result.stderr.strip()) == (2, f"the {worker} needs NATS_URL")
 
 
 def test_a_worker_setting_out_of_range_is_a_usage_error() -> None:
-    result = cadenza("trainer", "--gpus", "0", NATS_URL="nats://127.0.0.1:1")
-    assert result.returncode == 2
-    assert "cadenza trainer: error: gpus must be at least 1, got 0" in result.stderr
-    result = cadenza("generator", NATS_URL="nats://127.0.0.1:1", CADENZA_GENERATOR_MAX_ADAPTERS="0")
-    assert result.returncode == 2
-    assert "cadenza generator: error: max_adapters must be at least 1, got 0" in result.stderr
+    trainer, generator = side_by_side(
+        (("trainer", "--gpus", "0"), {"NATS_URL": "nats://127.0.0.1:1"}),
+        (("generator",), {"NATS_URL": "nats://127.0.0.1:1", "CADENZA_GENERATOR_MAX_ADAPTERS": "0"}))
+    assert trainer.returncode == 2
+    assert "cadenza trainer: error: gpus must be at least 1, got 0" in trainer.stderr
+    assert generator.returncode == 2
+    assert "cadenza generator: error: max_adapters must be at least 1, got 0" in generator.stderr
 
 
 async def test_events_prints_one_aggregates_history_in_stream_order(settings: Settings) -> None:

@@ -2,12 +2,15 @@
 in an empty working directory of their own (services.supervisor.in_empty_folder)."""
 import argparse
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from services.generator import settings as generator
+from services.generator import worker as generator_worker
 from services.settings import Settings
 from services.trainer import settings as trainer
+from services.trainer import worker as trainer_worker
 
 
 def flags(module, *arguments: str):
@@ -33,3 +36,16 @@ def test_relative_paths_are_read_as_absolute_ones_from_where_the_command_was_sta
         str(tmp_path / "venv" / "bin" / "python"), tmp_path / "cache")
     assert flags(trainer, "--python", "python3").python == "python3", "a bare name is looked up on PATH"
     assert flags(generator).cache_dir == tmp_path / "generator-cache"
+
+
+def test_an_idle_workers_fetch_timeout_comes_from_its_variable_or_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CADENZA_TRAINER_FETCH_TIMEOUT", "0.5")
+    monkeypatch.setenv("CADENZA_GENERATOR_FETCH_TIMEOUT", "0.25")
+    assert (flags(trainer).fetch_timeout, flags(trainer, "--fetch-timeout", "3").fetch_timeout) == (0.5, 3)
+    assert (flags(generator).fetch_timeout, flags(generator, "--fetch-timeout", "3").fetch_timeout) == (0.25, 3)
+    bus = SimpleNamespace(subject_root="cadenza")  # all a work queue takes from the bus
+    assert trainer_worker.work_queue(bus, flags(trainer)).fetch_timeout == 0.5
+    assert generator_worker.work_queue(bus, flags(generator)).fetch_timeout == 0.25
+    for module in (trainer, generator):
+        with pytest.raises(ValueError, match="fetch_timeout must be above 0 seconds"):
+            flags(module, "--fetch-timeout", "0")

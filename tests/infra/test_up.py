@@ -26,7 +26,9 @@ def free_port() -> int:
 
 def environment(**variables: str) -> dict[str, str]:
     env = {name: value for name, value in os.environ.items() if name not in ("NATS_URL", "DATABASE_URL")}
-    return env | variables
+    # Every test stops `cadenza up`, whose idle workers each wait out their pending fetch first.
+    short_fetches = {"CADENZA_TRAINER_FETCH_TIMEOUT": "0.3", "CADENZA_GENERATOR_FETCH_TIMEOUT": "0.3"}
+    return env | short_fetches | variables
 
 
 def processes_using(path: Path, besides: int) -> list[str]:

@@ -40,7 +40,7 @@ def test_up_beyond_loopback_trains_a_run_with_a_token_and_nats_users(data_dir: P
         run = api.post(f"/api/experiments/{experiment.json()['id']}/runs", json={}).json()
         deadline = time.monotonic() + 300  # a bound on waiting, not a measurement
         while not run["finished"] and time.monotonic() < deadline:
-            time.sleep(1)
+            time.sleep(0.25)
             run = api.get(f"/api/runs/{run['id']}").json()
         assert run["status"] == "completed", run
         adapter = api.get("/api/adapters").json()[0]

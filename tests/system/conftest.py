@@ -36,6 +36,9 @@ from services.trainer.settings import TrainerSettings
 from services.trainer.worker import run_trainer
 
 SAMPLE_RATE = 32_000
+# Every test stops its trainers and generation workers, and an idle one stops once its pending fetch
+# runs out (2 s in service).
+FETCH_TIMEOUT = 0.5
 
 
 def tone(frequency: float = 440.0, seconds: float = 1.0, format: str = "WAV") -> bytes:
@@ -47,11 +50,10 @@ def tone(frequency: float = 440.0, seconds: float = 1.0, format: str = "WAV") ->
 
 @pytest.fixture(autouse=True)
 def short_worker_waits(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Shorter waits for the workers in the tests' loop. Every test stops its trainers and
-    generation workers, and an idle one stops once its pending fetch runs out (2 s in service);
-    a failed fetch or handler is retried after 5 s, and a cancel missed while cut off is found in
-    the stream within 2 s. What each wait is for is still tested here; how long it is, is not."""
-    monkeypatch.setattr(services.workqueue, "FETCH_TIMEOUT", 0.5)
+    """Shorter waits for the workers in the tests' loop: a failed fetch or handler is retried after
+    5 s in service, and a cancel missed while cut off is found in the stream within 2 s. (An idle
+    worker's stop waits out its pending fetch: `FETCH_TIMEOUT` below.) What each wait is for is
+    still tested here; how long it is, is not."""
     monkeypatch.setattr(services.workqueue, "RETRY_DELAY", 1.0)
     monkeypatch.setattr(services.cancels, "LOOK_INTERVAL", 0.5)
 
@@ -74,7 +76,8 @@ def training_config(tiny_model: Path):
 
 def trainer_settings(settings: Settings, name: str, **overrides: object) -> TrainerSettings:
     # A short ack wait so a dead trainer's run is redelivered within seconds (heartbeats every 1 s).
-    return TrainerSettings(**{"trainer_id": name, "cache_dir": settings.cache_dir, "ack_wait": 4.0, **overrides})
+    return TrainerSettings(**{"trainer_id": name, "cache_dir": settings.cache_dir, "ack_wait": 4.0,
+                              "fetch_timeout": FETCH_TIMEOUT, **overrides})
 
 
 @dataclass
@@ -222,7 +225,7 @@ class Worker:
 def generator_settings(cadenza: Cadenza, name: str, **overrides: object) -> GeneratorSettings:
     # A short ack wait so a dead worker's request is redelivered within seconds (heartbeats every 1 s).
     return GeneratorSettings(**{"worker_id": name, "cache_dir": cadenza.settings.cache_dir / name, "device": "cpu",
-                              "precision": "fp32", "ack_wait": 4.0, **overrides})
+                              "precision": "fp32", "ack_wait": 4.0, "fetch_timeout": FETCH_TIMEOUT, **overrides})
 
 
 class Studio:

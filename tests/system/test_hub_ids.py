@@ -28,7 +28,7 @@ async def test_a_run_fails_alike_for_a_hub_id_whatever_folders_lie_where_the_tra
     started_in.mkdir()
     (started_in / "decoy-musicgen").symlink_to(tiny_model)
     monkeypatch.chdir(started_in)
-    cadenza.start_trainer()
+    cadenza.start_trainer(concurrency=3)  # the three runs side by side
     # beside the trainer; beside the `model` package it trains with (its source folder or site-packages)
     names = ["decoy-musicgen", "services", NOWHERE]
 
@@ -49,7 +49,7 @@ def start_worker_process(settings, started_in: Path, log: Path) -> subprocess.Po
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")]))}
     return subprocess.Popen(
         [sys.executable, "-m", "services.generator", "--worker-id", "worker", "--device", "cpu", "--precision",
-         "fp32", "--cache-dir", str(settings.cache_dir / "worker")],
+         "fp32", "--cache-dir", str(settings.cache_dir / "worker"), "--fetch-timeout", "0.5"],
         cwd=started_in, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
     )
 

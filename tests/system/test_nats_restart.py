@@ -70,7 +70,9 @@ async def test_a_trainer_takes_run_requests_after_nats_restarts(settings, restar
     bus = await connect_when_up(nats_server.url, settings.namespace)
     await bus.ensure()
     stop = asyncio.Event()
-    trainer = asyncio.create_task(run_trainer(settings, stop, TrainerSettings(trainer_id="t", ack_wait=4.0)))
+    # A short fetch timeout: the idle trainer's stop waits out its fetch.
+    trainer = asyncio.create_task(run_trainer(settings, stop, TrainerSettings(trainer_id="t", ack_wait=4.0,
+                                                                              fetch_timeout=0.5)))
     try:
         await until_fetching(bus)
 

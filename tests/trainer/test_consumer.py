@@ -11,7 +11,6 @@ from events.bus import Bus
 from events.catalogue import RunHandedBack, RunRequested
 from events.codec import decode
 from events.subjects import event_subject, subject_filter
-from services import workqueue
 from services.trainer.settings import DURABLE_NAME, TrainerSettings
 from services.trainer.worker import run_trainer, work_queue
 from services.workqueue import ensure_consumer
@@ -77,8 +76,7 @@ async def test_an_unreadable_run_request_fails_its_run_and_is_not_redelivered_an
         await bus.close()
 
 
-async def test_a_request_that_arrives_while_a_trainer_stops_is_handed_back_not_counted_as_failed(settings, monkeypatch):
-    monkeypatch.setattr(workqueue, "FETCH_TIMEOUT", 30.0)  # the idle trainer's fetch is surely still pending
+async def test_a_request_that_arrives_while_a_trainer_stops_is_handed_back_not_counted_as_failed(settings):
     bus = await Bus.connect(settings.nats_url, settings.namespace)
     await bus.ensure()
     handed_back: asyncio.Queue = asyncio.Queue()
@@ -88,7 +86,9 @@ async def test_a_request_that_arrives_while_a_trainer_stops_is_handed_back_not_c
 
     await bus.nc.subscribe(subject_filter(bus.subject_root, "run", "late", RunHandedBack.event_name()), cb=on_handed_back)
     stop = asyncio.Event()
-    trainer = asyncio.create_task(run_trainer(settings, stop, TrainerSettings(trainer_id="t", ack_wait=60)))
+    # A long fetch timeout: the idle trainer's fetch is surely still pending.
+    trainer = asyncio.create_task(run_trainer(settings, stop, TrainerSettings(trainer_id="t", ack_wait=60,
+                                                                              fetch_timeout=30.0)))
     try:
         while (await _waiting_fetches(bus)) == 0:  # the idle trainer is waiting for a request
             await asyncio.sleep(0.05)

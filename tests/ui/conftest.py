@@ -67,9 +67,10 @@ async def run_stack(settings: Settings, port: int, stop: asyncio.Event) -> None:
     from services.trainer.settings import TrainerSettings
     from services.trainer.worker import run_trainer
 
-    trainer = TrainerSettings(trainer_id="ui-trainer", cache_dir=settings.cache_dir)
+    # Short fetches: on stop, the idle workers wait out their pending fetch.
+    trainer = TrainerSettings(trainer_id="ui-trainer", cache_dir=settings.cache_dir, fetch_timeout=0.5)
     generator = GeneratorSettings(worker_id="ui-generator", cache_dir=settings.cache_dir / "generator", device="cpu",
-                                  precision="fp32")
+                                  precision="fp32", fetch_timeout=0.5)
     tasks = [
         asyncio.create_task(serve_api(settings, stop, "127.0.0.1", port)),
         asyncio.create_task(run_projector(settings, stop)),
