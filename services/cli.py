@@ -11,6 +11,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import math
 import os
 import secrets
 import signal
@@ -86,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     declare_parser = commands.add_parser(
         "declare", help="declare the stream and buckets with this release's settings, changing those that differ "
                         "(needs NATS_URL, as a user allowed to: on Cadenza's NATS, admin)")
-    declare_parser.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+    declare_parser.add_argument("--timeout", type=_seconds, default=60.0, metavar="SECONDS",
                                 help="give up when NATS has not answered by then (default 60)")
     declare_parser.set_defaults(handler=declare)
 
@@ -317,6 +318,13 @@ async def print_events(settings: Settings, aggregate: str | None, aggregate_id: 
                 await backoff.wait()
     finally:
         await bus.close()
+
+
+def _seconds(text: str) -> float:
+    seconds = float(text)
+    if not 0 < seconds < math.inf:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"must be above 0 seconds and finite, got {text}")
+    return seconds
 
 
 def declare(args: argparse.Namespace) -> int:

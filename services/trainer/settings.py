@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from dataclasses import dataclass, field, replace
@@ -47,8 +48,8 @@ class TrainerSettings:
             raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
         if self.ack_wait < 1:
             raise ValueError(f"ack_wait must be at least 1 second, got {self.ack_wait}")
-        if self.fetch_timeout <= 0:
-            raise ValueError(f"fetch_timeout must be above 0 seconds, got {self.fetch_timeout}")
+        if not 0 < self.fetch_timeout < math.inf:  # NaN fails this too
+            raise ValueError(f"fetch_timeout must be above 0 seconds and finite, got {self.fetch_timeout}")
 
     @classmethod
     def from_env(cls, **overrides: object) -> "TrainerSettings":

@@ -100,6 +100,9 @@ async def test_declare_says_in_one_line_why_it_failed(
     nowhere = await asyncio.to_thread(cadenza, "declare")
     unreachable = f"nats://admin:{users[nats_users.ADMIN]}@127.0.0.1:{free_port()}"  # nothing listens there
     no_answer = await asyncio.to_thread(cadenza, "declare", "--timeout", "1", NATS_URL=unreachable)
+    for bad in ("0", "nan", "-1"):
+        refused = await asyncio.to_thread(cadenza, "declare", "--timeout", bad, NATS_URL=unreachable)
+        assert refused.returncode == 2 and "--timeout: must be above 0 seconds and finite" in refused.stderr, bad
 
     assert as_a_service.returncode == 1
     assert as_a_service.stderr.splitlines()[-1].startswith(

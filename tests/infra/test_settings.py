@@ -47,5 +47,6 @@ def test_an_idle_workers_fetch_timeout_comes_from_its_variable_or_flag(monkeypat
     assert trainer_worker.work_queue(bus, flags(trainer)).fetch_timeout == 0.5
     assert generator_worker.work_queue(bus, flags(generator)).fetch_timeout == 0.25
     for module in (trainer, generator):
-        with pytest.raises(ValueError, match="fetch_timeout must be above 0 seconds"):
-            flags(module, "--fetch-timeout", "0")
+        for bad in ("0", "nan", "inf"):
+            with pytest.raises(ValueError, match="fetch_timeout must be above 0 seconds and finite"):
+                flags(module, "--fetch-timeout", bad)
